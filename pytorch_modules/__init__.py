@@ -1,0 +1,1 @@
+"""Numerics of the recipe: features, data, models, losses, training, embeddings, scoring."""

@@ -1,0 +1,203 @@
+"""Training configuration: conf/*.yaml parsed with yaml.safe_load into checked dataclasses.
+
+A config is data, never code: unknown keys, missing keys and values of the wrong type are
+errors that name the file and the key.  Every value the paper fixes has its paper value in
+conf/rescnn_dam.yaml; the dataclass defaults below are the paper's values too, so a key left
+out of a config means "as in the paper".
+"""
+import dataclasses
+import inspect
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pytorch_modules import losses
+from pytorch_modules.errors import RecipeError
+
+
+class ConfigError(RecipeError):
+    """A config file that cannot be used; the message says which file, key and why."""
+
+
+@dataclass
+class ModelConfig:
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
+    embedding_dim: int = 1024
+
+
+@dataclass
+class LossConfig:
+    type: str = "dam_softmax"
+    # Options of the chosen head (losses.py); which keys are allowed depends on `type`.
+    options: dict = field(default_factory=lambda: {"margin": 0.2, "scale": 30.0, "lam": 2.0})
+
+
+@dataclass
+class DataConfig:
+    crop_frames: int = 300        # 3-s training crops at the 10-ms frame shift
+    batch_size: int = 64          # global batch (split over ranks when distributed)
+    num_workers: int = 1          # DataLoader processes reading features
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 30
+    lr: float = 0.1               # the paper's initial learning rate
+    final_lr: float = 0.001       # exponential decay from lr to final_lr over training
+    warmup_epochs: float = 0.0    # linear warm-up from 0 to lr
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0001
+
+
+@dataclass
+class TrainingConfig:
+    seed: int = 777
+    threads: int = 0                   # torch intra-op threads; 0 = all cores
+    log_every_steps: int = 20
+    checkpoint_every_steps: int = 0    # 0 = only at the end of each epoch
+    keep_checkpoints: int = 3          # newest N kept, older ones pruned
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# YAML spells the paper's symbols; Python cannot name an argument `lambda`.
+_LOSS_KEY_ALIASES = {"lambda": "lam"}
+
+
+def _check_value(value, annotation, where: str):
+    """Returns value converted to `annotation`, or raises ConfigError naming `where`."""
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{where} must be a non-empty list, got {value!r}")
+        return [_check_value(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if annotation is float:
+        # YAML 1.1 reads "1e-4" (no dot) as a string; accept it rather than surprise the user.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    raise AssertionError(f"no checker for {annotation}")
+
+
+def _build_section(cls, data, where: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key '{key}' (known keys: {', '.join(sorted(known))})")
+    values = {key: _check_value(value, hints[key], f"{where}.{key}") for key, value in data.items()}
+    return cls(**values)
+
+
+def _head_parameters(loss_type: str) -> dict:
+    params = inspect.signature(losses.HEADS[loss_type].__init__).parameters
+    return {name: p for name, p in params.items()
+            if name not in ("self", "embedding_dim", "num_classes")}
+
+
+def _build_loss(data, where: str) -> LossConfig:
+    if not isinstance(data, dict) or "type" not in data:
+        raise ConfigError(f"{where} must be a mapping with a 'type' "
+                          f"({', '.join(losses.LOSS_TYPES)})")
+    loss_type = data["type"]
+    if loss_type not in losses.LOSS_TYPES:
+        raise ConfigError(f"{where}.type: unknown loss '{loss_type}' "
+                          f"(choose one of {', '.join(losses.LOSS_TYPES)})")
+    allowed = _head_parameters(loss_type)
+    options = {}
+    for key, value in data.items():
+        if key == "type":
+            continue
+        name = _LOSS_KEY_ALIASES.get(key, key)
+        if name not in allowed:
+            shown = sorted({k for k, v in _LOSS_KEY_ALIASES.items() if v in allowed}
+                           | (set(allowed) - set(_LOSS_KEY_ALIASES.values())))
+            raise ConfigError(f"{where}: key '{key}' does not apply to {loss_type} "
+                              f"(its keys: {', '.join(shown) or 'none'})")
+        options[name] = _check_value(value, type(allowed[name].default), f"{where}.{key}")
+    return LossConfig(type=loss_type, options=options)
+
+
+def config_from_dict(data, source: str = "config") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (model, loss, data, optim, "
+                          f"training), got {type(data).__name__}")
+    sections = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
+                "training": TrainingConfig}
+    for key in data:
+        if key not in sections and key != "loss":
+            raise ConfigError(f"{source}: unknown section '{key}' "
+                              f"(known: model, loss, data, optim, training)")
+    built = {key: _build_section(cls, data.get(key), f"{source}: {key}")
+             for key, cls in sections.items()}
+    loss = _build_loss(data["loss"], f"{source}: loss") if "loss" in data else LossConfig()
+    config = Config(loss=loss, **built)
+    _check_ranges(config, source)
+    return config
+
+
+def _check_ranges(config: Config, source: str):
+    checks = [
+        (len(config.model.widths) == len(config.model.blocks),
+         "model.widths and model.blocks need the same length (one width per stage)"),
+        (all(w > 0 for w in config.model.widths), "model.widths must be positive"),
+        (config.model.embedding_dim > 0, "model.embedding_dim must be positive"),
+        (config.data.crop_frames > 0, "data.crop_frames must be positive"),
+        (config.data.batch_size > 0, "data.batch_size must be positive"),
+        (config.data.num_workers >= 0, "data.num_workers must be 0 or more"),
+        (config.optim.epochs > 0, "optim.epochs must be positive"),
+        (0 < config.optim.final_lr <= config.optim.lr, "need 0 < optim.final_lr <= optim.lr"),
+        (config.training.keep_checkpoints >= 1, "training.keep_checkpoints must be at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{source}: {message}")
+
+
+def load_config(path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    return config_from_dict(data, str(path))

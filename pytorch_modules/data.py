@@ -1,0 +1,124 @@
+"""Training data: random fixed-length crops of features read on demand through feats.scp.
+
+Only the scp index (utterance -> ark offset) and the frame counts are held in memory, so memory
+does not grow with the corpus; every crop reads its utterance from the ark when needed.
+
+Every random choice is a pure function of (seed, epoch, position in the epoch): the order of
+utterances in an epoch and each crop's start.  A run resumed in the middle of an epoch therefore
+sees exactly the batches the uninterrupted run would have seen, and the data a rank sees does not
+depend on how many DataLoader workers there are.
+"""
+from dataclasses import dataclass
+
+import kaldiio
+import numpy as np
+import torch
+
+from pytorch_modules.audio import read_scp_lines
+from pytorch_modules.errors import RecipeError
+
+
+@dataclass
+class TrainingSet:
+    utts: list[str]
+    feats: list[str]         # ark rxspecifiers, e.g. feats/raw_spec.1.ark:1234
+    num_frames: np.ndarray   # (n,) int64
+    labels: np.ndarray       # (n,) int64 speaker indices
+    speakers: list[str]      # index -> speaker id
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+
+def read_training_set(data_dir: str) -> TrainingSet:
+    """Reads feats.scp, utt2spk and utt2num_frames of a Kaldi data dir (validated by the caller)."""
+    feats = dict(read_scp_lines(f"{data_dir}/feats.scp"))
+    utt2spk = dict(read_scp_lines(f"{data_dir}/utt2spk"))
+    frames = dict(read_scp_lines(f"{data_dir}/utt2num_frames"))
+    utts = sorted(feats)
+    missing = [u for u in utts if u not in utt2spk or u not in frames]
+    if missing:
+        raise RecipeError(f"{data_dir}: {len(missing)} utterance(s) of feats.scp are missing from "
+                          f"utt2spk or utt2num_frames (first: {missing[0]}); "
+                          f"run utils/fix_data_dir.sh {data_dir}")
+    speakers = sorted({utt2spk[u] for u in utts})
+    index = {spk: i for i, spk in enumerate(speakers)}
+    return TrainingSet(
+        utts=utts,
+        feats=[feats[u] for u in utts],
+        num_frames=np.array([int(frames[u]) for u in utts], dtype=np.int64),
+        labels=np.array([index[utt2spk[u]] for u in utts], dtype=np.int64),
+        speakers=speakers,
+    )
+
+
+def crop_or_pad(feats: np.ndarray, start: int, length: int) -> np.ndarray:
+    """`length` frames from `start`; an utterance shorter than that is repeated to fill it."""
+    if feats.shape[0] >= length:
+        return feats[start:start + length]
+    reps = -(-length // feats.shape[0])
+    return np.concatenate([feats] * reps)[:length]
+
+
+class EpochBatches:
+    """The global batches of one epoch, each a list of (utterance index, crop start).
+
+    The global batch is split over `world_size` ranks by taking every world_size-th item, so
+    the union over ranks of a step is exactly the single-process batch.
+    """
+
+    def __init__(self, num_frames: np.ndarray, batch_size: int, crop_frames: int, seed: int):
+        self.num_frames, self.batch_size = num_frames, batch_size
+        self.crop_frames, self.seed = crop_frames, seed
+
+    def steps_per_epoch(self) -> int:
+        # Drop the last partial batch: BatchNorm and the per-step lr rule assume full batches.
+        return max(1, len(self.num_frames) // self.batch_size)
+
+    def batch(self, epoch: int, step: int, rank: int = 0, world_size: int = 1):
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.num_frames))
+        chosen = order[step * self.batch_size:(step + 1) * self.batch_size]
+        if len(chosen) < self.batch_size:  # corpus smaller than one batch: wrap around
+            chosen = np.resize(order, self.batch_size)
+        rng = np.random.default_rng([self.seed, epoch, step, 1])
+        slack = np.maximum(self.num_frames[chosen] - self.crop_frames, 0)
+        starts = (rng.random(len(chosen)) * (slack + 1)).astype(np.int64)
+        pairs = list(zip(chosen.tolist(), starts.tolist()))
+        return pairs[rank::world_size]
+
+
+class CropDataset(torch.utils.data.Dataset):
+    """Item = one step's batch for this rank: (features (B, bins, frames), labels (B,))."""
+
+    def __init__(self, data: TrainingSet, batches: EpochBatches, epoch: int, first_step: int,
+                 rank: int = 0, world_size: int = 1):
+        self.data, self.batches, self.epoch = data, batches, epoch
+        self.first_step, self.rank, self.world_size = first_step, rank, world_size
+
+    def __len__(self) -> int:
+        return self.batches.steps_per_epoch() - self.first_step
+
+    def __getitem__(self, i: int):
+        pairs = self.batches.batch(self.epoch, self.first_step + i, self.rank, self.world_size)
+        crops, labels = [], []
+        for index, start in pairs:
+            crops.append(crop_or_pad(self.load(index), start, self.batches.crop_frames))
+            labels.append(self.data.labels[index])
+        feats = torch.from_numpy(np.stack(crops)).transpose(1, 2).contiguous()
+        return feats, torch.from_numpy(np.array(labels, dtype=np.int64))
+
+    def load(self, index: int) -> np.ndarray:
+        try:
+            return kaldiio.load_mat(self.data.feats[index])
+        except Exception as e:  # kaldiio raises several types for a damaged ark
+            raise RecipeError(f"cannot read the features of utterance {self.data.utts[index]} from "
+                              f"{self.data.feats[index]}: {e}; rerun feature extraction") from None
+
+
+def epoch_loader(data: TrainingSet, batches: EpochBatches, epoch: int, first_step: int,
+                 num_workers: int, rank: int = 0, world_size: int = 1):
+    dataset = CropDataset(data, batches, epoch, first_step, rank, world_size)
+    # batch_size=None: each dataset item is already a whole batch (reads are per utterance).
+    return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False,
+                                       num_workers=num_workers,
+                                       persistent_workers=False, prefetch_factor=4 if num_workers else None)

@@ -1,0 +1,29 @@
+"""Speaker embeddings of full-length utterances with a trained network (EXP_DIR/final.pt)."""
+import numpy as np
+import torch
+
+from pytorch_modules import checkpoints
+from pytorch_modules.config import config_from_dict
+from pytorch_modules.data import crop_or_pad
+from pytorch_modules.models import ResCNN
+
+# The network halves time four times; shorter inputs are repeated up to this many frames so
+# every stage still sees a few frames (only matters for utterances under a third of a second).
+MIN_FRAMES = 32
+
+
+def load_embedding_model(path) -> ResCNN:
+    state = checkpoints.load(path)
+    config = config_from_dict(state["config"], source=str(path))
+    model = ResCNN(config.model.widths, config.model.blocks, config.model.embedding_dim)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+@torch.inference_mode()
+def embed(model: ResCNN, feats: np.ndarray) -> np.ndarray:
+    """(frames, bins) features of one whole utterance -> (embedding_dim,) float32."""
+    if feats.shape[0] < MIN_FRAMES:
+        feats = crop_or_pad(feats, 0, MIN_FRAMES)
+    x = torch.from_numpy(np.ascontiguousarray(feats.T, dtype=np.float32))[None]
+    return model(x)[0].numpy()

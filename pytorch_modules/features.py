@@ -1,0 +1,134 @@
+"""The paper's input features: a 161-bin log power spectrogram.
+
+16 kHz audio, 20-ms Hamming windows every 10 ms, a 320-point FFT -> 161 bins (the paper's
+1 x 161 x T input), natural log of the power, then per-utterance mean normalisation.  Frames
+are taken as Kaldi does with snip-edges: only whole windows, 1 + (N - 320) // 160 frames.
+
+Options come from a Kaldi-style file of `--key=value` lines (conf/spectrogram.conf); the file is
+parsed, never executed, and an unknown key is an error naming the file and line.
+"""
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pytorch_modules.errors import RecipeError
+
+
+class FeatureConfigError(RecipeError):
+    pass
+
+
+@dataclass
+class SpectrogramOptions:
+    sample_frequency: int = 16000
+    frame_length: float = 20.0        # ms
+    frame_shift: float = 10.0         # ms
+    window_type: str = "hamming"      # hamming | hanning | rectangular
+    fft_length: int = 0               # 0: the window length in samples (320 -> 161 bins)
+    preemphasis_coefficient: float = 0.0
+    dither: float = 0.0               # stddev of Gaussian noise added to samples (-1..1 scale)
+    log_floor: float = 1e-10          # power floor before the log: digital silence stays finite
+    normalize_mean: bool = True       # per-utterance mean normalisation
+    normalize_variance: bool = False
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.sample_frequency * self.frame_length / 1000))
+
+    @property
+    def shift_samples(self) -> int:
+        return int(round(self.sample_frequency * self.frame_shift / 1000))
+
+    @property
+    def n_fft(self) -> int:
+        return self.fft_length or self.window_samples
+
+    @property
+    def num_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def num_frames(self, num_samples: int) -> int:
+        if num_samples < self.window_samples:
+            return 0
+        return 1 + (num_samples - self.window_samples) // self.shift_samples
+
+
+def _parse_value(raw: str, kind, where: str):
+    if kind is bool:
+        if raw not in ("true", "false"):
+            raise FeatureConfigError(f"{where}: expected true or false, got '{raw}'")
+        return raw == "true"
+    try:
+        return kind(raw)
+    except ValueError:
+        raise FeatureConfigError(f"{where}: expected a {kind.__name__}, got '{raw}'") from None
+
+
+def parse_options_file(path) -> SpectrogramOptions:
+    """Reads `--key=value` lines ('#' starts a comment) into SpectrogramOptions."""
+    kinds = {f.name: f.type for f in fields(SpectrogramOptions)}
+    kinds = {name: {"int": int, "float": float, "str": str, "bool": bool}.get(k, k)
+             for name, k in kinds.items()}
+    values = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{path}:{number}"
+        if not line.startswith("--") or "=" not in line:
+            raise FeatureConfigError(f"{where}: expected --key=value, got '{line}'")
+        key, raw = line[2:].split("=", 1)
+        name = key.replace("-", "_")
+        if name not in kinds:
+            known = ", ".join("--" + k.replace("_", "-") for k in kinds)
+            raise FeatureConfigError(f"{where}: unknown option --{key} (known: {known})")
+        values[name] = _parse_value(raw, kinds[name], where)
+    options = SpectrogramOptions(**values)
+    if options.window_type not in ("hamming", "hanning", "rectangular"):
+        raise FeatureConfigError(f"{path}: --window-type must be hamming, hanning or rectangular")
+    if options.n_fft < options.window_samples:
+        raise FeatureConfigError(f"{path}: --fft-length {options.n_fft} is shorter than the "
+                                 f"{options.window_samples}-sample window")
+    return options
+
+
+def _window(options: SpectrogramOptions) -> torch.Tensor:
+    n = options.window_samples
+    if options.window_type == "hamming":
+        # Symmetric, as in Kaldi and the textbook definition: 0.54 - 0.46 cos(2 pi i / (N - 1)).
+        return torch.hamming_window(n, periodic=False)
+    if options.window_type == "hanning":
+        return torch.hann_window(n, periodic=False)
+    return torch.ones(n)
+
+
+class Spectrogram:
+    """Callable: float32 samples (N,) in [-1, 1] -> float32 features (frames, bins)."""
+
+    def __init__(self, options: SpectrogramOptions, seed: int = 0):
+        self.options = options
+        self.window = _window(options)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, samples) -> np.ndarray:
+        o = self.options
+        wave = torch.as_tensor(samples, dtype=torch.float32)
+        if wave.shape[0] < o.window_samples:
+            raise ValueError(f"{wave.shape[0]} samples is shorter than one "
+                             f"{o.frame_length:g}-ms window")
+        if o.dither > 0:
+            wave = wave + o.dither * torch.randn(wave.shape, generator=self.generator)
+        if o.preemphasis_coefficient > 0:
+            wave = torch.cat([wave[:1] * (1 - o.preemphasis_coefficient),
+                              wave[1:] - o.preemphasis_coefficient * wave[:-1]])
+        spec = torch.stft(wave, n_fft=o.n_fft, hop_length=o.shift_samples,
+                          win_length=o.window_samples, window=self.window, center=False,
+                          return_complex=True)
+        logpow = spec.abs().square().clamp_min(o.log_floor).log().T  # (frames, bins)
+        if o.normalize_mean:
+            logpow = logpow - logpow.mean(dim=0, keepdim=True)
+        if o.normalize_variance:
+            logpow = logpow / logpow.std(dim=0, keepdim=True).clamp_min(1e-5)
+        return logpow.contiguous().numpy()

@@ -1,0 +1,114 @@
+"""Speaker-verification metrics: EER and minimum normalised DCF (numpy only).
+
+Both metrics are read off one detection-error trade-off sweep, `detection_error_tradeoff`:
+
+* A trial is accepted at threshold t when score >= t.  The operating points are "reject all"
+  (t = +inf) and one point per unique score t, from the highest to the lowest; at the lowest
+  unique score every trial is accepted, so that point is "accept all".  Trials with equal
+  scores are therefore always accepted or rejected together (ties form one operating point).
+* P_miss(t) = fraction of target trials with score < t;
+  P_fa(t)   = fraction of nontarget trials with score >= t.
+
+EER: P_miss - P_fa falls strictly from +1 (reject all) to -1 (accept all) along the points.
+The EER is where the straight segment joining the two consecutive points that straddle
+P_miss = P_fa (in (P_fa, P_miss) space) crosses that line; if a point lies exactly on it, its
+P_miss.  The reported threshold is that of the nearer of the two points (the lower-threshold
+point when the crossing is exactly half-way).
+
+minDCF (NIST SRE, as in Kaldi's compute_min_dcf.py):
+  DCF(t) = c_miss * P_miss(t) * p_target + c_fa * P_fa(t) * (1 - p_target),
+  normalised by min(c_miss * p_target, c_fa * (1 - p_target)), the cost of the better trivial
+  system; minDCF is its minimum over the operating points, with the threshold achieving it
+  (the highest such threshold on ties; +inf means "reject all" is best).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class DetCurve(NamedTuple):
+    """Operating points in order of decreasing threshold (P_fa rising, P_miss falling)."""
+    p_miss: np.ndarray
+    p_fa: np.ndarray
+    thresholds: np.ndarray  # thresholds[0] = +inf ("reject all")
+
+
+def _validated(scores, labels):
+    """Return scores as float64 and labels as bool, or raise ValueError saying what is wrong."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    if scores.ndim != 1 or labels.ndim != 1 or scores.shape != labels.shape:
+        raise ValueError(
+            f"scores and labels must be 1-D arrays of equal length; got shapes "
+            f"{scores.shape} and {labels.shape}.")
+    if scores.size == 0:
+        raise ValueError("no trials: scores and labels are empty.")
+    if not np.isfinite(scores).all():
+        raise ValueError(
+            f"{int((~np.isfinite(scores)).sum())} of {scores.size} scores are NaN or infinite; "
+            f"check the embeddings for NaN or zero vectors.")
+    if not np.isin(labels, (0, 1)).all():
+        bad = labels[~np.isin(labels, (0, 1))][:5]
+        raise ValueError(f"labels must be 1 (target) or 0 (nontarget); found e.g. {bad.tolist()}.")
+    labels = labels.astype(bool)
+    n_target = int(labels.sum())
+    if n_target == 0 or n_target == labels.size:
+        kind = "target" if n_target == 0 else "nontarget"
+        raise ValueError(
+            f"the {labels.size} trials hold no {kind} trials; EER and minDCF need both targets "
+            f"and nontargets.")
+    return scores, labels
+
+
+def detection_error_tradeoff(scores, labels):
+    """Sweep the threshold over every unique score; return a DetCurve (see the module doc).
+
+    scores: 1-D array of floats; labels: 1-D array of 1 (target) / 0 (nontarget).
+    Sorts once and uses cumulative counts, so 10^6 trials take a fraction of a second."""
+    scores, labels = _validated(scores, labels)
+    order = np.argsort(-scores, kind="stable")  # highest score first
+    sorted_scores = scores[order]
+    targets_accepted = np.cumsum(labels[order])
+    nontargets_accepted = np.arange(1, scores.size + 1) - targets_accepted
+    # Accepting at a unique score accepts its whole run of ties: use the run's last index.
+    run_ends = np.flatnonzero(np.append(sorted_scores[1:] != sorted_scores[:-1], True))
+    n_target = targets_accepted[-1]
+    n_nontarget = nontargets_accepted[-1]
+    p_miss = (n_target - targets_accepted[run_ends]) / n_target
+    p_fa = nontargets_accepted[run_ends] / n_nontarget
+    return DetCurve(p_miss=np.concatenate(([1.0], p_miss)),
+                    p_fa=np.concatenate(([0.0], p_fa)),
+                    thresholds=np.concatenate(([np.inf], sorted_scores[run_ends])))
+
+
+def compute_eer(scores, labels):
+    """Equal error rate (a fraction, not %) and its threshold; see the module doc.
+
+    Returns (eer, threshold).  Raises ValueError on empty input, NaN/infinite scores, labels
+    other than 0/1, or trials of only one class."""
+    curve = detection_error_tradeoff(scores, labels)
+    gap = curve.p_miss - curve.p_fa  # strictly decreasing from +1 to -1
+    i = int(np.argmax(gap <= 0))     # first point on or past the crossing; i >= 1
+    if gap[i] == 0:
+        return float(curve.p_miss[i]), float(curve.thresholds[i])
+    # Fraction of the way from point i-1 to point i where the segment meets P_miss = P_fa.
+    alpha = gap[i - 1] / (gap[i - 1] - gap[i])
+    eer = curve.p_fa[i - 1] + alpha * (curve.p_fa[i] - curve.p_fa[i - 1])
+    threshold = curve.thresholds[i - 1] if alpha < 0.5 else curve.thresholds[i]
+    return float(eer), float(threshold)
+
+
+def compute_min_dcf(scores, labels, p_target, c_miss=1.0, c_fa=1.0):
+    """Minimum normalised detection cost and its threshold; see the module doc.
+
+    Returns (min_dcf, threshold).  p_target must lie strictly between 0 and 1."""
+    if not 0 < p_target < 1:
+        raise ValueError(f"p_target must lie strictly between 0 and 1; got {p_target}.")
+    if c_miss <= 0 or c_fa <= 0:
+        raise ValueError(f"c_miss and c_fa must be positive; got {c_miss} and {c_fa}.")
+    curve = detection_error_tradeoff(scores, labels)
+    dcf = c_miss * p_target * curve.p_miss + c_fa * (1 - p_target) * curve.p_fa
+    dcf /= min(c_miss * p_target, c_fa * (1 - p_target))
+    best = int(np.argmin(dcf))  # first minimum = highest threshold among equal costs
+    return float(dcf[best]), float(curve.thresholds[best])

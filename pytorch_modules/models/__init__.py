@@ -1,0 +1,4 @@
+"""Speaker-embedding networks."""
+from pytorch_modules.models.rescnn import ResCNN
+
+__all__ = ["ResCNN"]

@@ -1,0 +1,71 @@
+"""ResCNN of the paper (Zhou et al., Interspeech 2020, Fig 4/5).
+
+Input: log spectrogram batches of shape (batch, freq=161, frames).  The network treats them as
+one-channel images:
+
+    Conv1 -> Res1 (3 blocks) -> Conv2 -> Res2 (4) -> Conv3 -> Res3 (6) -> Conv4 -> Res4 (3)
+    -> 2-D adaptive average pool -> FC -> embedding
+
+Conv1..Conv4 are 5x5 stride-2 "link" convolutions that change the width; a residual block is two
+3x3 stride-1 convolutions with an identity shortcut.  BatchNorm + ReLU follow every convolution
+(in a block the second ReLU comes after the addition, as in ResNet).  With widths 64-128-256-512
+and a 1024-d embedding this gives 27.5 M parameters and 33.8 GFLOPs per 3-s crop, the figures in
+DESIGN.md; the widths are not given in the paper, so they are a config value.
+"""
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Sequential:
+    # No conv bias: the BatchNorm shift that follows makes it redundant.
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with an identity shortcut (widths are unchanged inside a stage)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + x)
+
+
+class ResCNN(nn.Module):
+    """Maps (batch, freq, frames) features to (batch, embedding_dim) speaker embeddings."""
+
+    def __init__(self, widths: Sequence[int] = (64, 128, 256, 512),
+                 blocks: Sequence[int] = (3, 4, 6, 3), embedding_dim: int = 1024):
+        super().__init__()
+        if len(widths) != len(blocks):
+            raise ValueError(f"ResCNN needs one width per stage: widths {list(widths)}, "
+                             f"blocks {list(blocks)}")
+        stages = []
+        in_ch = 1
+        for width, num_blocks in zip(widths, blocks):
+            stages.append(conv_bn_relu(in_ch, width, kernel=5, stride=2))
+            stages.extend(ResidualBlock(width) for _ in range(num_blocks))
+            in_ch = width
+        self.trunk = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_ch, embedding_dim)
+        self.embedding_dim = embedding_dim
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        x = self.trunk(feats.unsqueeze(1))
+        # Average over frequency and time: any utterance length maps to one vector.
+        x = self.pool(x).flatten(1)
+        return self.fc(x)

@@ -1,0 +1,193 @@
+"""EER / minDCF against hand arithmetic, a brute-force sweep and sklearn's ROC."""
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_curve
+
+from pytorch_modules.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
+
+
+def trials(targets, nontargets):
+    """(scores, labels) with the targets first."""
+    scores = np.array(list(targets) + list(nontargets), dtype=float)
+    labels = np.array([1] * len(targets) + [0] * len(nontargets))
+    return scores, labels
+
+
+# targets [0.9, 0.8, 0.3], nontargets [0.5, 0.2, 0.1, 0.05]; operating points (accept >= t):
+#   t     P_miss  P_fa   P_miss-P_fa
+#   +inf   1       0       1
+#   0.9    2/3     0       2/3
+#   0.8    1/3     0       1/3
+#   0.5    1/3     1/4     1/12
+#   0.3    0       1/4    -1/4      <- crossing between t=0.5 and t=0.3
+#   0.2    0       2/4
+#   0.1    0       3/4
+#   0.05   0       1
+# alpha = (1/12) / (1/12 + 1/4) = 1/4; EER = 1/4 + 1/4 * (1/4 - 1/4) = 1/4
+# (and on the P_miss side 1/3 + 1/4 * (0 - 1/3) = 1/4); alpha < 1/2, so threshold 0.5.
+SIMPLE = trials([0.9, 0.8, 0.3], [0.5, 0.2, 0.1, 0.05])
+
+
+def test_det_curve_of_simple_set():
+    curve = detection_error_tradeoff(*SIMPLE)
+    np.testing.assert_allclose(curve.thresholds, [np.inf, 0.9, 0.8, 0.5, 0.3, 0.2, 0.1, 0.05])
+    np.testing.assert_allclose(curve.p_miss, [1, 2 / 3, 1 / 3, 1 / 3, 0, 0, 0, 0])
+    np.testing.assert_allclose(curve.p_fa, [0, 0, 0, 1 / 4, 1 / 4, 2 / 4, 3 / 4, 1])
+
+
+def test_eer_of_simple_set():
+    eer, threshold = compute_eer(*SIMPLE)
+    assert eer == pytest.approx(0.25)
+    assert threshold == 0.5
+
+
+def test_min_dcf_of_simple_set():
+    # p_target 0.01: DCF / min(0.01, 0.99) = P_miss + 99 P_fa; over the points above:
+    #   1, 2/3, 1/3, 1/3 + 24.75, 24.75, 49.5, ... -> minimum 1/3 at t = 0.8.
+    assert compute_min_dcf(*SIMPLE, p_target=0.01) == (pytest.approx(1 / 3), 0.8)
+    # p_target 0.001: P_miss + 999 P_fa -> the same minimum, 1/3 at t = 0.8.
+    assert compute_min_dcf(*SIMPLE, p_target=0.001) == (pytest.approx(1 / 3), 0.8)
+
+
+def test_min_dcf_with_costs():
+    # c_miss 10, c_fa 1, p_target 0.5: (5 P_miss + 0.5 P_fa) / min(5, 0.5) = 10 P_miss + P_fa:
+    #   10, 6.67, 3.33, 3.58, 0.25, 0.5, 0.75, 1 -> minimum 0.25 at t = 0.3.
+    assert compute_min_dcf(*SIMPLE, p_target=0.5, c_miss=10, c_fa=1) == (pytest.approx(0.25), 0.3)
+
+
+# targets [0.9, 0.7]; nontargets one at 0.8 and 199 at 0.1 (so one false alarm is P_fa 1/200):
+#   t     P_miss  P_fa    P_miss + 99 P_fa (p 0.01)   P_miss + 999 P_fa (p 0.001)
+#   +inf   1       0       1                           1
+#   0.9    1/2     0       0.5                         0.5     <- minimum at p 0.001
+#   0.8    1/2     1/200   0.5 + 0.495 = 0.995         0.5 + 4.995 = 5.495
+#   0.7    0       1/200   0.495   <- minimum          4.995
+#   0.1    0       1       99                          999
+# EER: P_miss - P_fa = 1, 1/2, 0.495, -0.005, -1; alpha = 0.495 / 0.5 = 0.99 between 0.8 and 0.7:
+# EER = 1/200 + 0.99 * 0 = 0.005, threshold 0.7 (alpha >= 1/2).
+RARE_FA = trials([0.9, 0.7], [0.8] + [0.1] * 199)
+
+
+def test_min_dcf_depends_on_p_target():
+    assert compute_min_dcf(*RARE_FA, p_target=0.01) == (pytest.approx(0.495), 0.7)
+    assert compute_min_dcf(*RARE_FA, p_target=0.001) == (pytest.approx(0.5), 0.9)
+
+
+def test_eer_with_many_tied_nontargets():
+    assert compute_eer(*RARE_FA) == (pytest.approx(0.005), 0.7)
+
+
+# Ties across classes: targets [0.9, 0.5], nontargets [0.5, 0.1, 0.0].  At t = 0.5 the target
+# and the nontarget at 0.5 are accepted together, so there is no point between them:
+#   t     P_miss  P_fa   P_miss-P_fa
+#   +inf   1       0      1
+#   0.9    1/2     0      1/2
+#   0.5    0       1/3   -1/3
+# alpha = (1/2) / (1/2 + 1/3) = 3/5; EER = 0 + 3/5 * 1/3 = 1/5 (P_miss: 1/2 - 3/5 * 1/2 = 1/5);
+# alpha >= 1/2, so threshold 0.5.
+TIED = trials([0.9, 0.5], [0.5, 0.1, 0.0])
+
+
+def test_ties_across_classes_form_one_operating_point():
+    curve = detection_error_tradeoff(*TIED)
+    np.testing.assert_allclose(curve.thresholds, [np.inf, 0.9, 0.5, 0.1, 0.0])
+    np.testing.assert_allclose(curve.p_miss, [1, 1 / 2, 0, 0, 0])
+    np.testing.assert_allclose(curve.p_fa, [0, 0, 1 / 3, 2 / 3, 1])
+    assert compute_eer(*TIED) == (pytest.approx(0.2), 0.5)
+
+
+def test_all_scores_tied():
+    # Points +inf (1, 0) and 0.5 (0, 1): crossing half-way, EER 1/2, threshold the lower point.
+    assert compute_eer([0.5, 0.5, 0.5], [1, 0, 0]) == (pytest.approx(0.5), 0.5)
+
+
+def test_perfect_separation_gives_zero():
+    # Accepting down to the lowest target score (0.6) misses nothing and accepts no nontarget.
+    assert compute_eer(*trials([0.9, 0.6, 0.7], [0.1, 0.5])) == (0.0, 0.6)
+    assert compute_min_dcf(*trials([0.9, 0.6, 0.7], [0.1, 0.5]), p_target=0.01) == (0.0, 0.6)
+
+
+def test_reversed_scores_give_one():
+    # Nontargets [0.8, 0.9] above targets [0.1, 0.2]: P_miss stays 1 until P_fa reaches 1 (t 0.8).
+    assert compute_eer(*trials([0.1, 0.2], [0.8, 0.9])) == (1.0, 0.8)
+    # Either trivial system costs the normalising constant: minDCF 1, best at "reject all".
+    assert compute_min_dcf(*trials([0.1, 0.2], [0.8, 0.9]), p_target=0.01) == (1.0, math.inf)
+
+
+def test_trial_order_does_not_matter():
+    rng = np.random.default_rng(0)
+    for scores, labels in (SIMPLE, TIED, RARE_FA, random_trials(rng, 500)):
+        order = rng.permutation(len(scores))
+        assert compute_eer(scores[order], labels[order]) == compute_eer(scores, labels)
+        for p in (0.01, 0.001):
+            assert (compute_min_dcf(scores[order], labels[order], p)
+                    == compute_min_dcf(scores, labels, p))
+
+
+def random_trials(rng, n, decimals=None):
+    """Overlapping target/nontarget scores; rounding creates ties within and across classes."""
+    labels = (rng.random(n) < 0.3).astype(int)
+    scores = rng.normal(size=n) + 1.5 * labels
+    if decimals is not None:
+        scores = np.round(scores, decimals)
+    return scores, labels
+
+
+def brute_force(scores, labels, p_target):
+    """Independent pure-Python sweep: (eer, min_dcf) by looping over every threshold."""
+    targets = [s for s, l in zip(scores, labels) if l == 1]
+    nontargets = [s for s, l in zip(scores, labels) if l == 0]
+    points = []
+    for t in [math.inf] + sorted(set(scores), reverse=True):
+        p_miss = sum(1 for s in targets if s < t) / len(targets)
+        p_fa = sum(1 for s in nontargets if s >= t) / len(nontargets)
+        points.append((p_miss, p_fa))
+    eer = None
+    for (miss0, fa0), (miss1, fa1) in zip(points, points[1:]):
+        if miss0 > fa0 and miss1 <= fa1:
+            alpha = (miss0 - fa0) / ((miss0 - fa0) - (miss1 - fa1))
+            eer = fa0 + alpha * (fa1 - fa0)
+            break
+    min_dcf = min(p_target * miss + (1 - p_target) * fa for miss, fa in points)
+    return eer, min_dcf / min(p_target, 1 - p_target)
+
+
+@pytest.mark.parametrize("seed,decimals", [(1, None), (2, 1), (3, 2), (4, 0)])
+def test_agrees_with_brute_force(seed, decimals):
+    scores, labels = random_trials(np.random.default_rng(seed), 400, decimals)
+    for p_target in (0.01, 0.001, 0.3):
+        eer, min_dcf = brute_force(scores.tolist(), labels.tolist(), p_target)
+        assert compute_eer(scores, labels)[0] == pytest.approx(eer, abs=1e-12)
+        assert compute_min_dcf(scores, labels, p_target)[0] == pytest.approx(min_dcf, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_agrees_with_sklearn_roc_within_one_step(seed):
+    scores, labels = random_trials(np.random.default_rng(seed), 2000)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    fnr = 1 - tpr
+    nearest = np.argmin(np.abs(fnr - fpr))
+    sklearn_eer = (fpr[nearest] + fnr[nearest]) / 2
+    step = 1 / min(labels.sum(), (1 - labels).sum())  # largest move between two points
+    assert abs(compute_eer(scores, labels)[0] - sklearn_eer) <= step
+
+
+@pytest.mark.parametrize("scores,labels,message", [
+    ([], [], "empty"),
+    ([0.1, 0.2], [1, 1], "no nontarget"),
+    ([0.1, 0.2], [0, 0], "no target"),
+    ([0.1, float("nan")], [1, 0], "NaN"),
+    ([0.1, 0.2], [1, 2], "1 \\(target\\) or 0"),
+    ([0.1, 0.2, 0.3], [1, 0], "equal length"),
+])
+def test_bad_input_is_a_clear_value_error(scores, labels, message):
+    with pytest.raises(ValueError, match=message):
+        compute_eer(scores, labels)
+    with pytest.raises(ValueError, match=message):
+        compute_min_dcf(scores, labels, 0.01)
+
+
+def test_p_target_must_be_a_probability():
+    with pytest.raises(ValueError, match="p_target"):
+        compute_min_dcf(*SIMPLE, p_target=1.0)

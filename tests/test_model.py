@@ -1,0 +1,66 @@
+"""ResCNN structure against the paper's Fig 4/5 and the sizes in DESIGN.md."""
+import pytest
+import torch
+from torch import nn
+
+from pytorch_modules.models import ResCNN
+from pytorch_modules.models.rescnn import ResidualBlock
+
+
+def conv_flops(model: ResCNN, freq: int, frames: int) -> int:
+    """Multiply-adds x 2 of every convolution for one (freq, frames) input, by hooks."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        k = module.kernel_size[0] * module.kernel_size[1]
+        total += 2 * k * module.in_channels * output.shape[1] * output.shape[2] * output.shape[3]
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, freq, frames))
+    for h in handles:
+        h.remove()
+    return total
+
+
+def test_paper_size_parameters_and_flops():
+    model = ResCNN()  # widths 64-128-256-512, blocks 3-4-6-3, 1024-d
+    params = sum(p.numel() for p in model.parameters())
+    assert params == pytest.approx(27.48e6, rel=0.002)
+    # DESIGN.md: 33.8 GFLOPs forward for a 3-s crop (161 x 300)
+    assert conv_flops(model, 161, 300) / 1e9 == pytest.approx(33.8, rel=0.01)
+
+
+def test_stage_layout_follows_the_paper():
+    model = ResCNN(widths=(4, 8, 16, 32), embedding_dim=10)
+    link_convs = [m for m in model.trunk.modules()
+                  if isinstance(m, nn.Conv2d) and m.kernel_size == (5, 5)]
+    assert [(c.in_channels, c.out_channels, c.stride) for c in link_convs] == [
+        (1, 4, (2, 2)), (4, 8, (2, 2)), (8, 16, (2, 2)), (16, 32, (2, 2))]
+    blocks = [m for m in model.trunk if isinstance(m, ResidualBlock)]
+    assert len(blocks) == 3 + 4 + 6 + 3
+    # every conv is followed by BatchNorm
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(convs) == len(norms) == 4 + 2 * 16
+
+
+@pytest.mark.parametrize("frames", [20, 200, 731])
+def test_any_length_gives_one_embedding(frames):
+    model = ResCNN(widths=(4, 8, 16, 32), embedding_dim=24).eval()
+    assert model(torch.randn(3, 161, frames)).shape == (3, 24)
+
+
+def test_residual_block_is_identity_plus_residual():
+    block = ResidualBlock(3).eval()
+    with torch.no_grad():
+        block.bn2.weight.zero_()
+        block.bn2.bias.zero_()
+    x = torch.rand(1, 3, 5, 5)  # non-negative: relu(x + 0) = x
+    assert torch.allclose(block(x), x)
+
+
+def test_mismatched_widths_and_blocks_are_refused():
+    with pytest.raises(ValueError, match="one width per stage"):
+        ResCNN(widths=(8, 16), blocks=(3, 4, 6))

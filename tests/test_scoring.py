@@ -1,0 +1,192 @@
+"""Cosine scoring over real kaldiio arks, the trials reader, and the score/results entry points."""
+import os
+import subprocess
+import sys
+
+import kaldiio
+import numpy as np
+import pytest
+
+from pytorch_modules.errors import RecipeError
+from pytorch_modules.metrics import compute_eer, compute_min_dcf
+from pytorch_modules.scoring import cosine_score, load_embeddings, read_trials
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_embeddings(directory, vectors):
+    """Write {utt: vector} as directory/xvector.ark + .scp with kaldiio; return the scp path."""
+    ark, scp = os.path.join(directory, "xvector.ark"), os.path.join(directory, "xvector.scp")
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
+        for utt, vec in vectors.items():
+            writer(utt, vec)
+    return scp
+
+
+def random_vectors(rng, n, dim=16):
+    return {f"spk{i % 3}-utt{i:03d}": rng.normal(size=dim).astype(np.float32) for i in range(n)}
+
+
+def write_text(path, lines):
+    with open(path, "w") as f:
+        f.writelines(line + "\n" for line in lines)
+    return str(path)
+
+
+def test_load_embeddings_keeps_scp_order(tmp_path):
+    vectors = random_vectors(np.random.default_rng(0), 7)
+    ids, emb = load_embeddings(write_embeddings(tmp_path, vectors))
+    assert ids == list(vectors)
+    assert emb.dtype == np.float32 and emb.shape == (7, 16)
+    np.testing.assert_array_equal(emb, np.stack(list(vectors.values())))
+
+
+def test_cosine_scores_equal_numpy_cosine(tmp_path):
+    rng = np.random.default_rng(1)
+    vectors = random_vectors(rng, 20)
+    ids, emb = load_embeddings(write_embeddings(tmp_path, vectors))
+    enroll = [ids[i] for i in rng.integers(0, 20, size=50)]
+    test = [ids[i] for i in rng.integers(0, 20, size=50)]
+    scores = cosine_score(enroll, test, {utt: row for row, utt in enumerate(ids)}, emb)
+    expected = [np.dot(vectors[e], vectors[t])
+                / (np.linalg.norm(vectors[e]) * np.linalg.norm(vectors[t]))
+                for e, t in zip(enroll, test)]
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+
+
+def test_unreadable_vector_names_scp_and_utterance(tmp_path):
+    scp = write_embeddings(tmp_path, random_vectors(np.random.default_rng(2), 3))
+    with open(scp) as f:
+        lines = f.read().splitlines()
+    broken = lines[1].split()[0] + " " + str(tmp_path / "gone.ark") + ":12"
+    write_text(scp, [lines[0], broken, lines[2]])
+    with pytest.raises(RecipeError,
+                       match=r"xvector.scp:2: cannot read the embedding of spk1-utt001"):
+        load_embeddings(scp)
+
+
+def test_missing_id_names_the_id_and_trials_file():
+    emb = np.eye(2, dtype=np.float32)
+    with pytest.raises(RecipeError) as err:
+        cosine_score(["a", "a"], ["b", "ghost"], {"a": 0, "b": 1}, emb,
+                     trials_path="data/vox1_o/trials")
+    message = str(err.value)
+    assert "ghost" in message and "data/vox1_o/trials" in message
+    assert "Rerun embedding extraction" in message
+
+
+def test_read_trials(tmp_path):
+    path = write_text(tmp_path / "trials", ["a b target", "a c nontarget", "c b nontarget"])
+    enroll, test, labels = read_trials(path)
+    assert enroll == ["a", "a", "c"] and test == ["b", "c", "b"]
+    assert labels.dtype == np.int8 and labels.tolist() == [1, 0, 0]
+
+
+def test_read_unlabelled_trials(tmp_path):
+    assert read_trials(write_text(tmp_path / "trials", ["a b", "a c"]))[2] is None
+
+
+@pytest.mark.parametrize("bad_line", ["a c 1", "a c", "a c target extra", "a"])
+def test_malformed_trial_names_file_and_line(tmp_path, bad_line):
+    path = write_text(tmp_path / "trials", ["a b target", bad_line])
+    with pytest.raises(RecipeError,
+                       match=r"trials:2: malformed trial .*ENROLL TEST target\|nontarget"):
+        read_trials(path)
+
+
+def run_module(module, *args):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+
+
+@pytest.fixture
+def scored(tmp_path):
+    """Run pytorch_modules.bin.score on 60 random trials; return what it was given and wrote."""
+    rng = np.random.default_rng(3)
+    vectors = random_vectors(rng, 12)
+    scp = write_embeddings(tmp_path, vectors)
+    ids = list(vectors)
+    pairs = [(ids[i], ids[j]) for i, j in rng.integers(0, 12, size=(60, 2))]
+    labels = [int(e[:4] == t[:4]) for e, t in pairs]  # same 'spkN' prefix = target
+    trials = write_text(tmp_path / "trials",
+                        [f"{e} {t} {'target' if l else 'nontarget'}"
+                         for (e, t), l in zip(pairs, labels)])
+    out = tmp_path / "scores"
+    proc = run_module("pytorch_modules.bin.score", "--trials", trials, "--enroll-scp", scp,
+                      "--test-scp", scp, "--scores-out", str(out / "vox1_o.scores"),
+                      "--results-out", str(out / "vox1_o.results"), "--name", "vox1_o")
+    return dict(proc=proc, vectors=vectors, pairs=pairs, labels=np.array(labels), out=out)
+
+
+def test_score_entry_point_writes_scores_in_trial_order(scored):
+    assert scored["proc"].returncode == 0, scored["proc"].stderr
+    lines = (scored["out"] / "vox1_o.scores").read_text().splitlines()
+    assert len(lines) == len(scored["pairs"])
+    for line, (enroll, test) in zip(lines, scored["pairs"]):
+        e, t, score = line.split()
+        assert (e, t) == (enroll, test)
+        assert len(score.split(".")[1]) == 6  # six decimals
+        a, b = scored["vectors"][e], scored["vectors"][t]
+        assert float(score) == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b),
+                                             abs=1e-6)
+
+
+def test_score_entry_point_writes_results(scored):
+    lines = (scored["out"] / "vox1_o.results").read_text().splitlines()
+    results = dict(line.split() for line in lines)
+    assert [line.split()[0] for line in lines] == [
+        "name", "trials", "eer_percent", "min_dcf_p0.01", "min_dcf_p0.001", "eer_threshold"]
+    scores = np.array([float(line.split()[2])
+                       for line in (scored["out"] / "vox1_o.scores").read_text().splitlines()])
+    eer, _ = compute_eer(scores, scored["labels"])
+    assert results["name"] == "vox1_o" and results["trials"] == "60"
+    assert float(results["eer_percent"]) == pytest.approx(100 * eer, abs=1e-3)
+    assert float(results["min_dcf_p0.01"]) == pytest.approx(
+        compute_min_dcf(scores, scored["labels"], 0.01)[0], abs=1e-3)
+    stdout = scored["proc"].stdout.strip()
+    assert stdout.startswith(f"vox1_o: EER {100 * eer:.2f}%  minDCF(0.01) ")
+    assert stdout.endswith("(60 trials)")
+
+
+def test_results_table(scored, tmp_path):
+    results = str(scored["out"] / "vox1_o.results")
+    proc = run_module("pytorch_modules.bin.results_table", results, results)
+    assert proc.returncode == 0, proc.stderr
+    header, rule, *rows = proc.stdout.splitlines()
+    assert header == "| results | set | trials | EER (%) | minDCF(0.01) | minDCF(0.001) |"
+    assert rule.startswith("|---|")
+    assert len(rows) == 2 and rows[0].startswith(f"| {results} | vox1_o | 60 | ")
+
+
+def test_score_entry_point_reports_missing_id_without_traceback(tmp_path):
+    scp = write_embeddings(tmp_path, random_vectors(np.random.default_rng(4), 3))
+    trials = write_text(tmp_path / "trials", ["spk0-utt000 nobody target"])
+    proc = run_module("pytorch_modules.bin.score", "--trials", trials, "--enroll-scp", scp,
+                      "--test-scp", scp, "--scores-out", str(tmp_path / "s"),
+                      "--results-out", str(tmp_path / "r"))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("score: 1 id(s) in ") and "nobody" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
+def test_separate_enroll_and_test_scps(tmp_path):
+    """Enrollment models in one scp, test utterances in another (the SITW shape)."""
+    rng = np.random.default_rng(5)
+    (tmp_path / "enroll").mkdir()
+    (tmp_path / "test").mkdir()
+    models = {"model1": rng.normal(size=8).astype(np.float32)}
+    utts = {"spk0-utt1": rng.normal(size=8).astype(np.float32)}
+    enroll_scp = write_embeddings(tmp_path / "enroll", models)
+    test_scp = write_embeddings(tmp_path / "test", utts)
+    trials = write_text(tmp_path / "trials", ["model1 spk0-utt1"])  # unlabelled
+    proc = run_module("pytorch_modules.bin.score", "--trials", trials, "--enroll-scp", enroll_scp,
+                      "--test-scp", test_scp, "--scores-out", str(tmp_path / "s"),
+                      "--results-out", str(tmp_path / "r"), "--name", "sitw")
+    assert proc.returncode == 0, proc.stderr
+    a, b = models["model1"], utts["spk0-utt1"]
+    e, t, score = (tmp_path / "s").read_text().split()
+    assert float(score) == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-6)
+    assert (tmp_path / "r").read_text() == "name sitw\ntrials 1\n"
+    assert "unlabelled" in proc.stdout
