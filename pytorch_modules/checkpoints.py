@@ -44,6 +44,7 @@ def save_atomic(state: dict, path) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(state, tmp)
         os.replace(tmp, path)
     except OSError as e:

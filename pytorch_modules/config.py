@@ -71,7 +71,12 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The YAML form: config_from_dict(c.to_dict()) == c, and it reads as a config file."""
+        data = dataclasses.asdict(self)
+        yaml_names = {v: k for k, v in _LOSS_KEY_ALIASES.items()}
+        data["loss"] = {"type": self.loss.type,
+                        **{yaml_names.get(k, k): v for k, v in self.loss.options.items()}}
+        return data
 
 
 # YAML spells the paper's symbols; Python cannot name an argument `lambda`.

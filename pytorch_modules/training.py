@@ -207,7 +207,7 @@ def format_duration(seconds: float) -> str:
 def write_config_copy(config: Config, exp_dir) -> None:
     """exp/<model>/config.yaml: what this model was trained with; a resume must match it."""
     path = Path(exp_dir) / "config.yaml"
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
     if path.exists() and path.read_text() != text:
         raise RecipeError(f"{path} differs from the config given now: this exp dir was trained "
                           f"with another config. Use a new exp dir, or delete {exp_dir} to "
