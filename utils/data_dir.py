@@ -1,0 +1,688 @@
+#!/usr/bin/env python3
+"""Tools for Kaldi data directories: check, fix, split, and convert their files.
+
+usage (the Kaldi-named wrappers in utils/ call these):
+  data_dir.py validate [--no-feats] [--no-wav] DATA_DIR        utils/validate_data_dir.sh
+  data_dir.py fix DATA_DIR                                     utils/fix_data_dir.sh
+  data_dir.py split [--per-utt] DATA_DIR N                     utils/split_data.sh
+  data_dir.py utt2spk-to-spk2utt [UTT2SPK]                     utils/utt2spk_to_spk2utt.py
+  data_dir.py spk2utt-to-utt2spk [SPK2UTT]                     utils/spk2utt_to_utt2spk.py
+  data_dir.py filter-scp [--exclude] [-f FIELD] ID_LIST [SCP]  utils/filter_scp.py
+
+A data directory holds, one line per utterance or speaker, each file sorted bytewise (C order,
+`LC_ALL=C sort`) on a unique first field:
+  utt2spk          utt spk                (required)
+  spk2utt          spk utt1 utt2 ...      (required; the same pairs as utt2spk)
+  wav.scp          utt path, or utt command ... |
+  feats.scp        utt ark-path:offset
+  utt2num_frames   utt frames             (a positive whole number)
+  utt2dur          utt seconds            (a positive number)
+  trials           enroll test target|nontarget   (any order; ids need not be utterances)
+Only the standard library is used, so these run before the Python environment exists.
+"""
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+
+# Files with one line per utterance, besides utt2spk: fix and split keep them in step.
+PER_UTT_FILES = ("wav.scp", "feats.scp", "utt2num_frames", "utt2dur")
+
+# Kaldi names of the subcommands, used in messages since those are what users type.
+PROGS = {
+    "validate": "validate_data_dir.sh",
+    "fix": "fix_data_dir.sh",
+    "split": "split_data.sh",
+    "utt2spk-to-spk2utt": "utt2spk_to_spk2utt.py",
+    "spk2utt-to-utt2spk": "spk2utt_to_utt2spk.py",
+    "filter-scp": "filter_scp.py",
+}
+
+MAX_REPORTED = 5  # problems or ids listed per kind before "and N more"
+
+# Paths and ids may hold bytes that are not UTF-8; surrogateescape carries them through.
+TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
+class DataError(Exception):
+    """Bad input; the message names the file or line and says what to do."""
+
+
+# ---- reading and writing -------------------------------------------------------------------
+# Files are read as streams of (line number, text, fields) tuples rather than objects: a
+# VoxCeleb2 directory has a million lines per file, and these tools must stay quick and small.
+
+def c_key(text):
+    """Sort key giving C (bytewise) order, the order of `LC_ALL=C sort`."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def c_sorted(ids):
+    return sorted(ids, key=c_key)
+
+
+def iter_lines(stream):
+    """(line number from 1, text without the newline, whitespace-split fields) per line."""
+    for number, raw in enumerate(stream, 1):
+        yield number, raw.rstrip("\n"), raw.split()
+
+
+def open_input(path):
+    """A file, or stdin when path is None or '-'."""
+    if path in (None, "-"):
+        return open(sys.stdin.fileno(), closefd=False, **TEXT)
+    return open(path, **TEXT)
+
+
+def input_name(path):
+    return "stdin" if path in (None, "-") else path
+
+
+def write_stdout(lines):
+    with open(sys.stdout.fileno(), "w", closefd=False, **TEXT) as out:
+        out.writelines(line + "\n" for line in lines)
+
+
+def write_atomic(path, lines):
+    """Writes the lines to path through a temporary file, so readers never see half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", **TEXT) as f:
+        f.writelines(line + "\n" for line in lines)
+    os.replace(tmp, path)
+
+
+def plural(count, word):
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def first_few(ids):
+    """'a', 'b', 'c' ... for messages: the first MAX_REPORTED ids in C order."""
+    shown = ", ".join(f"'{i}'" for i in c_sorted(ids)[:MAX_REPORTED])
+    return shown + (", ..." if len(ids) > MAX_REPORTED else "")
+
+
+# ---- file formats --------------------------------------------------------------------------
+
+def _positive_int(value):
+    return value.isdigit() and int(value) > 0
+
+
+def _positive_float(value):
+    try:
+        return float(value) > 0
+    except ValueError:
+        return False
+
+
+@dataclasses.dataclass
+class FileSpec:
+    form: str                 # what a line looks like, for messages
+    min_fields: int
+    max_fields: int | None = None
+    value_ok: object = None   # check of the second field, or None
+    value_kind: str = ""      # what value_ok wants, for messages
+    sorted: bool = True       # first fields sorted (C order) and unique
+
+
+SPECS = {
+    "utt2spk": FileSpec("utt spk", 2, 2),
+    "spk2utt": FileSpec("spk utt1 utt2 ...", 2),
+    "wav.scp": FileSpec("utt path-or-command", 2),
+    "feats.scp": FileSpec("utt ark-path:offset", 2),
+    "utt2num_frames": FileSpec("utt frames", 2, 2, _positive_int, "a positive whole number"),
+    "utt2dur": FileSpec("utt seconds", 2, 2, _positive_float, "a positive number"),
+    "trials": FileSpec("enroll test target|nontarget", 3, 3, sorted=False),
+}
+
+
+def line_problem(fields, text, spec):
+    """What is wrong with one line's format, or None."""
+    n = len(fields)
+    if n == 0:
+        return "is empty"
+    if n < spec.min_fields or (spec.max_fields and n > spec.max_fields):
+        want = (f"{spec.min_fields}" if spec.max_fields == spec.min_fields
+                else f"at least {spec.min_fields}")
+        return f"has {n} fields, expected {want} ('{spec.form}'): '{text}'"
+    if spec.value_ok and not spec.value_ok(fields[1]):
+        return f"value '{fields[1]}' for '{fields[0]}' is not {spec.value_kind}"
+    if spec is SPECS["trials"] and fields[2] not in ("target", "nontarget"):
+        return f"the third field is '{fields[2]}', expected target or nontarget"
+    return None
+
+
+def order_problem(prev, key, seen):
+    """What is wrong with id `key` following id `prev` in a sorted file, or None.
+
+    seen maps the ids met so far to their line numbers.  Only neighbours are compared, so one
+    misplaced line gives one message, not one for every line after it.
+    """
+    if key in seen:
+        return f"duplicate id '{key}' (also on line {seen[key]})"
+    if prev is not None and c_key(key) < c_key(prev):
+        return f"'{key}' comes after '{prev}' but must come before it (C order)"
+    return None
+
+
+@dataclasses.dataclass
+class Scan:
+    """One pass over a file: its problems, and what later checks need from it."""
+
+    problems: list
+    ids: dict       # first field -> line number, for the well-formed lines of a sorted file
+    rows: list      # fields of the well-formed lines, when asked for
+    num_lines: int = 0
+
+
+def scan_file(path, spec, keep_rows=False):
+    """Checks the format and order of every line of a file, in one pass."""
+    scan, prev = Scan([], {}, []), None
+    with open(path, **TEXT) as f:
+        for number, text, fields in iter_lines(f):
+            scan.num_lines = number
+            problem = line_problem(fields, text, spec)
+            if problem is None and spec.sorted:
+                problem = order_problem(prev, fields[0], scan.ids)
+                scan.ids.setdefault(fields[0], number)
+                prev = fields[0]
+            if problem:
+                scan.problems.append(f"{path} line {number}: {problem}")
+            elif keep_rows:
+                scan.rows.append(fields)
+    return scan
+
+
+def summarize(problems):
+    """At most MAX_REPORTED problems, then a count of the rest."""
+    shown = problems[:MAX_REPORTED]
+    if len(problems) > MAX_REPORTED:
+        shown.append(f"... and {len(problems) - MAX_REPORTED} more problems like these")
+    return shown
+
+
+# ---- validate ------------------------------------------------------------------------------
+
+def validate_data_dir(data_dir, need_feats=True, need_wav=True):
+    """Checks data_dir; returns (problems, warnings), both lists of sentences."""
+    if not os.path.isdir(data_dir):
+        return [f"{data_dir} is not a directory."], []
+    required = {"utt2spk", "spk2utt"} | ({"feats.scp"} if need_feats else set()) \
+        | ({"wav.scp"} if need_wav else set())
+    problems, agreement, warnings = [], [], []
+    utt2spk = None  # utt -> spk, once utt2spk is read; the other files are compared with it
+    for name, spec in SPECS.items():  # utt2spk comes first
+        path = os.path.join(data_dir, name)
+        if not os.path.exists(path):
+            if name in required:
+                problems.append(f"{path} is missing{_missing_hint(name, data_dir)}")
+            continue
+        scan = scan_file(path, spec, keep_rows=name in ("utt2spk", "spk2utt"))
+        problems += summarize(scan.problems)
+        if scan.num_lines == 0 and name != "trials":
+            problems.append(f"{path} is empty.")
+        if name == "utt2spk":
+            utt2spk = dict(scan.rows)
+            warnings += _speaker_order_warning(data_dir, scan.rows)
+        elif name == "spk2utt" and utt2spk is not None:
+            agreement += speaker_file_problems(data_dir, utt2spk, scan.rows)
+        elif name in PER_UTT_FILES and utt2spk is not None:
+            agreement += same_utterance_problems(data_dir, name, utt2spk, scan.ids)
+    problems += agreement
+    if any("C order" in p or "duplicate id" in p for p in problems):
+        problems.append(f"sort the files and drop duplicates with: "
+                        f"utils/fix_data_dir.sh {data_dir}")
+    return problems, warnings
+
+
+def _missing_hint(name, data_dir):
+    if name == "spk2utt":
+        return (f"; make it with: utils/utt2spk_to_spk2utt.py {data_dir}/utt2spk "
+                f"> {data_dir}/spk2utt")
+    if name == "feats.scp":
+        return " (pass --no-feats if features are not made yet)"
+    if name == "wav.scp":
+        return " (pass --no-wav to check a directory without audio)"
+    return "."
+
+
+def _speaker_order_warning(data_dir, utt2spk_rows):
+    """Kaldi wants utt2spk in speaker order too (ids prefixed by their speaker); warn if not.
+
+    Kaldi makes this an error because its split tools need each speaker's utterances to be
+    adjacent; split_data.sh here groups by speaker itself, so it is only a warning.
+    """
+    speakers = [c_key(spk) for _, spk in utt2spk_rows]
+    if all(a <= b for a, b in zip(speakers, speakers[1:])):
+        return []
+    return [f"{data_dir}/utt2spk is not in speaker order too; utterance ids should start "
+            f"with their speaker id"]
+
+
+def speaker_file_problems(data_dir, utt2spk, spk2utt_rows):
+    """utt2spk and spk2utt must hold the same (utterance, speaker) pairs."""
+    from_spk2utt = {utt: row[0] for row in spk2utt_rows for utt in row[1:]}
+    problems = []
+    listed = sum(len(row) - 1 for row in spk2utt_rows)
+    if listed > len(from_spk2utt):
+        problems.append(f"{plural(listed - len(from_spk2utt), 'utterance')} of "
+                        f"{data_dir}/spk2utt listed more than once")
+    regenerate = (f"regenerate spk2utt with: utils/utt2spk_to_spk2utt.py {data_dir}/utt2spk "
+                  f"> {data_dir}/spk2utt")
+    for here, there, mine, theirs in (("utt2spk", "spk2utt", utt2spk, from_spk2utt),
+                                      ("spk2utt", "utt2spk", from_spk2utt, utt2spk)):
+        unmatched = [utt for utt, spk in mine.items() if theirs.get(utt) != spk]
+        if unmatched:
+            pairs = [f"{utt} {mine[utt]}" for utt in unmatched]
+            problems.append(
+                f"{plural(len(pairs), 'utterance-speaker pair')} of {data_dir}/{here} "
+                f"missing from {data_dir}/{there} (first: {first_few(pairs)}); {regenerate}")
+    return problems
+
+
+def same_utterance_problems(data_dir, name, utt2spk, ids):
+    """A per-utterance file must list exactly the utterances of utt2spk."""
+    problems = []
+    for here, there, mine, theirs in (("utt2spk", name, utt2spk, ids),
+                                      (name, "utt2spk", ids, utt2spk)):
+        missing = [utt for utt in mine if utt not in theirs]
+        if missing:
+            problems.append(
+                f"{plural(len(missing), 'utterance')} of {data_dir}/{here} missing from "
+                f"{data_dir}/{there} (first: {first_few(missing)}); keep only the utterances "
+                f"in every file with: utils/fix_data_dir.sh {data_dir}")
+    return problems
+
+
+def run_validate(args):
+    prog = PROGS["validate"]
+    problems, warnings = validate_data_dir(args.data_dir, not args.no_feats, not args.no_wav)
+    for warning in warnings:
+        print(f"{prog}: warning: {warning}", file=sys.stderr)
+    for problem in problems:
+        print(f"{prog}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{prog}: successfully validated data-directory {args.data_dir}")
+    return 0
+
+
+# ---- fix -----------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class CleanFile:
+    """A per-utterance file's first well-formed line per id, and counts of what was dropped."""
+
+    name: str
+    by_id: dict
+    duplicates: int = 0
+    malformed: int = 0
+
+
+def clean_file(path, name):
+    spec, clean = SPECS[name], CleanFile(name, {})
+    with open(path, **TEXT) as f:
+        for _, text, fields in iter_lines(f):
+            if not fields:
+                continue  # blank lines carry nothing
+            if line_problem(fields, text, spec):
+                clean.malformed += 1
+            elif fields[0] in clean.by_id:
+                clean.duplicates += 1
+            else:
+                clean.by_id[fields[0]] = text.strip()
+    return clean
+
+
+def fix_data_dir(data_dir):
+    """Sorts, dedupes and intersects the per-utterance files; returns the report lines."""
+    if not os.path.exists(os.path.join(data_dir, "utt2spk")):
+        raise DataError(f"{data_dir}/utt2spk is missing; it is needed to fix the directory "
+                        f"(from spk2utt: utils/spk2utt_to_utt2spk.py {data_dir}/spk2utt "
+                        f"> {data_dir}/utt2spk).")
+    names = ["utt2spk"] + [n for n in PER_UTT_FILES if os.path.exists(os.path.join(data_dir, n))]
+    files = [clean_file(os.path.join(data_dir, n), n) for n in names]
+    kept = c_sorted(utt for utt in files[0].by_id if all(utt in f.by_id for f in files))
+    if not kept:
+        raise DataError(f"no utterance of {data_dir} is in all of {', '.join(names)}: "
+                        f"nothing would be left; check how the directory was made.")
+    for f in files:
+        replace_file(data_dir, f.name, [f.by_id[utt] for utt in kept])
+    utt2spk = [(utt, files[0].by_id[utt].split()[1]) for utt in kept]
+    replace_file(data_dir, "spk2utt", spk2utt_lines(utt2spk))
+    report = [f"dropped {what} from {data_dir}/{f.name}"
+              for f in files for what in _dropped_lines(f)]
+    return report + [_kept_message(files, kept)]
+
+
+def _dropped_lines(clean):
+    if clean.duplicates:
+        yield (f"{plural(clean.duplicates, 'line')} with a repeated id "
+               f"(kept the first line of each id)")
+    if clean.malformed:
+        yield f"{plural(clean.malformed, 'malformed line')} (expected '{SPECS[clean.name].form}')"
+
+
+def _kept_message(files, kept):
+    """'kept 950 of 1000 utterances (50 dropped: 30 not in feats.scp, 20 not in wav.scp)'."""
+    all_ids = set().union(*(f.by_id for f in files))
+    message = f"kept {len(kept)} of {len(all_ids)} utterances"
+    if len(kept) == len(all_ids):
+        return message
+    # Each dropped utterance counts once, under the first file lacking it (utt2spk, wav.scp,
+    # feats.scp, ... order), so the counts add up to the number dropped.
+    reasons = {}
+    for utt in all_ids.difference(kept):
+        lacking = next(f.name for f in files if utt not in f.by_id)
+        reasons[lacking] = reasons.get(lacking, 0) + 1
+    detail = ", ".join(f"{count} not in {name}"
+                       for name, count in sorted(reasons.items(), key=lambda r: -r[1]))
+    return f"{message} ({len(all_ids) - len(kept)} dropped: {detail})"
+
+
+def replace_file(data_dir, name, lines):
+    """Writes data_dir/name atomically if its content changes, backing up the original first."""
+    path = os.path.join(data_dir, name)
+    if os.path.exists(path):
+        with open(path, **TEXT) as f:
+            if f.read().splitlines() == lines:
+                return
+        backup = os.path.join(data_dir, ".backup")
+        os.makedirs(backup, exist_ok=True)
+        shutil.copy2(path, os.path.join(backup, name))
+    write_atomic(path, lines)
+
+
+def run_fix(args):
+    for line in fix_data_dir(args.data_dir):
+        print(f"{PROGS['fix']}: {line}")
+    return 0
+
+
+# ---- speakers ------------------------------------------------------------------------------
+
+def spk2utt_of(utt2spk):
+    """[(spk, [utts])] from (utt, spk) pairs: speakers and their utterances in C order."""
+    by_speaker = {}
+    for utt, spk in utt2spk:
+        by_speaker.setdefault(spk, []).append(utt)
+    return [(spk, c_sorted(by_speaker[spk])) for spk in c_sorted(by_speaker)]
+
+
+def spk2utt_lines(utt2spk):
+    return [f"{spk} {' '.join(utts)}" for spk, utts in spk2utt_of(utt2spk)]
+
+
+def read_utt2spk(path):
+    """[(utt, spk)] from a utt2spk file or stdin, checking the format line by line."""
+    pairs, seen = [], {}
+    with open_input(path) as f:
+        for number, text, fields in iter_lines(f):
+            if len(fields) != 2:
+                raise DataError(f"{input_name(path)} line {number}: expected 'utt spk', "
+                                f"got '{text}'.")
+            _check_new_utterance(path, number, fields[0], seen)
+            pairs.append((fields[0], fields[1]))
+    return pairs
+
+
+def read_spk2utt(path):
+    """[(utt, spk)] from a spk2utt file or stdin, checking the format line by line."""
+    pairs, seen = [], {}
+    with open_input(path) as f:
+        for number, text, fields in iter_lines(f):
+            if len(fields) < 2:
+                raise DataError(f"{input_name(path)} line {number}: expected "
+                                f"'spk utt1 utt2 ...', got '{text}'.")
+            for utt in fields[1:]:
+                _check_new_utterance(path, number, utt, seen)
+                pairs.append((utt, fields[0]))
+    return pairs
+
+
+def _check_new_utterance(path, number, utt, seen):
+    if utt in seen:
+        raise DataError(f"{input_name(path)} line {number}: utterance '{utt}' is also on line "
+                        f"{seen[utt]}; each utterance has one speaker.")
+    seen[utt] = number
+
+
+def run_utt2spk_to_spk2utt(args):
+    write_stdout(spk2utt_lines(read_utt2spk(args.file)))
+    return 0
+
+
+def run_spk2utt_to_utt2spk(args):
+    pairs = sorted(read_spk2utt(args.file), key=lambda pair: c_key(pair[0]))
+    write_stdout(f"{utt} {spk}" for utt, spk in pairs)
+    return 0
+
+
+# ---- filter_scp ----------------------------------------------------------------------------
+
+def read_ids(path):
+    """The first column of an id list, a file or stdin for '-' (blank lines ignored)."""
+    with open_input(path) as f:
+        return {line.split()[0] for line in f if line.strip()}
+
+
+def filter_lines(lines, ids, field=1, exclude=False, name="input"):
+    """The texts of the lines whose field-th field is in ids (not in ids with exclude)."""
+    for number, text, fields in lines:
+        if len(fields) < field:
+            raise DataError(f"{name} line {number} has no field {field}: '{text}'.")
+        if (fields[field - 1] in ids) != exclude:
+            yield text
+
+
+def run_filter_scp(args):
+    if args.field < 1:
+        raise DataError(f"-f takes a field number of 1 or more, not {args.field}.")
+    if args.id_list == "-" and args.scp in (None, "-"):
+        raise DataError("the id list and the scp cannot both be stdin; give one as a file.")
+    ids = read_ids(args.id_list)
+    with open_input(args.scp) as f:
+        write_stdout(filter_lines(iter_lines(f), ids, args.field, args.exclude,
+                                  input_name(args.scp)))
+    return 0
+
+
+# ---- split ---------------------------------------------------------------------------------
+
+def contiguous_parts(sizes, num_parts):
+    """Cuts a list of group sizes into num_parts non-empty runs of nearly equal total size.
+
+    Each cut goes where the running total comes closest to its share, total * k / num_parts,
+    while leaving at least one group for every later part.  Returns [(start, end)] indices.
+    """
+    total, bounds, start, running = sum(sizes), [], 0, 0
+    for part in range(1, num_parts):
+        target = total * part / num_parts
+        end = start + 1                       # every part gets at least one group
+        running += sizes[start]
+        last_end = len(sizes) - (num_parts - part)
+        while end < last_end and abs(running + sizes[end] - target) < abs(running - target):
+            running += sizes[end]
+            end += 1
+        bounds.append((start, end))
+        start = end
+    bounds.append((start, len(sizes)))
+    return bounds
+
+
+def split_groups(utt2spk, per_utt):
+    """Groups of utterances that must stay together: one per speaker (C order), or per utt."""
+    if per_utt:
+        return [[utt] for utt, _ in utt2spk]
+    return [utts for _, utts in spk2utt_of(utt2spk)]
+
+
+def split_dir_name(data_dir, num_parts, per_utt):
+    return os.path.join(data_dir, f"split{num_parts}{'utt' if per_utt else ''}")
+
+
+def split_is_current(split_dir, num_parts, names, sources):
+    """True when every part holds exactly the expected files, none older than any source."""
+    outputs = []
+    for part in range(1, num_parts + 1):
+        part_dir = os.path.join(split_dir, str(part))
+        if not os.path.isdir(part_dir) or set(os.listdir(part_dir)) != set(names):
+            return False
+        outputs += [os.path.join(part_dir, name) for name in names]
+    newest_source = max(os.stat(path).st_mtime_ns for path in sources)
+    return min(os.stat(path).st_mtime_ns for path in outputs) >= newest_source
+
+
+def checked_for_split(data_dir, name, utt2spk=None):
+    """Scans data_dir/name; raises DataError unless it is clean and matches utt2spk's ids."""
+    path = os.path.join(data_dir, name)
+    scan = scan_file(path, SPECS[name], keep_rows=utt2spk is None)
+    if scan.problems:
+        raise DataError(f"{scan.problems[0]}; run utils/fix_data_dir.sh {data_dir} first.")
+    if utt2spk is not None and (len(scan.ids) != len(utt2spk)
+                                or any(utt not in utt2spk for utt in scan.ids)):
+        raise DataError(f"{path} and {data_dir}/utt2spk list different utterances; run "
+                        f"utils/fix_data_dir.sh {data_dir} first.")
+    return scan
+
+
+def split_data_dir(data_dir, num_parts, per_utt=False):
+    """Writes data_dir/split{N}[utt]/{1..N}/ unless it is up to date; returns its path."""
+    split_dir = split_dir_name(data_dir, num_parts, per_utt)
+    if not os.path.exists(os.path.join(data_dir, "utt2spk")):
+        raise DataError(f"{data_dir}/utt2spk is missing; is {data_dir} a data directory?")
+    names = ["utt2spk"] + [n for n in PER_UTT_FILES if os.path.exists(os.path.join(data_dir, n))]
+    sources = [os.path.join(data_dir, n) for n in names + ["spk2utt"]
+               if os.path.exists(os.path.join(data_dir, n))]
+    # Decided before reading anything: every stage calls split_data.sh on big directories.
+    if split_is_current(split_dir, num_parts, names + ["spk2utt"], sources):
+        return split_dir
+    utt2spk = dict(checked_for_split(data_dir, "utt2spk").rows)
+    for name in names[1:]:
+        checked_for_split(data_dir, name, utt2spk)
+    groups = split_groups(utt2spk.items(), per_utt)
+    if num_parts > len(groups):
+        unit, hint = ("utterances", "") if per_utt else ("speakers", " or --per-utt")
+        raise DataError(f"cannot split {data_dir} into {num_parts} parts: it has only "
+                        f"{len(groups)} {unit}; use fewer parts{hint}.")
+    part_of = {utt: part for part, (start, end) in enumerate(contiguous_parts(
+        [len(g) for g in groups], num_parts)) for group in groups[start:end] for utt in group}
+    write_split(data_dir, split_dir, names, part_of, num_parts, utt2spk)
+    return split_dir
+
+
+def write_split(data_dir, split_dir, names, part_of, num_parts, utt2spk):
+    """Builds the parts in a temporary folder, then swaps it in: no half-written split."""
+    tmp = f"{split_dir}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    part_dirs = [os.path.join(tmp, str(part)) for part in range(1, num_parts + 1)]
+    try:
+        for part_dir in part_dirs:
+            os.makedirs(part_dir)
+        for name in names:
+            distribute_lines(os.path.join(data_dir, name), name, part_dirs, part_of)
+        members = [[] for _ in part_dirs]
+        for utt, spk in utt2spk.items():
+            members[part_of[utt]].append((utt, spk))
+        for part_dir, pairs in zip(part_dirs, members):
+            write_atomic(os.path.join(part_dir, "spk2utt"), spk2utt_lines(pairs))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = f"{split_dir}.old{os.getpid()}"
+    if os.path.exists(split_dir):
+        os.rename(split_dir, old)
+    os.rename(tmp, split_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def distribute_lines(path, name, part_dirs, part_of):
+    """Copies each line of a sorted per-utterance file into its part's copy (stays sorted)."""
+    outputs = [open(os.path.join(d, name), "w", **TEXT) for d in part_dirs]
+    try:
+        with open(path, **TEXT) as f:
+            for line in f:
+                outputs[part_of[line.split(None, 1)[0]]].write(line.rstrip("\n") + "\n")
+    finally:
+        for output in outputs:
+            output.close()
+
+
+def run_split(args):
+    if args.num_parts < 1:
+        raise DataError(f"the number of parts must be 1 or more, not {args.num_parts}.")
+    split_data_dir(args.data_dir, args.num_parts, args.per_utt)
+    return 0
+
+
+# ---- command line --------------------------------------------------------------------------
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports errors as 'prog: message' with exit status 1, as the recipe does."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def build_parser():
+    parser = Parser(prog="data_dir.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(command, run, help_text):
+        p = sub.add_parser(command, prog=PROGS[command], help=help_text, description=help_text)
+        p.set_defaults(run=run)
+        return p
+
+    p = add("validate", run_validate, "Check a data directory's files and their agreement.")
+    p.add_argument("--no-feats", action="store_true", help="feats.scp is not required")
+    p.add_argument("--no-wav", action="store_true", help="wav.scp is not required")
+    p.add_argument("--no-text", action="store_true",
+                   help="accepted for Kaldi compatibility; text is never checked here")
+    p.add_argument("data_dir")
+
+    p = add("fix", run_fix, "Sort files, drop duplicates and utterances missing from any "
+            "per-utterance file, regenerate spk2utt; originals go to DATA_DIR/.backup/.")
+    p.add_argument("data_dir")
+
+    p = add("split", run_split, "Write DATA_DIR/splitN/{1..N}/ (splitNutt with --per-utt): "
+            "contiguous runs of speakers (or utterances) with about equal utterance counts.")
+    p.add_argument("--per-utt", action="store_true",
+                   help="split by utterance; a speaker may be in several parts")
+    p.add_argument("data_dir")
+    p.add_argument("num_parts", type=int)
+
+    p = add("utt2spk-to-spk2utt", run_utt2spk_to_spk2utt, "utt2spk (file or stdin) -> spk2utt.")
+    p.add_argument("file", nargs="?")
+    p = add("spk2utt-to-utt2spk", run_spk2utt_to_utt2spk, "spk2utt (file or stdin) -> utt2spk.")
+    p.add_argument("file", nargs="?")
+
+    p = add("filter-scp", run_filter_scp, "Keep the lines of SCP (or stdin) whose id is in the "
+            "first column of ID_LIST (--exclude: is not).")
+    p.add_argument("--exclude", action="store_true", help="keep lines whose id is NOT listed")
+    p.add_argument("-f", dest="field", type=int, default=1,
+                   help="which field of SCP is the id (default: 1)")
+    p.add_argument("id_list")
+    p.add_argument("scp", nargs="?")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    prog = PROGS[args.command]
+    try:
+        return args.run(args)
+    except DataError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error worth a message.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as error:
+        print(f"{prog}: cannot use {error.filename}: {error.strerror}.", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
