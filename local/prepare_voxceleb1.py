@@ -2,7 +2,8 @@
 """Prepare Kaldi data directories for VoxCeleb1.
 
 Usage:
-  local/prepare_voxceleb1.py [--trials NAME=FILE ...] [--held-out-list FILE] VOX1_ROOT DATA_DIR
+  local/prepare_voxceleb1.py [--trials NAME=FILE ...] [--optional-trials NAME=FILE ...]
+      [--held-out-list FILE] [--exclude-speakers FILE] [--no-count-check] VOX1_ROOT DATA_DIR
 
 Writes
   DATA_DIR/voxceleb1_dev/   the training speakers: wav.scp, utt2spk, spk2utt
@@ -19,9 +20,26 @@ Evaluation utterances are looked up across all of the audio, so the Vox1-E/H lis
 (list_test_all2.txt, list_test_hard2.txt), which draw on dev speakers too, work the same way:
   --trials vox1_o=veri_test2.txt --trials vox1_e=list_test_all2.txt \
       --trials vox1_h=list_test_hard2.txt
+The original, uncleaned lists are prepared only where they were downloaded too:
+  --optional-trials vox1_o_orig=veri_test.txt --optional-trials vox1_e_orig=list_test_all.txt \
+      --optional-trials vox1_h_orig=list_test_hard.txt
 
 A trial list FILE is looked for as given when absolute, otherwise in VOX1_ROOT, then
 VOX1_ROOT/meta/, then relative to the current directory.
+
+Counts: a list with a published file name (veri_test2.txt 37,611 trials, list_test_all2.txt
+579,818, list_test_hard2.txt 550,894; veri_test.txt 37,720, list_test_all.txt 581,480,
+list_test_hard.txt 552,536) that holds a different number of trials, or a voxceleb1_dev other than
+1,211 speakers / 148,642 utterances (counted before --exclude-speakers), gives a warning, since
+it usually means a truncated download or archive.  --no-count-check turns this off for corpora
+that are not the full VoxCeleb1, such as the demo corpus.
+
+--exclude-speakers FILE leaves speakers out of voxceleb1_dev (never out of the trial sets): one
+per line, '#' starts a comment.  An entry is a VoxCeleb1 id (id10001) or a name as in the second
+column of vox1_meta.csv (A.J._Buckley), which is then looked up in VOX1_ROOT/vox1_meta.csv or
+VOX1_ROOT/meta/vox1_meta.csv.  This is how the 60 VoxCeleb1 speakers who also appear in SITW are
+removed when SITW is evaluated: OpenSLR's list (http://www.openslr.org/resources/49/
+voxceleb1_sitw_overlap.txt, by the Kaldi authors) names them the second way.
 
 Utterance ids are the wav path relative to the wav/ folder with '/' -> '-' and '.wav' removed
 (id10270/x6uYqmx31kE/00001.wav -> id10270-x6uYqmx31kE-00001), so they are speaker-prefixed and
@@ -31,6 +49,7 @@ DATA_DIR and renamed into place, so an interrupted run never leaves half-written
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -43,6 +62,15 @@ DEFAULT_TRIALS = "vox1_o=veri_test2.txt"
 TRIAL_LINE_EXAMPLE = "1 id10270/x6uYqmx31kE/00001.wav id10273/8cfyJEV7hP8/00004.wav"
 # How many missing wavs to name individually before summarising the rest as a count.
 MAX_LISTED_MISSING = 10
+# Sizes of the real corpus (VoxCeleb1 website and papers), to catch truncated downloads.
+PUBLISHED_TRIALS = {
+    "veri_test2.txt": 37611, "list_test_all2.txt": 579818, "list_test_hard2.txt": 550894,
+    "veri_test.txt": 37720, "list_test_all.txt": 581480, "list_test_hard.txt": 552536,
+}
+PUBLISHED_DEV_SPEAKERS = 1211
+PUBLISHED_DEV_UTTERANCES = 148642
+META_FILE = "vox1_meta.csv"
+SPEAKER_ID = re.compile(r"id\d{5}")
 
 
 class PrepareError(Exception):
@@ -152,15 +180,27 @@ def parse_trials_option(spec):
     return name, path
 
 
-def locate_trial_list(vox1_root, path):
-    """Find a trial list: absolute as given, else in VOX1_ROOT, VOX1_ROOT/meta, the cwd."""
+def trial_list_candidates(vox1_root, path):
+    """Where a trial list is looked for: absolute as given, else VOX1_ROOT, VOX1_ROOT/meta, cwd."""
     if os.path.isabs(path):
-        candidates = [path]
-    else:
-        candidates = [os.path.join(vox1_root, path), os.path.join(vox1_root, "meta", path), path]
-    for candidate in candidates:
+        return [path]
+    return [os.path.join(vox1_root, path), os.path.join(vox1_root, "meta", path), path]
+
+
+def find_trial_list(vox1_root, path):
+    """The first candidate that exists, or None."""
+    for candidate in trial_list_candidates(vox1_root, path):
         if os.path.isfile(candidate):
             return candidate
+    return None
+
+
+def locate_trial_list(vox1_root, path):
+    """Find a trial list that must exist."""
+    found = find_trial_list(vox1_root, path)
+    if found:
+        return found
+    candidates = trial_list_candidates(vox1_root, path)
     raise PrepareError(
         f"trial list {path} not found; looked for {', '.join(candidates)}. The lists "
         f"(veri_test2.txt for Vox1-O, list_test_all2.txt for Vox1-E, list_test_hard2.txt for "
@@ -205,6 +245,95 @@ def check_trial_audio(path, trials, audio):
         f"{path}: {len(missing)} trial wav reference(s) have no file in the VoxCeleb1 audio "
         f"({shown}). Check that the archives were fully unpacked and that the list belongs to "
         f"VoxCeleb1.")
+
+
+# ---------------------------------------------------------------- counts against the real corpus
+
+
+def trial_count_warning(name, list_path, num_trials):
+    """A warning when a list named like a published one holds another number of trials."""
+    expected = PUBLISHED_TRIALS.get(os.path.basename(list_path))
+    if expected is None or num_trials == expected:
+        return None
+    return (f"warning: {name} has {num_trials:,} trials, but {os.path.basename(list_path)} of "
+            f"the real corpus has {expected:,}; is the list complete?")
+
+
+def dev_count_warning(num_speakers, num_utterances):
+    """A warning when the training set is not the size of the real VoxCeleb1 dev set."""
+    if (num_speakers, num_utterances) == (PUBLISHED_DEV_SPEAKERS, PUBLISHED_DEV_UTTERANCES):
+        return None
+    return (f"warning: {TRAIN_SET} has {num_speakers:,} speakers and {num_utterances:,} "
+            f"utterances, but the real VoxCeleb1 dev set has {PUBLISHED_DEV_SPEAKERS:,} and "
+            f"{PUBLISHED_DEV_UTTERANCES:,}; are all the dev archives downloaded and unpacked?")
+
+
+# ---------------------------------------------------------------- excluded speakers
+
+
+def read_speaker_list(path):
+    """(line number, entry) for each speaker of an --exclude-speakers file."""
+    if not os.path.isfile(path):
+        raise PrepareError(f"--exclude-speakers {path}: no such file; give a file with one "
+                           f"VoxCeleb1 id (id10001) or vox1_meta.csv name per line.")
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            fields = line.split("#", 1)[0].split()
+            if len(fields) > 1:
+                raise PrepareError(
+                    f"{path}:{line_no}: {line.strip()!r} holds {len(fields)} words; put one "
+                    f"speaker id or name on each line ('#' starts a comment).")
+            if fields:
+                entries.append((line_no, fields[0]))
+    return entries
+
+
+def read_meta(meta_path):
+    """{name: id} from vox1_meta.csv (tab-separated as distributed; commas are accepted too)."""
+    names = {}
+    with open(meta_path, encoding="utf-8") as f:
+        for line in f:
+            fields = [x.strip() for x in line.split("\t" if "\t" in line else ",")]
+            if len(fields) >= 2 and SPEAKER_ID.fullmatch(fields[0]):  # the header is skipped
+                names[fields[1]] = fields[0]
+    return names
+
+
+def resolve_speakers(vox1_root, path):
+    """The VoxCeleb1 ids an --exclude-speakers file names, names mapped through vox1_meta.csv."""
+    entries = read_speaker_list(path)
+    ids = {entry for _, entry in entries if SPEAKER_ID.fullmatch(entry)}
+    named = [(line_no, entry) for line_no, entry in entries if not SPEAKER_ID.fullmatch(entry)]
+    if not named:
+        return ids
+    meta_candidates = [os.path.join(vox1_root, META_FILE),
+                       os.path.join(vox1_root, "meta", META_FILE)]
+    meta_path = next((p for p in meta_candidates if os.path.isfile(p)), None)
+    if meta_path is None:
+        line_no, name = named[0]
+        raise PrepareError(
+            f"{path}:{line_no}: '{name}' is a speaker name, which needs {META_FILE} to find its "
+            f"id, but there is none at {' or '.join(meta_candidates)}; download {META_FILE} from "
+            f"{VOX1_URL} into {vox1_root}, or list ids (id10001) instead of names.")
+    names = read_meta(meta_path)
+    for line_no, name in named:
+        if name not in names:
+            raise PrepareError(
+                f"{path}:{line_no}: '{name}' is neither a VoxCeleb1 id (id10001) nor a name in "
+                f"{meta_path}; correct or remove the line.")
+        ids.add(names[name])
+    return ids
+
+
+def exclude_speakers(dataset, speakers):
+    """(dataset without `speakers`, number of speakers removed, number of utterances removed)."""
+    kept = {utt: p for utt, p in dataset.wavs.items() if speaker_of_utt(utt) not in speakers}
+    if not kept:
+        raise PrepareError(f"--exclude-speakers removes every speaker of {TRAIN_SET}; check that "
+                           f"the file lists the speakers to leave out, not those to keep.")
+    removed = {speaker_of_utt(utt) for utt in dataset.wavs} & speakers
+    return dataset._replace(wavs=kept), len(removed), len(dataset.wavs) - len(kept)
 
 
 # ---------------------------------------------------------------- building the sets
@@ -290,20 +419,42 @@ def summary(dataset):
     return line
 
 
-def prepare(vox1_root, data_dir, trials_specs, held_out_list="veri_test2.txt"):
-    """Prepare all sets; return the DataSets written.  Raises PrepareError on bad input."""
+def trial_lists(vox1_root, trials_specs, optional_specs):
+    """[(NAME, list path)] of the --trials lists and of the --optional-trials lists found, and
+    a note for each optional list that is not there."""
+    lists, notes = [], []
+    specs = [(s, True) for s in trials_specs] + [(s, False) for s in optional_specs]
+    for spec, required in specs:
+        name, path = parse_trials_option(spec)
+        if name in (n for n, _ in lists):
+            raise PrepareError(f"trial set NAME {name} is given twice; each NAME is one folder.")
+        found = locate_trial_list(vox1_root, path) if required else find_trial_list(vox1_root, path)
+        if found:
+            lists.append((name, found))
+        else:
+            looked = ", ".join(trial_list_candidates(vox1_root, path))
+            notes.append(f"skipping {name}: optional trial list {path} not found (looked for "
+                         f"{looked})")
+    return lists, notes
+
+
+def prepare(vox1_root, data_dir, trials_specs, held_out_list="veri_test2.txt", optional_specs=(),
+            exclude_list=None, check_counts=True):
+    """Prepare all sets; return (the DataSets written, messages for the log: notes and warnings).
+    Raises PrepareError on bad input."""
     layout, wav_dirs = find_audio_roots(vox1_root)
     parts = {part: scan_wavs(d) for part, d in wav_dirs.items()}
     audio = merge_audio(parts)
+    excluded = resolve_speakers(vox1_root, exclude_list) if exclude_list else None
 
+    lists, messages = trial_lists(vox1_root, trials_specs, optional_specs)
     eval_sets = []
-    for name, path in (parse_trials_option(s) for s in trials_specs):
-        if name in (s.name for s in eval_sets):
-            raise PrepareError(f"--trials {name}=... is given twice; each NAME is one folder.")
-        path = locate_trial_list(vox1_root, path)
+    for name, path in lists:
         trials = read_trial_list(path)
         check_trial_audio(path, trials, audio)
         eval_sets.append(build_eval_set(name, trials, audio))
+        if check_counts:
+            messages.append(trial_count_warning(name, path, len(trials)))
 
     held_out = set()
     if layout == "merged":
@@ -311,9 +462,20 @@ def prepare(vox1_root, data_dir, trials_specs, held_out_list="veri_test2.txt"):
         held_out_path = locate_trial_list(vox1_root, held_out_list)
         held_out = {speaker_of(rel) for t in read_trial_list(held_out_path)
                     for rel in (t.enroll_rel, t.test_rel)}
-    datasets = [build_train_set(layout, parts, held_out)] + eval_sets
+    train_set = build_train_set(layout, parts, held_out)
+    if check_counts:  # before the exclusion, whose size depends on the list
+        speakers = {speaker_of_utt(utt) for utt in train_set.wavs}
+        messages.append(dev_count_warning(len(speakers), len(train_set.wavs)))
+    if excluded is not None:
+        train_set, num_speakers, num_utts = exclude_speakers(train_set, excluded)
+        others = len(excluded) - num_speakers
+        messages.append(
+            f"removed {num_speakers} of the {len(excluded)} speakers listed in {exclude_list} "
+            f"from {TRAIN_SET} ({num_utts} utterances)"
+            + (f"; the other {others} are not among its speakers" if others else ""))
+    datasets = [train_set] + eval_sets
     write_sets(data_dir, datasets)
-    return datasets
+    return datasets, [m for m in messages if m]
 
 
 def parse_args(argv):
@@ -324,9 +486,16 @@ def parse_args(argv):
     parser.add_argument("--trials", action="append", metavar="NAME=FILE",
                         help=f"a trial list to convert into DATA_DIR/NAME (repeatable; "
                              f"default {DEFAULT_TRIALS})")
+    parser.add_argument("--optional-trials", action="append", default=[], metavar="NAME=FILE",
+                        help="like --trials, but skipped with a note when FILE is not found "
+                             "(repeatable)")
     parser.add_argument("--held-out-list", default="veri_test2.txt", metavar="FILE",
                         help="merged layout only: speakers in this trial list are left out of "
                              f"{TRAIN_SET} (default %(default)s)")
+    parser.add_argument("--exclude-speakers", metavar="FILE",
+                        help=f"leave the speakers listed in FILE out of {TRAIN_SET}")
+    parser.add_argument("--no-count-check", dest="check_counts", action="store_false",
+                        help="no warnings when the counts differ from the real VoxCeleb1")
     parser.add_argument("vox1_root", metavar="VOX1_ROOT")
     parser.add_argument("data_dir", metavar="DATA_DIR")
     args = parser.parse_args(argv)
@@ -337,10 +506,15 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        datasets = prepare(args.vox1_root, args.data_dir, args.trials, args.held_out_list)
+        datasets, messages = prepare(args.vox1_root, args.data_dir, args.trials,
+                                     args.held_out_list, args.optional_trials,
+                                     args.exclude_speakers, args.check_counts)
     except (PrepareError, OSError) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 1
+    for message in messages:
+        stream = sys.stderr if message.startswith("warning") else sys.stdout
+        print(f"{PROG}: {message}", file=stream)
     for dataset in datasets:
         print(f"{PROG}: wrote {os.path.join(args.data_dir, dataset.name)}: {summary(dataset)}")
     return 0

@@ -208,3 +208,127 @@ def test_command_line_reports_without_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.startswith("prepare_voxceleb1.py: ") and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- counts against the real corpus
+
+
+@pytest.mark.parametrize("list_name, count", [
+    ("veri_test2.txt", 37611), ("list_test_all2.txt", 579818), ("list_test_hard2.txt", 550894),
+    ("veri_test.txt", 37720), ("list_test_all.txt", 581480), ("list_test_hard.txt", 552536)])
+def test_published_trial_counts_pass_silently(list_name, count):
+    assert prep.trial_count_warning("x", f"/corpora/vox1/meta/{list_name}", count) is None
+
+
+def test_trial_count_warning():
+    assert prep.trial_count_warning("vox1_e", "/corpora/vox1/list_test_all2.txt", 1234) == (
+        "warning: vox1_e has 1,234 trials, but list_test_all2.txt of the real corpus has "
+        "579,818; is the list complete?")
+    assert "37,720" in prep.trial_count_warning("vox1_o_orig", "veri_test.txt", 37611)
+    assert prep.trial_count_warning("mine", "/lists/my_trials.txt", 12) is None  # unknown list
+
+
+def test_dev_count_warning():
+    assert prep.dev_count_warning(1211, 148642) is None
+    assert prep.dev_count_warning(1211, 148000) == (
+        "warning: voxceleb1_dev has 1,211 speakers and 148,000 utterances, but the real "
+        "VoxCeleb1 dev set has 1,211 and 148,642; are all the dev archives downloaded and "
+        "unpacked?")
+    assert prep.dev_count_warning(1151, 148642) is not None
+
+
+def test_counts_are_checked_unless_switched_off(tmp_path, capsys):
+    make_tree(tmp_path / "vox1", "split")
+    assert prep.main([str(tmp_path / "vox1"), str(tmp_path / "data")]) == 0
+    err = capsys.readouterr().err
+    assert ("prepare_voxceleb1.py: warning: vox1_o has 3 trials, but veri_test2.txt of the "
+            "real corpus has 37,611; is the list complete?") in err
+    assert "prepare_voxceleb1.py: warning: voxceleb1_dev has 2 speakers and 5 utterances" in err
+    assert prep.main(["--no-count-check", str(tmp_path / "vox1"), str(tmp_path / "data")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_optional_trials_only_where_present(tmp_path, capsys):
+    paths = make_tree(tmp_path / "vox1", "split",
+                      {"veri_test2.txt": VERI_TEST2, "meta/veri_test.txt": VERI_TEST2[:2]})
+    data = tmp_path / "data"
+    assert prep.main(["--optional-trials", "vox1_o_orig=veri_test.txt",
+                      "--optional-trials", "vox1_e_orig=list_test_all.txt",
+                      str(tmp_path / "vox1"), str(data)]) == 0
+    assert sorted(os.listdir(data)) == ["vox1_o", "vox1_o_orig", "voxceleb1_dev"]
+    check_set(data / "vox1_o_orig", ["id10270-5r0dWxy17C8-00002", "id10270-x6uYqmx31kE-00001",
+                                     "id10273-8cfyJEV7hP8-00004"], paths,
+              trials=VOX1_O_TRIALS[:2])
+    out = capsys.readouterr().out
+    root = tmp_path / "vox1"
+    assert (f"prepare_voxceleb1.py: skipping vox1_e_orig: optional trial list list_test_all.txt "
+            f"not found (looked for {root}/list_test_all.txt, {root}/meta/list_test_all.txt, "
+            f"list_test_all.txt)") in out
+
+
+# ---------------------------------------------------------------- --exclude-speakers
+
+# vox1_meta.csv as VoxCeleb1 distributes it: tab-separated, with a header line.
+META = ["VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet",
+        "id10001\tA.J._Buckley\tm\tIreland\tdev", "id10002\tA.R._Rahman\tm\tIndia\tdev",
+        "id10270\tEartha_Kitt\tf\tUSA\ttest", "id10273\tEddie_Izzard\tm\tUK\ttest"]
+
+
+def test_exclude_speakers_by_id_and_name(tmp_path, capsys):
+    """Ids and vox1_meta.csv names both work; only the training set loses the speakers."""
+    paths = make_tree(tmp_path / "vox1", "split",
+                      {"veri_test2.txt": VERI_TEST2, "meta/list_test_all2.txt": LIST_ALL,
+                       "vox1_meta.csv": META})
+    overlap = tmp_path / "overlap.txt"
+    write_lines(str(overlap), ["# speakers also in SITW", "A.J._Buckley", "",
+                               "id10273  # a test speaker: not in the training set"])
+    data = tmp_path / "data"
+    assert prep.main(["--exclude-speakers", str(overlap), "--trials",
+                      "vox1_e=list_test_all2.txt", str(tmp_path / "vox1"), str(data)]) == 0
+    check_set(data / "voxceleb1_dev", [u for u in DEV_UTTS if u.startswith("id10002")], paths)
+    assert read(data / "vox1_e" / "trials")[0] == (  # the excluded speaker stays here
+        "id10001-1zcIwhmdeo4-00001 id10001--LbVbtBMx5Y-00001 target")
+    out = capsys.readouterr()
+    assert (f"removed 1 of the 2 speakers listed in {overlap} from voxceleb1_dev (3 "
+            f"utterances); the other 1 are not among its speakers") in out.out
+    # The count check is on the set before the exclusion.
+    assert "voxceleb1_dev has 2 speakers and 5 utterances" in out.err
+
+
+def test_exclude_speakers_merged_layout_by_id(tmp_path, capsys):
+    paths = make_tree(tmp_path / "vox1", "merged")
+    overlap = tmp_path / "overlap.txt"
+    write_lines(str(overlap), ["id10002"])
+    assert prep.main(["--exclude-speakers", str(overlap), str(tmp_path / "vox1"),
+                      str(tmp_path / "data")]) == 0
+    check_set(tmp_path / "data" / "voxceleb1_dev",
+              [u for u in DEV_UTTS if u.startswith("id10001")], paths)
+    assert (f"removed 1 of the 1 speakers listed in {overlap} from voxceleb1_dev (2 "
+            f"utterances)\n") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("lines, meta, fragments", [
+    (["Aamir_Khan"], True, ["overlap.txt:1: 'Aamir_Khan' is neither a VoxCeleb1 id",
+                            "vox1_meta.csv; correct or remove the line"]),
+    (["id10001", "A.R._Rahman"], False, ["overlap.txt:2: 'A.R._Rahman' is a speaker name",
+                                         "vox1_meta.csv", "or list ids (id10001)"]),
+    (["id10001 id10002"], True, ["overlap.txt:1: 'id10001 id10002' holds 2 words"]),
+    (["id10001", "id10002"], True, ["removes every speaker of voxceleb1_dev"]),
+])
+def test_bad_exclude_list(tmp_path, capsys, lines, meta, fragments):
+    lists = {"veri_test2.txt": VERI_TEST2}
+    if meta:
+        lists["meta/vox1_meta.csv"] = META
+    make_tree(tmp_path / "vox1", "split", lists)
+    write_lines(str(tmp_path / "overlap.txt"), lines)
+    fails_with(capsys, ["--exclude-speakers", str(tmp_path / "overlap.txt"),
+                        str(tmp_path / "vox1"), str(tmp_path / "data")], *fragments)
+    assert not (tmp_path / "data").exists()
+
+
+def test_missing_exclude_list(tmp_path, capsys):
+    make_tree(tmp_path / "vox1", "split")
+    fails_with(capsys, ["--exclude-speakers", str(tmp_path / "nope.txt"),
+                        str(tmp_path / "vox1"), str(tmp_path / "data")],
+               f"--exclude-speakers {tmp_path}/nope.txt: no such file")
+
