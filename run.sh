@@ -63,7 +63,7 @@ fi
 
 if run_stage 1; then
   banner 1 "data preparation"
-  local/prepare_voxceleb1.py --trials vox1_o=veri_test2.txt "$vox1_root" data
+  local/prepare_voxceleb1.py --no-count-check --trials vox1_o=veri_test2.txt "$vox1_root" data
   for set in $train_set $eval_sets; do utils/validate_data_dir.sh --no-feats "data/$set"; done
 fi
 

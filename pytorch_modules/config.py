@@ -26,6 +26,7 @@ class ModelConfig:
     widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
     blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     embedding_dim: int = 1024
+    embedding_bn: bool = True     # BatchNorm1d on the embedding (ours; see models/rescnn.py)
 
 
 @dataclass

@@ -15,7 +15,8 @@ MIN_FRAMES = 32
 def load_embedding_model(path) -> ResCNN:
     state = checkpoints.load(path)
     config = config_from_dict(state["config"], source=str(path))
-    model = ResCNN(config.model.widths, config.model.blocks, config.model.embedding_dim)
+    model = ResCNN(config.model.widths, config.model.blocks, config.model.embedding_dim,
+                  config.model.embedding_bn)
     model.load_state_dict(state["model"])
     return model.eval()
 

@@ -32,7 +32,8 @@ def learning_rate(config: Config, global_step: int, steps_per_epoch: int) -> flo
 
 
 def build_model(config: Config) -> ResCNN:
-    return ResCNN(config.model.widths, config.model.blocks, config.model.embedding_dim)
+    return ResCNN(config.model.widths, config.model.blocks, config.model.embedding_dim,
+                  config.model.embedding_bn)
 
 
 @dataclass
