@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Speaker verification with ResCNN + DAM-Softmax (Zhou et al., Interspeech 2020), Kaldi style.
 #
-#   ./run.sh                         the whole recipe on the generated demo corpus (CPU, minutes)
-#   ./run.sh --stage 3               redo training and everything after it
-#   ./run.sh --config conf/demo_am.yaml    the AM-Softmax baseline (exp dir follows the config)
+#   ./run.sh                              the whole recipe on the generated demo corpus (CPU)
+#   ./run.sh --stage 3                    redo training and everything after it
+#   ./run.sh --config conf/demo_am.yaml   the AM-Softmax baseline (exp dir follows the config)
+#   ./run.sh --corpus voxceleb --voxceleb1-root /data/VoxCeleb1 --voxceleb2-root /data/VoxCeleb2 \
+#            --sitw-root /data/sitw_database.v4 --config conf/rescnn_dam.yaml
 #
 # Stages:
-#   0  generate the demo corpus, laid out like VoxCeleb1      corpora/demo/
-#   1  data preparation (local/prepare_voxceleb1.py)          data/voxceleb1_dev, data/vox1_o
-#   2  161-bin log spectrograms -> Kaldi arks                 feats/, data/*/feats.scp
-#   3  train the ResCNN                                       exp/<config>/final.pt
-#   4  embeddings of the evaluation utterances                exp/<config>/embeddings_vox1_o/
-#   5  cosine scoring, EER and minDCF, results table          exp/<config>/scores/, results.md
+#   0  demo: generate the demo corpus (laid out like VoxCeleb1)   corpora/demo/
+#      voxceleb: check the corpora are there (and ffmpeg for VoxCeleb2's m4a)
+#   1  data preparation                                           data/<train-set>, data/vox1_*, data/sitw_*
+#   2  161-bin log spectrograms -> Kaldi arks                     feats/, data/*/feats.scp
+#   3  train the ResCNN                                           exp/<config>/final.pt
+#   4  embeddings of the evaluation utterances                    exp/<config>/embeddings_*/
+#   5  cosine scoring, EER and minDCF, results table              exp/<config>/scores/, results.md
 set -euo pipefail
 
 stage=0
@@ -23,17 +26,32 @@ nj=2
 demo_root=corpora/demo
 demo_seed=777
 demo_options=
+voxceleb1_root=
+voxceleb2_root=
+sitw_root=
+train_set=
+sitw_overlap_list=local/voxceleb1_sitw_overlap.txt
 help_message="Usage: $0 [options]
 Options:
-  --stage <n>            first stage to run (default: $stage)
-  --stop-stage <n>       last stage to run (default: all)
-  --corpus <demo>        which corpus (default: $corpus)
-  --config <yaml>        training config (default: conf/demo_dam.yaml for the demo)
-  --exp-dir <dir>        experiment dir (default: exp/<config name>)
-  --nj <n>               parallel jobs for features and embeddings (default: $nj)
-  --demo-root <dir>      where the demo corpus is generated (default: $demo_root)
-  --demo-seed <n>        seed of the demo corpus (default: $demo_seed)
-  --demo-options <str>   extra options for local/make_demo_corpus.py, e.g. \"--num-dev-speakers 10\""
+  --stage <n>               first stage to run (default: $stage)
+  --stop-stage <n>          last stage to run (default: all)
+  --corpus <demo|voxceleb>  the generated demo corpus, or the real corpora (default: $corpus)
+  --config <yaml>           training config (default: conf/demo_dam.yaml for the demo,
+                            conf/rescnn_dam.yaml for voxceleb)
+  --exp-dir <dir>           experiment dir (default: exp/<config name>)
+  --nj <n>                  parallel jobs for features and embeddings (default: $nj)
+ demo corpus:
+  --demo-root <dir>         where the demo corpus is generated (default: $demo_root)
+  --demo-seed <n>           seed of the demo corpus (default: $demo_seed)
+  --demo-options <str>      extra options of local/make_demo_corpus.py, e.g. \"--num-dev-speakers 10\"
+ real corpora (nothing is downloaded; see README.md for where each comes from):
+  --voxceleb1-root <dir>    VoxCeleb1: dev/wav + test/wav (or wav/) and veri_test2.txt;
+                            list_test_all2.txt, list_test_hard2.txt add Vox1-E and Vox1-H
+  --voxceleb2-root <dir>    VoxCeleb2: dev/aac/idNNNNN/<session>/NNNNN.m4a (or a wav copy)
+  --sitw-root <dir>         SITW: dev/ and eval/ with audio/, lists/, keys/
+  --train-set <voxceleb1|voxceleb2>  training data (default: voxceleb2 when given, else voxceleb1)
+  --sitw-overlap-list <f>   VoxCeleb1 speakers who are also in SITW, removed from voxceleb1
+                            training when SITW is evaluated (default: $sitw_overlap_list)"
 
 cd "$(dirname "$0")"
 . ./path.sh
@@ -41,47 +59,108 @@ cd "$(dirname "$0")"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1'" >&2; echo "$help_message" >&2; exit 1; }
 
+die() { echo "$0: $*" >&2; exit 1; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+banner() { echo; echo "=== stage $1: $2 ($(date '+%H:%M:%S'))"; }
+
+# Which data each stage works on:
+#   train_data   the training set (data/<train_data>)
+#   vox1_sets    VoxCeleb1 trial sets, all embedded from one union set, data/voxceleb1_eval
+#   sitw_parts   SITW parts, each with an enrollment and a test set
+#   embed_sets   every data dir that gets embeddings
 case $corpus in
   demo)
     [ -n "$config" ] || config=conf/demo_dam.yaml
     vox1_root=$demo_root
-    train_set=voxceleb1_dev
-    eval_sets="vox1_o" ;;
-  *) echo "$0: unknown --corpus '$corpus' (demo)" >&2; exit 1 ;;
+    train_data=voxceleb1_dev
+    paper_train_set=demo
+    vox1_trials="--no-count-check --trials vox1_o=veri_test2.txt"
+    sitw_parts="" ;;
+  voxceleb)
+    [ -n "$config" ] || config=conf/rescnn_dam.yaml
+    [ -n "$voxceleb1_root" ] || die "--corpus voxceleb needs --voxceleb1-root (its evaluation lists are Vox1-O/E/H)"
+    vox1_root=$voxceleb1_root
+    [ -n "$train_set" ] || { [ -n "$voxceleb2_root" ] && train_set=voxceleb2 || train_set=voxceleb1; }
+    case $train_set in
+      voxceleb1) train_data=voxceleb1_dev ;;
+      voxceleb2) train_data=voxceleb2_dev
+                 [ -n "$voxceleb2_root" ] || die "--train-set voxceleb2 needs --voxceleb2-root" ;;
+      *) die "--train-set must be voxceleb1 or voxceleb2, not '$train_set'" ;;
+    esac
+    paper_train_set=$train_set
+    vox1_trials="--trials vox1_o=veri_test2.txt --optional-trials vox1_e=list_test_all2.txt
+      --optional-trials vox1_h=list_test_hard2.txt --optional-trials vox1_o_orig=veri_test.txt
+      --optional-trials vox1_e_orig=list_test_all.txt --optional-trials vox1_h_orig=list_test_hard.txt"
+    sitw_parts=""
+    [ -z "$sitw_root" ] || sitw_parts="dev eval" ;;
+  *) die "unknown --corpus '$corpus' (demo or voxceleb)" ;;
 esac
-[ -f "$config" ] || { echo "$0: no config file $config" >&2; exit 1; }
+[ -f "$config" ] || die "no config file $config"
 [ -n "$exp_dir" ] || exp_dir=exp/$(basename "$config" .yaml)
+loss=$(python -c "import sys; from pytorch_modules.config import load_config; print(load_config(sys.argv[1]).loss.type)" "$config")
 
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-banner() { echo; echo "=== stage $1: $2 ($(date '+%H:%M:%S'))"; }
+# The VoxCeleb1 trial sets that stage 1 prepared (E/H and the original lists are optional).
+vox1_sets() { for d in data/vox1_*; do [ -f "$d/trials" ] && basename "$d"; done; }
+embed_sets() {
+  echo voxceleb1_eval
+  for part in $sitw_parts; do echo "sitw_${part}_enroll sitw_${part}_test"; done
+}
 
-if run_stage 0 && [ "$corpus" = demo ]; then
-  banner 0 "demo corpus in $demo_root"
-  # shellcheck disable=SC2086
-  local/make_demo_corpus.py --seed "$demo_seed" --nj "$nj" $demo_options "$demo_root"
+if run_stage 0; then
+  if [ "$corpus" = demo ]; then
+    banner 0 "demo corpus in $demo_root"
+    # shellcheck disable=SC2086
+    local/make_demo_corpus.py --seed "$demo_seed" --nj "$nj" $demo_options "$demo_root"
+  else
+    banner 0 "checking the corpora"
+    for root in "$voxceleb1_root" $voxceleb2_root $sitw_root; do
+      [ -d "$root" ] || die "corpus folder $root does not exist; see README.md, 'Real corpora', for where each corpus comes from"
+    done
+    if [ "$train_set" = voxceleb2 ] && ! command -v ffmpeg >/dev/null; then
+      [ -d "$voxceleb2_root/dev/wav" ] || [ -d "$voxceleb2_root/wav" ] || local/install_ffmpeg.sh
+    fi
+  fi
 fi
 
 if run_stage 1; then
   banner 1 "data preparation"
-  local/prepare_voxceleb1.py --no-count-check --trials vox1_o=veri_test2.txt "$vox1_root" data
-  for set in $train_set $eval_sets; do utils/validate_data_dir.sh --no-feats "data/$set"; done
+  exclude=()
+  if [ "$corpus" = voxceleb ] && [ "$train_set" = voxceleb1 ] && [ -n "$sitw_parts" ]; then
+    if [ -f "$sitw_overlap_list" ]; then
+      exclude=(--exclude-speakers "$sitw_overlap_list")
+    else
+      echo "$0: warning: $sitw_overlap_list not found, so the VoxCeleb1 speakers who are also in SITW stay in training; get voxceleb1_sitw_overlap.txt (OpenSLR resource 49) and pass --sitw-overlap-list" >&2
+    fi
+  fi
+  rm -rf data/vox1_*   # sets of an earlier run with other lists
+  # shellcheck disable=SC2086
+  local/prepare_voxceleb1.py $vox1_trials "${exclude[@]}" "$vox1_root" data
+  if [ "$train_data" = voxceleb2_dev ]; then
+    local/prepare_voxceleb2.py "$voxceleb2_root" data
+  fi
+  [ -z "$sitw_parts" ] || local/prepare_sitw.py "$sitw_root" data
+  # One union of the VoxCeleb1 trial sets: each utterance is embedded once, however many
+  # lists name it (Vox1-E and Vox1-H share most of VoxCeleb1).
+  sets=$(vox1_sets)
+  utils/combine_data.sh data/voxceleb1_eval $(for s in $sets; do echo "data/$s"; done)
+  for set in $train_data $(embed_sets); do utils/validate_data_dir.sh --no-feats "data/$set"; done
 fi
 
 if run_stage 2; then
   banner 2 "features"
-  for set in $train_set $eval_sets; do
+  for set in $train_data $(embed_sets); do
     steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" "data/$set" feats
   done
 fi
 
 if run_stage 3; then
   banner 3 "training $exp_dir with $config"
-  steps/train.sh --cmd "$cuda_cmd" --config "$config" "data/$train_set" "$exp_dir"
+  steps/train.sh --cmd "$cuda_cmd" --config "$config" "data/$train_data" "$exp_dir"
 fi
 
 if run_stage 4; then
   banner 4 "embeddings"
-  for set in $eval_sets; do
+  for set in $(embed_sets); do
     steps/extract_embeddings.sh --nj "$nj" --cmd "$train_cmd" "$exp_dir/final.pt" \
       "data/$set" "$exp_dir/embeddings_$set"
   done
@@ -90,12 +169,20 @@ fi
 if run_stage 5; then
   banner 5 "scoring"
   results=()
-  for set in $eval_sets; do
-    steps/score_cosine.sh --name "$set" "data/$set/trials" "$exp_dir/embeddings_$set" \
-      "$exp_dir/embeddings_$set" "$exp_dir/scores"
+  for set in $(vox1_sets); do
+    emb=$exp_dir/embeddings_voxceleb1_eval
+    steps/score_cosine.sh --name "$set" "data/$set/trials" "$emb" "$emb" "$exp_dir/scores"
     results+=("$exp_dir/scores/$set.results")
   done
-  python -m pytorch_modules.bin.results_table "${results[@]}" > "$exp_dir/results.md.tmp"
+  for part in $sitw_parts; do
+    # One embedding per SITW model: the mean of its enrollment utterances.
+    steps/score_cosine.sh --name "sitw_$part" --enroll-spk2utt "data/sitw_${part}_enroll/spk2utt" \
+      "data/sitw_${part}_test/trials" "$exp_dir/embeddings_sitw_${part}_enroll" \
+      "$exp_dir/embeddings_sitw_${part}_test" "$exp_dir/scores"
+    results+=("$exp_dir/scores/sitw_$part.results")
+  done
+  python -m pytorch_modules.bin.results_table --paper-table local/paper_table1.txt \
+    --train-set "$paper_train_set" --loss "$loss" "${results[@]}" > "$exp_dir/results.md.tmp"
   mv "$exp_dir/results.md.tmp" "$exp_dir/results.md"
   echo
   cat "$exp_dir/results.md"

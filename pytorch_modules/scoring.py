@@ -78,6 +78,32 @@ def load_embeddings(scp_path):
     return keys, np.stack(vectors).astype(np.float32)
 
 
+def mean_by_model(ids, emb, spk2utt_path):
+    """One embedding per enrollment model: the mean of its utterances' length-normalised
+    embeddings (SITW enrolls a model from one or more utterances).
+
+    spk2utt lines are `model utt1 utt2 ...`; returns (model ids, (models, dim) matrix)."""
+    row = {utt: i for i, utt in enumerate(ids)}
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
+    models, means = [], []
+    with open(spk2utt_path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            fields = line.split()
+            if len(fields) < 2:
+                raise RecipeError(f"{spk2utt_path}:{line_no}: expected 'MODEL UTT [UTT ...]', "
+                                  f"got {line.rstrip()!r}")
+            missing = [u for u in fields[1:] if u not in row]
+            if missing:
+                raise RecipeError(f"{spk2utt_path}:{line_no}: model {fields[0]} names {missing[0]}, "
+                                  f"which has no embedding; rerun embedding extraction for the "
+                                  f"enrollment set.")
+            models.append(fields[0])
+            means.append(unit[[row[u] for u in fields[1:]]].mean(axis=0))
+    if not models:
+        raise RecipeError(f"{spk2utt_path} lists no models")
+    return models, np.stack(means).astype(np.float32)
+
+
 def read_trials(path):
     """Read Kaldi trials.
 

@@ -54,7 +54,7 @@ def test_every_stage_ran(recipe):
 
 def test_features_cover_every_utterance_with_161_bins(recipe):
     work, _ = recipe
-    for name in ("voxceleb1_dev", "vox1_o"):
+    for name in ("voxceleb1_dev", "voxceleb1_eval"):
         data = work / "data" / name
         utts = [line.split()[0] for line in (data / "utt2spk").read_text().splitlines()]
         feats = dict(kaldiio.load_scp(str(data / "feats.scp")))
@@ -72,8 +72,8 @@ def test_model_and_embeddings(recipe):
     assert (work / "exp/tiny/checkpoints/epoch_002.pt").is_file()
     log = (work / "exp/tiny/log/train.log").read_text()
     assert "utt/s" in log and "left" in log and "# Ended (code 0)" in log
-    vectors = dict(kaldiio.load_scp(str(work / "exp/tiny/embeddings_vox1_o/xvector.scp")))
-    utts = [line.split()[0] for line in (work / "data/vox1_o/utt2spk").read_text().splitlines()]
+    vectors = dict(kaldiio.load_scp(str(work / "exp/tiny/embeddings_voxceleb1_eval/xvector.scp")))
+    utts = [line.split()[0] for line in (work / "data/voxceleb1_eval/utt2spk").read_text().splitlines()]
     assert sorted(vectors) == utts
     assert all(v.shape == (32,) and np.isfinite(v).all() for v in vectors.values())
 
@@ -90,6 +90,7 @@ def test_scores_and_results(recipe):
     results = read_table(work / "exp/tiny/scores/vox1_o.results")
     assert 0.0 <= float(results["eer_percent"]) <= 100.0
     assert "| exp/tiny/scores/vox1_o.results | vox1_o | 40 |" in stdout
+    assert stdout.rstrip().endswith("| - |")  # no paper figure for the demo corpus
     assert (work / "exp/tiny/results.md").read_text() in stdout
 
 

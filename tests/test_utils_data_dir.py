@@ -291,3 +291,28 @@ def test_filter_scp(data, tmp_path):
     assert len(rest.stdout.splitlines()) == 10
     trials = tool("filter_scp.py", "-f", "2", tmp_path / "ids", stdin="x spk1-u1 target\ny z t\n")
     assert trials.stdout == "x spk1-u1 target\n"
+
+
+def test_combine_is_the_sorted_union_with_files_all_sources_have(tmp_path):
+    a = make_data_dir(tmp_path / "a", {"spk1": 2, "spk3": 1})
+    b = make_data_dir(tmp_path / "b", {"spk1": 1, "spk2": 2})  # spk1-u1 is in both, same lines
+    (b / "feats.scp").unlink()
+    result = tool("combine_data.sh", tmp_path / "all", a, b)
+    assert result.returncode == 0, result.stderr
+    assert "5 utterances from 2 data dir(s)" in result.stderr  # 3 + 3, one shared
+    assert read(tmp_path / "all/utt2spk") == ["spk1-u1 spk1", "spk1-u2 spk1", "spk2-u1 spk2",
+                                              "spk2-u2 spk2", "spk3-u1 spk3"]
+    assert read(tmp_path / "all/spk2utt") == ["spk1 spk1-u1 spk1-u2", "spk2 spk2-u1 spk2-u2",
+                                              "spk3 spk3-u1"]
+    assert not (tmp_path / "all/feats.scp").exists()  # b has none: it would be incomplete
+    assert len(read(tmp_path / "all/wav.scp")) == 5
+    assert tool("validate_data_dir.sh", "--no-feats", tmp_path / "all").returncode == 0
+
+
+def test_combine_refuses_sources_that_disagree(tmp_path):
+    a = make_data_dir(tmp_path / "a", {"spk1": 1})
+    b = make_data_dir(tmp_path / "b", {"spk1": 1})
+    write(b / "wav.scp", ["spk1-u1 /elsewhere/spk1-u1.wav"])
+    result = tool("combine_data.sh", tmp_path / "all", a, b)
+    assert result.returncode == 1
+    assert "wav.scp:1: spk1-u1 differs from its line in another source" in result.stderr

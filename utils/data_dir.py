@@ -38,6 +38,7 @@ PROGS = {
     "utt2spk-to-spk2utt": "utt2spk_to_spk2utt.py",
     "spk2utt-to-utt2spk": "spk2utt_to_utt2spk.py",
     "filter-scp": "filter_scp.py",
+    "combine": "combine_data.sh",
 }
 
 MAX_REPORTED = 5  # problems or ids listed per kind before "and N more"
@@ -627,6 +628,41 @@ class Parser(argparse.ArgumentParser):
         sys.exit(1)
 
 
+def combine_data_dirs(dest, sources):
+    """Union of data dirs: utt2spk and every per-utterance file all sources have; an
+    utterance in several sources must have identical lines there (same audio, same speaker)."""
+    names = ["utt2spk"] + [n for n in PER_UTT_FILES
+                           if all(os.path.isfile(os.path.join(src, n)) for src in sources)]
+    os.makedirs(dest, exist_ok=True)
+    for name in names:
+        lines = {}
+        for src in sources:
+            path = os.path.join(src, name)
+            with open(path, **TEXT) as f:
+                for number, line in enumerate(f, 1):
+                    key = line.split(maxsplit=1)[0] if line.strip() else None
+                    if key is None:
+                        continue
+                    if key in lines and lines[key] != line.rstrip("\n"):
+                        raise DataError(f"{path}:{number}: {key} differs from its line in another "
+                                        f"source; the sets disagree about this utterance.")
+                    lines[key] = line.rstrip("\n")
+        write_atomic(os.path.join(dest, name), [lines[k] for k in c_sorted(lines)])
+    utt2spk = read_utt2spk(os.path.join(dest, "utt2spk"))
+    write_atomic(os.path.join(dest, "spk2utt"), spk2utt_lines(utt2spk))
+    for name in PER_UTT_FILES + ("feats.scp",):
+        if name not in names and os.path.exists(os.path.join(dest, name)):
+            os.remove(os.path.join(dest, name))  # stale: not every source has it
+    return len(utt2spk)
+
+
+def run_combine(args):
+    count = combine_data_dirs(args.dest, args.sources)
+    print(f"{PROGS['combine']}: {args.dest}: {count} utterances from {len(args.sources)} "
+          f"data dir(s)", file=sys.stderr)
+    return 0
+
+
 def build_parser():
     parser = Parser(prog="data_dir.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -666,6 +702,10 @@ def build_parser():
                    help="which field of SCP is the id (default: 1)")
     p.add_argument("id_list")
     p.add_argument("scp", nargs="?")
+
+    p = add("combine", run_combine, "Write DEST as the union of the SOURCE data dirs.")
+    p.add_argument("dest")
+    p.add_argument("sources", nargs="+", metavar="source")
     return parser
 
 

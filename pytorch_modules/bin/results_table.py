@@ -16,15 +16,35 @@ COLUMNS = [("name", "set"), ("trials", "trials"), ("eer_percent", "EER (%)"),
            ("min_dcf_p0.01", "minDCF(0.01)"), ("min_dcf_p0.001", "minDCF(0.001)")]
 
 
-def markdown_table(paths):
-    """The table as a list of lines."""
-    lines = ["| results | " + " | ".join(head for _, head in COLUMNS) + " |",
-             "|---|" + "---:|" * len(COLUMNS)]
+def read_paper_eers(path, train_set, loss):
+    """{eval set: EER %} of the paper's rows for this training set and loss (local/paper_table1.txt)."""
+    eers = {}
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            fields = line.split()
+            if len(fields) != 4:
+                raise RecipeError(f"{path}:{line_no}: expected 'TRAIN_SET LOSS EVAL_SET EER', "
+                                  f"got {line!r}")
+            if fields[0] == train_set and fields[1] == loss:
+                eers[fields[2]] = fields[3]
+    return eers
+
+
+def markdown_table(paths, paper=None):
+    """The table as a list of lines; `paper` ({set: EER}) adds the paper's EER column."""
+    paper_head = " | paper EER (%)" if paper is not None else ""
+    lines = ["| results | " + " | ".join(head for _, head in COLUMNS) + paper_head + " |",
+             "|---|" + "---:|" * (len(COLUMNS) + (paper is not None))]
     for path in paths:
         if not os.path.isfile(path):
             raise RecipeError(f"{path} does not exist; run the scoring stage first.")
         results = read_results(path)
         cells = [_format(path, key, results.get(key, "-")) for key, _ in COLUMNS]
+        if paper is not None:
+            cells.append(paper.get(results.get("name"), "-"))
         lines.append(f"| {path} | " + " | ".join(cells) + " |")
     return lines
 
@@ -42,9 +62,15 @@ def _format(path, key, value):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--paper-table", help="add the paper's EER for each set from this file "
+                        "(local/paper_table1.txt), for --train-set and --loss")
+    parser.add_argument("--train-set", default="", help="e.g. voxceleb1 or voxceleb2")
+    parser.add_argument("--loss", default="", help="e.g. dam_softmax or am_softmax")
     parser.add_argument("results", nargs="+", metavar="RESULTS_FILE")
     args = parser.parse_args()
-    print("\n".join(markdown_table(args.results)))
+    paper = (read_paper_eers(args.paper_table, args.train_set, args.loss)
+             if args.paper_table else None)
+    print("\n".join(markdown_table(args.results, paper)))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import os
 import numpy as np
 
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.scoring import (cosine_score, evaluate, load_embeddings, read_trials,
-                                     summary_line, write_lines_atomic)
+from pytorch_modules.scoring import (cosine_score, evaluate, load_embeddings, mean_by_model,
+                                     read_trials, summary_line, write_lines_atomic)
 
 PROG = "score"
 
@@ -32,16 +32,20 @@ def parse_args():
     parser.add_argument("--scores-out", required=True, help="output: enroll test score")
     parser.add_argument("--results-out", required=True, help="output: key value lines")
     parser.add_argument("--name", help="set name in the results (default: the trials' folder name)")
+    parser.add_argument("--enroll-spk2utt", help="average the enrollment embeddings per model "
+                        "(spk2utt: model utt ...); trials then name models as enroll ids")
     return parser.parse_args()
 
 
-def load_table(enroll_scp, test_scp):
+def load_table(enroll_scp, test_scp, enroll_spk2utt=None):
     """One (id -> row, matrix) table over both scps; an scp given twice is read once.
 
     An id present in both scps must carry the same vector, or which one a trial means is unclear."""
     ids, emb = load_embeddings(enroll_scp)
+    if enroll_spk2utt:
+        ids, emb = mean_by_model(ids, emb, enroll_spk2utt)
     id_to_row = {utt: row for row, utt in enumerate(ids)}
-    if os.path.realpath(test_scp) == os.path.realpath(enroll_scp):
+    if os.path.realpath(test_scp) == os.path.realpath(enroll_scp) and not enroll_spk2utt:
         return id_to_row, emb
     test_ids, test_emb = load_embeddings(test_scp)
     if test_emb.shape[1] != emb.shape[1]:
@@ -65,7 +69,7 @@ def main():
     name = args.name or os.path.basename(os.path.dirname(os.path.abspath(args.trials)))
 
     enroll_ids, test_ids, labels = read_trials(args.trials)
-    id_to_row, emb = load_table(args.enroll_scp, args.test_scp)
+    id_to_row, emb = load_table(args.enroll_scp, args.test_scp, args.enroll_spk2utt)
     scores = cosine_score(enroll_ids, test_ids, id_to_row, emb, trials_path=args.trials)
     results = evaluate(scores, labels, name, trials_path=args.trials)
 

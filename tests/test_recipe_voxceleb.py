@@ -1,0 +1,121 @@
+"""A whole run of ./run.sh --corpus voxceleb on tiny trees laid out like the real corpora:
+VoxCeleb1 (wav, O/E/H lists), VoxCeleb2 (m4a read through ffmpeg pipes, the training set) and
+SITW (flac, a model enrolled from two files), every stage through to the Table 1 output."""
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+
+from test_recipe_run import LINKED, ROOT, read_table
+
+TESTS = Path(__file__).resolve().parent
+TINY_CONFIG = """\
+model: {widths: [4, 8, 8, 8], blocks: [1, 1, 1, 1], embedding_dim: 16}
+loss: {type: dam_softmax}
+data: {crop_frames: 40, batch_size: 4, num_workers: 0}
+optim: {epochs: 1, lr: 0.01, final_lr: 0.005}
+training: {log_every_steps: 1}
+"""
+SITW_TREE = {
+    "dev": {
+        "lists/enroll-core.lst": ["10001 audio/aahtm.flac", "10001 audio/aaxyz.flac",
+                                  "10002 audio/bkwzq.flac"],
+        "lists/test-core.lst": ["audio/xolmb.flac", "audio/cefrt.flac"],
+        "keys/core-core.lst": ["10001 audio/xolmb.flac tgt", "10001 audio/cefrt.flac imp",
+                               "10002 audio/cefrt.flac tgt", "10002 audio/xolmb.flac imp"],
+    },
+    "eval": {
+        "lists/enroll-core.lst": ["20077 audio/qqwer.flac", "20005 audio/ppasd.flac"],
+        "lists/test-core.lst": ["audio/mmzxc.flac", "audio/aabbc.flac"],
+        "keys/core-core.lst": ["20077 audio/aabbc.flac tgt", "20005 audio/aabbc.flac imp",
+                               "20005 audio/mmzxc.flac tgt"],
+    },
+}
+
+
+def load_test_module(name):
+    spec = importlib.util.spec_from_file_location(name, TESTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+vox1 = load_test_module("test_prepare_voxceleb1")
+vox2 = load_test_module("test_prepare_voxceleb2")
+sitw = load_test_module("test_prepare_sitw")
+ffmpeg = vox2.ffmpeg  # the same fixture: installs ffmpeg with local/install_ffmpeg.sh if missing
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, ffmpeg):
+    work = tmp_path_factory.mktemp("voxceleb_recipe")
+    for name in LINKED:
+        (work / name).symlink_to(ROOT / name)
+    (work / "tiny.yaml").write_text(TINY_CONFIG)
+    corpora = tmp_path_factory.mktemp("corpora")
+    vox1.make_tree(corpora / "vox1", "split", {"veri_test2.txt": vox1.VERI_TEST2,
+                                               "list_test_all2.txt": vox1.LIST_ALL,
+                                               "list_test_hard2.txt": vox1.LIST_ALL})
+    vox2.make_m4a_tree(corpora / "vox2" / "dev" / "aac")
+    sitw.make_tree(corpora / "sitw", SITW_TREE)
+    result = subprocess.run(
+        ["./run.sh", "--corpus", "voxceleb", "--config", "tiny.yaml",
+         "--voxceleb1-root", str(corpora / "vox1"), "--voxceleb2-root", str(corpora / "vox2"),
+         "--sitw-root", str(corpora / "sitw")], cwd=work, capture_output=True, text=True)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    return work, result.stdout
+
+
+def test_training_set_is_voxceleb2_read_through_ffmpeg(run):
+    work, stdout = run
+    wav_scp = (work / "data/voxceleb2_dev/wav.scp").read_text().splitlines()
+    assert len(wav_scp) == 4 and all(" ffmpeg " in line and line.endswith("|") for line in wav_scp)
+    feats = dict(kaldiio.load_scp(str(work / "data/voxceleb2_dev/feats.scp")))
+    assert sorted(feats) == vox2.UTTS and all(m.shape[1] == 161 for m in feats.values())
+    state_speakers = (work / "exp/tiny/log/train.log").read_text()
+    assert "training on 4 utterances of 2 speakers" in state_speakers
+
+
+def test_vox1_sets_share_one_embedded_union(run):
+    work, _ = run
+    union = [line.split()[0] for line in
+             (work / "data/voxceleb1_eval/utt2spk").read_text().splitlines()]
+    needed = set()
+    for name in ("vox1_o", "vox1_e", "vox1_h"):
+        for trial in (work / f"data/{name}/trials").read_text().splitlines():
+            needed |= set(trial.split()[:2])
+    assert set(union) == needed
+    vectors = dict(kaldiio.load_scp(str(work / "exp/tiny/embeddings_voxceleb1_eval/xvector.scp")))
+    assert sorted(vectors) == union
+
+
+def test_sitw_models_are_scored_with_averaged_enrollment(run):
+    work, _ = run
+    scores = [line.split() for line in
+              (work / "exp/tiny/scores/sitw_dev.scores").read_text().splitlines()]
+    assert [s[:2] for s in scores] == [["10001", "xolmb"], ["10001", "cefrt"],
+                                       ["10002", "cefrt"], ["10002", "xolmb"]]
+    enroll = dict(kaldiio.load_scp(str(work / "exp/tiny/embeddings_sitw_dev_enroll/xvector.scp")))
+    test = dict(kaldiio.load_scp(str(work / "exp/tiny/embeddings_sitw_dev_test/xvector.scp")))
+    unit = {k: v / np.linalg.norm(v) for k, v in enroll.items()}
+    model = (unit["10001_aahtm"] + unit["10001_aaxyz"]) / 2
+    expected = model @ test["xolmb"] / np.linalg.norm(model) / np.linalg.norm(test["xolmb"])
+    assert float(scores[0][2]) == pytest.approx(expected, abs=2e-6)
+
+
+def test_table_has_every_evaluation_set_next_to_the_paper(run):
+    work, stdout = run
+    table = (work / "exp/tiny/results.md").read_text()
+    assert table in stdout
+    rows = {line.split("|")[2].strip(): line for line in table.splitlines()[2:]}
+    assert sorted(rows) == ["sitw_dev", "sitw_eval", "vox1_e", "vox1_h", "vox1_o"]
+    # trained on VoxCeleb2 with DAM-Softmax: the paper's Table 1 column
+    assert rows["vox1_o"].rstrip(" |").endswith("1.94")
+    assert rows["sitw_eval"].rstrip(" |").endswith("3.64")
+    assert rows["sitw_dev"].rstrip(" |").endswith("-")
+    for name in rows:
+        results = read_table(work / f"exp/tiny/scores/{name}.results")
+        assert 0.0 <= float(results["eer_percent"]) <= 100.0
