@@ -38,7 +38,8 @@ Options:
   --corpus <demo|voxceleb>  the generated demo corpus, or the real corpora (default: $corpus)
   --config <yaml>           training config (default: conf/demo_dam.yaml for the demo,
                             conf/rescnn_dam.yaml for voxceleb)
-  --exp-dir <dir>           experiment dir (default: exp/<config name>)
+  --exp-dir <dir>           experiment dir (default: exp/<config name> for the demo,
+                            exp/<train-set>_<config name> for voxceleb)
   --nj <n>                  parallel jobs for features and embeddings (default: $nj)
  demo corpus:
   --demo-root <dir>         where the demo corpus is generated (default: $demo_root)
@@ -96,7 +97,11 @@ case $corpus in
   *) die "unknown --corpus '$corpus' (demo or voxceleb)" ;;
 esac
 [ -f "$config" ] || die "no config file $config"
-[ -n "$exp_dir" ] || exp_dir=exp/$(basename "$config" .yaml)
+if [ -z "$exp_dir" ]; then
+  # One exp dir per (training set, config): VoxCeleb1 and VoxCeleb2 models never mix.
+  exp_dir=exp/$(basename "$config" .yaml)
+  [ "$corpus" = demo ] || exp_dir=exp/${train_set}_$(basename "$config" .yaml)
+fi
 loss=$(python -c "import sys; from pytorch_modules.config import load_config; print(load_config(sys.argv[1]).loss.type)" "$config")
 
 # The VoxCeleb1 trial sets that stage 1 prepared (E/H and the original lists are optional).

@@ -23,26 +23,7 @@ import launcher_common as lc  # noqa: E402
 
 LAUNCHER = str(ROOT / "utils" / "launch_slurm.py")
 CONFIG = str(ROOT / "conf" / "slurm_launcher.conf")
-STATE_DIR = "/tmp/recipe-slurm"
-SKIP = os.environ.get("RECIPE_SKIP_SLURM") == "1"
-
-
-@pytest.fixture(scope="session")
-def slurm_env():
-    """The environment for talking to the test cluster, started if it is not running (and
-    then stopped again at the end)."""
-    if SKIP:
-        pytest.skip("RECIPE_SKIP_SLURM=1")
-    result = subprocess.run(["bash", str(ROOT / "tests/cluster/start_slurm.sh"), STATE_DIR],
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        pytest.fail(f"tests/cluster/start_slurm.sh could not start Slurm (RECIPE_SKIP_SLURM=1 "
-                    f"skips these tests):\n{result.stdout}{result.stderr}", pytrace=False)
-    yield {**os.environ, "SLURM_CONF": f"{STATE_DIR}/slurm.conf",
-           "RECIPE_TEST_MARK": "from-the-submitting-shell"}
-    if "already running" not in result.stdout:
-        subprocess.run(["bash", str(ROOT / "tests/cluster/stop_slurm.sh"), STATE_DIR],
-                       capture_output=True, timeout=120)
+from conftest import SKIP, STATE_DIR  # noqa: E402,F401  (slurm_env lives in conftest.py)
 
 
 def launch(env, cwd, *args, config=CONFIG):

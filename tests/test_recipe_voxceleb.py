@@ -12,6 +12,7 @@ import pytest
 from test_recipe_run import LINKED, ROOT, read_table
 
 TESTS = Path(__file__).resolve().parent
+EXP = "exp/voxceleb2_tiny"  # exp/<train set>_<config name>
 TINY_CONFIG = """\
 model: {widths: [4, 8, 8, 8], blocks: [1, 1, 1, 1], embedding_dim: 16}
 loss: {type: dam_softmax}
@@ -75,7 +76,7 @@ def test_training_set_is_voxceleb2_read_through_ffmpeg(run):
     assert len(wav_scp) == 4 and all(" ffmpeg " in line and line.endswith("|") for line in wav_scp)
     feats = dict(kaldiio.load_scp(str(work / "data/voxceleb2_dev/feats.scp")))
     assert sorted(feats) == vox2.UTTS and all(m.shape[1] == 161 for m in feats.values())
-    state_speakers = (work / "exp/tiny/log/train.log").read_text()
+    state_speakers = (work / EXP / "log/train.log").read_text()
     assert "training on 4 utterances of 2 speakers" in state_speakers
 
 
@@ -88,18 +89,18 @@ def test_vox1_sets_share_one_embedded_union(run):
         for trial in (work / f"data/{name}/trials").read_text().splitlines():
             needed |= set(trial.split()[:2])
     assert set(union) == needed
-    vectors = dict(kaldiio.load_scp(str(work / "exp/tiny/embeddings_voxceleb1_eval/xvector.scp")))
+    vectors = dict(kaldiio.load_scp(str(work / EXP / "embeddings_voxceleb1_eval/xvector.scp")))
     assert sorted(vectors) == union
 
 
 def test_sitw_models_are_scored_with_averaged_enrollment(run):
     work, _ = run
     scores = [line.split() for line in
-              (work / "exp/tiny/scores/sitw_dev.scores").read_text().splitlines()]
+              (work / EXP / "scores/sitw_dev.scores").read_text().splitlines()]
     assert [s[:2] for s in scores] == [["10001", "xolmb"], ["10001", "cefrt"],
                                        ["10002", "cefrt"], ["10002", "xolmb"]]
-    enroll = dict(kaldiio.load_scp(str(work / "exp/tiny/embeddings_sitw_dev_enroll/xvector.scp")))
-    test = dict(kaldiio.load_scp(str(work / "exp/tiny/embeddings_sitw_dev_test/xvector.scp")))
+    enroll = dict(kaldiio.load_scp(str(work / EXP / "embeddings_sitw_dev_enroll/xvector.scp")))
+    test = dict(kaldiio.load_scp(str(work / EXP / "embeddings_sitw_dev_test/xvector.scp")))
     unit = {k: v / np.linalg.norm(v) for k, v in enroll.items()}
     model = (unit["10001_aahtm"] + unit["10001_aaxyz"]) / 2
     expected = model @ test["xolmb"] / np.linalg.norm(model) / np.linalg.norm(test["xolmb"])
@@ -108,7 +109,7 @@ def test_sitw_models_are_scored_with_averaged_enrollment(run):
 
 def test_table_has_every_evaluation_set_next_to_the_paper(run):
     work, stdout = run
-    table = (work / "exp/tiny/results.md").read_text()
+    table = (work / EXP / "results.md").read_text()
     assert table in stdout
     rows = {line.split("|")[2].strip(): line for line in table.splitlines()[2:]}
     assert sorted(rows) == ["sitw_dev", "sitw_eval", "vox1_e", "vox1_h", "vox1_o"]
@@ -117,5 +118,5 @@ def test_table_has_every_evaluation_set_next_to_the_paper(run):
     assert rows["sitw_eval"].rstrip(" |").endswith("3.64")
     assert rows["sitw_dev"].rstrip(" |").endswith("-")
     for name in rows:
-        results = read_table(work / f"exp/tiny/scores/{name}.results")
+        results = read_table(work / EXP / f"scores/{name}.results")
         assert 0.0 <= float(results["eer_percent"]) <= 100.0
