@@ -29,10 +29,11 @@ sets are renamed into place only when all of them are complete.
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from collections import namedtuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import prepare_voxceleb1 as vox1  # noqa: E402
 
 PROG = "prepare_sitw.py"
 PARTS = ("dev", "eval")
@@ -201,36 +202,6 @@ def kaldi_files(dataset):
     return files
 
 
-def write_sets(data_dir, datasets):
-    """Write every set into a temporary folder, then swap each one into DATA_DIR/<name>; an
-    old set (and features or embeddings derived in it) is removed, as it no longer matches."""
-    os.makedirs(data_dir, exist_ok=True)
-    tmp_root = tempfile.mkdtemp(prefix=".prepare_sitw.", dir=data_dir)
-    try:
-        for dataset in datasets:
-            set_dir = os.path.join(tmp_root, dataset.name)
-            os.mkdir(set_dir)
-            for file_name, lines in kaldi_files(dataset).items():
-                with open(os.path.join(set_dir, file_name), "w", encoding="utf-8") as f:
-                    f.writelines(line + "\n" for line in lines)
-        for dataset in datasets:
-            replace_dir(os.path.join(tmp_root, dataset.name), os.path.join(data_dir, dataset.name))
-    finally:
-        shutil.rmtree(tmp_root, ignore_errors=True)
-
-
-def replace_dir(new_dir, final_dir):
-    """Rename new_dir to final_dir, moving an old final_dir aside first so that the name
-    always holds a complete set."""
-    old_dir = None
-    if os.path.exists(final_dir):
-        old_dir = f"{final_dir}.old.{os.getpid()}"
-        os.rename(final_dir, old_dir)
-    os.rename(new_dir, final_dir)
-    if old_dir:
-        shutil.rmtree(old_dir)
-
-
 def summary(dataset):
     """'N speakers|models, M utterances[, T trials (a target, b nontarget)]' for the log."""
     what = "models" if dataset.name.endswith("_enroll") else "speakers"
@@ -249,7 +220,8 @@ def prepare(sitw_root, data_dir):
         directory = part_dir(sitw_root, part)
         enroll, models = build_enroll_set(part, directory)
         datasets += [enroll, build_test_set(part, directory, models)]
-    write_sets(data_dir, datasets)  # only once all four sets are known to be good
+    # only once all four sets are known to be good; written as the VoxCeleb sets are
+    vox1.write_sets(data_dir, datasets, files_of=kaldi_files)
     return datasets
 
 

@@ -378,15 +378,18 @@ def kaldi_files(dataset):
     return files
 
 
-def write_sets(data_dir, datasets):
-    """Write every set into a temporary folder, then swap each one into DATA_DIR/<name>."""
+def write_sets(data_dir, datasets, files_of=None):
+    """Write every set into a temporary folder, then swap each one into DATA_DIR/<name>.
+
+    files_of(dataset) -> {file name: lines}; the other corpora's preparations pass their own."""
+    files_of = files_of or kaldi_files
     os.makedirs(data_dir, exist_ok=True)
     tmp_root = tempfile.mkdtemp(prefix=".prepare_voxceleb1.", dir=data_dir)
     try:
         for dataset in datasets:
             set_dir = os.path.join(tmp_root, dataset.name)
             os.mkdir(set_dir)
-            for file_name, lines in kaldi_files(dataset).items():
+            for file_name, lines in files_of(dataset).items():
                 with open(os.path.join(set_dir, file_name), "w", encoding="utf-8") as f:
                     f.writelines(line + "\n" for line in lines)
         for dataset in datasets:

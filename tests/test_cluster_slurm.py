@@ -6,7 +6,6 @@ needs root); if it cannot start, the cluster tests fail with the script's output
 RECIPE_SKIP_SLURM=1 to skip them for a quick local run; the config tests still run.
 """
 
-import os
 import re
 import signal
 import subprocess
@@ -23,7 +22,6 @@ import launcher_common as lc  # noqa: E402
 
 LAUNCHER = str(ROOT / "utils" / "launch_slurm.py")
 CONFIG = str(ROOT / "conf" / "slurm_launcher.conf")
-from conftest import SKIP, STATE_DIR  # noqa: E402,F401  (slurm_env lives in conftest.py)
 
 
 def launch(env, cwd, *args, config=CONFIG):

@@ -1,6 +1,5 @@
 """utils/launch_local.py and utils/launcher_common.py: Kaldi run.pl-style local jobs."""
 
-import os
 import signal
 import subprocess
 import sys

@@ -60,24 +60,6 @@ class LocalJob:
             pass
 
 
-class Interrupt:
-    """Remembers a Ctrl-C / SIGTERM / SIGHUP; the main loop acts on it between polls.
-
-    The handler only sets a flag: raising from it could strike in the middle of starting a
-    job and leave that process running unseen.
-    """
-
-    def __init__(self):
-        self.signum = None
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            # An ignored signal stays ignored: under nohup (SIGHUP) or started with & from a
-            # script (SIGINT), the jobs must outlive the terminal like the launcher does.
-            if signal.getsignal(signum) != signal.SIG_IGN:
-                signal.signal(signum, self._handle)
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-
 
 def job_environment(options):
     env = dict(os.environ)
@@ -155,7 +137,7 @@ def main(argv):
     # its memory and GPUs, and there is no scheduler to hold a limit.  They matter to the
     # Slurm/SGE launchers, which take the same command lines.
     limit = lc.max_parallel(request.options, lc.available_cpus())
-    interrupt = Interrupt()
+    interrupt = lc.SignalFlag()
     try:
         failed = run_jobs(request, jobs_to_run(request), limit, interrupt)
     except OSError as error:  # e.g. the log folder cannot be created
