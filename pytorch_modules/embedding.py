@@ -5,6 +5,7 @@ import torch
 from pytorch_modules import checkpoints
 from pytorch_modules.config import config_from_dict
 from pytorch_modules.data import crop_or_pad
+from pytorch_modules.errors import RecipeError
 from pytorch_modules.models import ResCNN
 
 # The network halves time four times; shorter inputs are repeated up to this many frames so
@@ -13,7 +14,12 @@ MIN_FRAMES = 32
 
 
 def load_embedding_model(path) -> ResCNN:
+    """The embedding network of a final.pt (or of a training checkpoint), in eval mode on the
+    CPU; loaded with weights_only=True, so the file cannot run code."""
     state = checkpoints.load(path)
+    if not isinstance(state, dict) or not {"model", "config"} <= state.keys():
+        raise RecipeError(f"{path} is not a model written by training (it lacks the 'model' "
+                          f"and 'config' entries); give exp/<model>/final.pt.")
     config = config_from_dict(state["config"], source=str(path))
     model = ResCNN(config.model.widths, config.model.blocks, config.model.embedding_dim,
                   config.model.embedding_bn)

@@ -55,13 +55,14 @@ def _as_vector(value, scp_path, line_no, key):
     return vec
 
 
-def load_embeddings(scp_path):
-    """Read every vector of a Kaldi scp, in scp order.
+def iter_embeddings(scp_path):
+    """Yield (id, vector) for every entry of a Kaldi scp, in scp order, one at a time.
 
-    Returns (ids, matrix) with matrix float32 of shape (len(ids), dim)."""
+    Streaming keeps memory flat for training sets of a million utterances (the AS-norm
+    cohort and the training mean are sums over them)."""
     keys = _scp_keys(scp_path)
     loader = kaldiio.load_scp_sequential(scp_path)  # keeps each ark open while reading it
-    vectors = []
+    dim = None
     for line_no, key in enumerate(keys, 1):
         try:
             _, value = next(loader)
@@ -70,12 +71,68 @@ def load_embeddings(scp_path):
                 f"{scp_path}:{line_no}: cannot read the embedding of {key} ({err}); rerun "
                 f"embedding extraction for this set.") from None
         vec = _as_vector(value, scp_path, line_no, key)
-        if vectors and vec.size != vectors[0].size:
+        if dim is not None and vec.size != dim:
             raise RecipeError(
                 f"{scp_path}:{line_no}: the embedding of {key} has {vec.size} dimensions but "
-                f"{keys[0]} has {vectors[0].size}; the scp mixes embeddings of different models.")
+                f"{keys[0]} has {dim}; the scp mixes embeddings of different models.")
+        dim = vec.size
+        yield key, vec
+
+
+def load_embeddings(scp_path):
+    """Read every vector of a Kaldi scp, in scp order.
+
+    Returns (ids, matrix) with matrix float32 of shape (len(ids), dim)."""
+    ids, vectors = [], []
+    for key, vec in iter_embeddings(scp_path):
+        ids.append(key)
         vectors.append(vec)
-    return keys, np.stack(vectors).astype(np.float32)
+    return ids, np.stack(vectors).astype(np.float32)
+
+
+def embedding_mean(scp_path):
+    """The average embedding of an scp (float64, streamed): the training-set mean that
+    mean subtraction removes.  A one-entry scp (make_cohort's mean.scp) is its own mean."""
+    total, count = None, 0
+    for _, vec in iter_embeddings(scp_path):
+        total = vec.astype(np.float64) if total is None else total + vec
+        count += 1
+    return total / count
+
+
+def subtract_mean(emb, mean, source="the embeddings"):
+    """emb - mean (float32); None means no mean subtraction.  Subtracting the training mean
+    before length-normalisation centres the embeddings, so cosine scores no longer carry the
+    direction every embedding shares."""
+    if mean is None:
+        return emb
+    if mean.shape != (emb.shape[1],):
+        raise RecipeError(
+            f"the mean embedding has {mean.size} dimensions but {source} has {emb.shape[1]}; "
+            f"take the mean of the training embeddings of the same model.")
+    return (emb - mean).astype(np.float32)
+
+
+def length_normalise(emb, dtype=np.float32):
+    """Rows scaled to unit length; zero rows stay zero (callers check the rows they use)."""
+    emb = np.asarray(emb, dtype=dtype)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb / np.maximum(norms, 1e-12)
+
+
+def read_spk2utt(path):
+    """[(line number, model, [utt, ...]), ...] of a Kaldi spk2utt file, in file order."""
+    models = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            fields = line.split()
+            if len(fields) < 2:
+                raise RecipeError(f"{path}:{line_no}: expected 'MODEL UTT [UTT ...]', "
+                                  f"got {line.rstrip()!r}")
+            models.append((line_no, fields[0], fields[1:]))
+    if not models:
+        raise RecipeError(f"{path} lists no models")
+    return models
 
 
 def mean_by_model(ids, emb, spk2utt_path):
@@ -84,23 +141,16 @@ def mean_by_model(ids, emb, spk2utt_path):
 
     spk2utt lines are `model utt1 utt2 ...`; returns (model ids, (models, dim) matrix)."""
     row = {utt: i for i, utt in enumerate(ids)}
-    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
+    unit = length_normalise(emb)
     models, means = [], []
-    with open(spk2utt_path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            fields = line.split()
-            if len(fields) < 2:
-                raise RecipeError(f"{spk2utt_path}:{line_no}: expected 'MODEL UTT [UTT ...]', "
-                                  f"got {line.rstrip()!r}")
-            missing = [u for u in fields[1:] if u not in row]
-            if missing:
-                raise RecipeError(f"{spk2utt_path}:{line_no}: model {fields[0]} names {missing[0]}, "
-                                  f"which has no embedding; rerun embedding extraction for the "
-                                  f"enrollment set.")
-            models.append(fields[0])
-            means.append(unit[[row[u] for u in fields[1:]]].mean(axis=0))
-    if not models:
-        raise RecipeError(f"{spk2utt_path} lists no models")
+    for line_no, model, utts in read_spk2utt(spk2utt_path):
+        missing = [u for u in utts if u not in row]
+        if missing:
+            raise RecipeError(f"{spk2utt_path}:{line_no}: model {model} names {missing[0]}, "
+                              f"which has no embedding; rerun embedding extraction for the "
+                              f"enrollment set.")
+        models.append(model)
+        means.append(unit[[row[u] for u in utts]].mean(axis=0))
     return models, np.stack(means).astype(np.float32)
 
 
@@ -131,6 +181,34 @@ def read_trials(path):
     return enroll, test, (np.array(labels, dtype=np.int8) if n_fields == 3 else None)
 
 
+def read_scores(path, enroll, test):
+    """The scores (float64) of a scores file of pytorch_modules.bin.score, whose lines must be
+    the trials' (enroll, test) pairs in the trials' order."""
+    scores = np.empty(len(enroll))
+    line_no = 0
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            fields = line.split()
+            if line_no > len(enroll):
+                raise RecipeError(f"{path} has more lines than the trials ({len(enroll)}); "
+                                  f"score these trials again.")
+            if len(fields) != 3 or (fields[0], fields[1]) != (enroll[line_no - 1], test[line_no - 1]):
+                raise RecipeError(
+                    f"{path}:{line_no}: expected the score of trial {line_no} "
+                    f"'{enroll[line_no - 1]} {test[line_no - 1]}', got {line.rstrip()!r}; "
+                    f"give the scores of these trials, written in trial order by "
+                    f"pytorch_modules.bin.score.")
+            try:
+                scores[line_no - 1] = float(fields[2])
+            except ValueError:
+                raise RecipeError(f"{path}:{line_no}: the score {fields[2]!r} is not a number."
+                                  ) from None
+    if line_no != len(enroll):
+        raise RecipeError(f"{path} has {line_no} lines but the trials have {len(enroll)}; "
+                          f"score these trials again.")
+    return scores
+
+
 def _rows(ids, id_to_row, trials_path):
     """Row numbers of ids; ids without an embedding fail with a list of them."""
     rows = np.fromiter((id_to_row.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
@@ -144,29 +222,44 @@ def _rows(ids, id_to_row, trials_path):
     return rows
 
 
-def cosine_score(enroll_ids, test_ids, id_to_row, emb, trials_path="the trials"):
-    """Cosine similarity of each (enroll, test) pair; returns a float64 array in trial order.
+def trial_rows(enroll_ids, test_ids, id_to_row, trials_path="the trials"):
+    """(enroll rows, test rows) of the trials' ids in the embedding matrix."""
+    return _rows(enroll_ids, id_to_row, trials_path), _rows(test_ids, id_to_row, trials_path)
 
-    id_to_row maps an id to its row of emb (n, dim).  Rows are length-normalised once, then
-    each chunk of trials is one gather and one row-wise dot product."""
-    enroll_rows = _rows(enroll_ids, id_to_row, trials_path)
-    test_rows = _rows(test_ids, id_to_row, trials_path)
-    norms = np.linalg.norm(emb, axis=1)
-    used = np.union1d(enroll_rows, test_rows)
-    bad_rows = used[~(np.isfinite(norms[used]) & (norms[used] > 0))]
-    if bad_rows.size:
-        bad_id = next(i for i, row in id_to_row.items() if row == bad_rows[0])
+
+def unit_embeddings(emb, id_to_row, used_rows, dtype=np.float32):
+    """Length-normalised rows of emb (as dtype); a used row that is zero or not finite is an
+    error (its cosine is undefined), unused ones may be anything."""
+    norms = np.linalg.norm(emb[used_rows], axis=1)
+    bad = used_rows[~(np.isfinite(norms) & (norms > 0))]
+    if bad.size:
+        bad_id = next(i for i, row in id_to_row.items() if row == bad[0])
         raise RecipeError(
             f"the embedding of {bad_id} is zero or not finite, so its cosine score is undefined; "
             f"check that utterance's audio and rerun embedding extraction.")
-    with np.errstate(divide="ignore", invalid="ignore"):  # unused bad rows may divide by 0
-        unit = (emb / norms[:, None]).astype(np.float32)
+    with np.errstate(invalid="ignore"):  # an unused non-finite row becomes NaN, harmlessly
+        return length_normalise(emb, dtype)
+
+
+def pair_scores(unit, enroll_rows, test_rows):
+    """Row-wise dot products unit[enroll_rows[i]] . unit[test_rows[i]] as float64, one gather
+    per chunk of trials."""
     scores = np.empty(len(enroll_rows), dtype=np.float64)
     for start in range(0, len(scores), SCORE_CHUNK):
         stop = start + SCORE_CHUNK
         scores[start:stop] = np.einsum(
             "ij,ij->i", unit[enroll_rows[start:stop]], unit[test_rows[start:stop]])
     return scores
+
+
+def cosine_score(enroll_ids, test_ids, id_to_row, emb, trials_path="the trials"):
+    """Cosine similarity of each (enroll, test) pair; returns a float64 array in trial order.
+
+    id_to_row maps an id to its row of emb (n, dim).  Rows are length-normalised once, then
+    each chunk of trials is one gather and one row-wise dot product."""
+    enroll_rows, test_rows = trial_rows(enroll_ids, test_ids, id_to_row, trials_path)
+    unit = unit_embeddings(emb, id_to_row, np.union1d(enroll_rows, test_rows))
+    return pair_scores(unit, enroll_rows, test_rows)
 
 
 def evaluate(scores, labels, name, trials_path="the trials"):

@@ -1,23 +1,33 @@
-"""Cosine-scores a Kaldi trials file and evaluates it (EER, minDCF at p_target 0.01 and 0.001).
+"""Scores a Kaldi trials file (cosine, optionally AS-norm) and evaluates it (EER, minDCF).
 
     python -m pytorch_modules.bin.score --trials data/vox1_o/trials \
         --enroll-scp exp/m/xvectors_vox1_o/xvector.scp \
         --test-scp exp/m/xvectors_vox1_o/xvector.scp \
         --scores-out exp/m/scores/vox1_o.scores --results-out exp/m/scores/vox1_o.results \
-        [--name vox1_o]
+        [--name vox1_o] [--mean-scp SCP] [--cohort-scp SCP [--cohort-spk2utt F] [--top-n 300]]
 
 writes `enroll test score` lines in trial order and a `key value` results file (name, trials,
 eer_percent, min_dcf_p0.01, min_dcf_p0.001, eer_threshold; only name and trials when the trials
 carry no target/nontarget labels), both by rename, and prints one summary line.
+
+--mean-scp subtracts the average of its embeddings (the training set's, or the one-entry
+mean.scp of pytorch_modules.bin.make_cohort) from every embedding before length-normalisation.
+--cohort-scp turns on AS-norm (pytorch_modules/asnorm.py) against that cohort: one embedding
+per training speaker as make_cohort writes it, or, with --cohort-spk2utt, a training set's
+utterance embeddings averaged per speaker here.  A precomputed cohort is used as it is: build
+it with the same mean subtraction (make_cohort's xvector_meansub.scp goes with its mean.scp).
+Results then add the keys mean_subtracted, and with AS-norm cohort_size and top_n.
 """
 import argparse
 import os
 
 import numpy as np
 
+from pytorch_modules.asnorm import DEFAULT_TOP_N, asnorm_score, effective_top_n, speaker_cohort
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.scoring import (cosine_score, evaluate, load_embeddings, mean_by_model,
-                                     read_trials, summary_line, write_lines_atomic)
+from pytorch_modules.scoring import (cosine_score, embedding_mean, evaluate, load_embeddings,
+                                     mean_by_model, read_trials, subtract_mean, summary_line,
+                                     write_lines_atomic)
 
 PROG = "score"
 
@@ -34,14 +44,30 @@ def parse_args():
     parser.add_argument("--name", help="set name in the results (default: the trials' folder name)")
     parser.add_argument("--enroll-spk2utt", help="average the enrollment embeddings per model "
                         "(spk2utt: model utt ...); trials then name models as enroll ids")
-    return parser.parse_args()
+    parser.add_argument("--mean-scp", help="subtract the mean of these embeddings (the training "
+                        "set's xvector.scp, or make_cohort's mean.scp) before length-normalisation")
+    parser.add_argument("--cohort-scp", help="AS-norm against this cohort (make_cohort's "
+                        "xvector.scp / xvector_meansub.scp, or training utterances with "
+                        "--cohort-spk2utt)")
+    parser.add_argument("--cohort-spk2utt", help="average --cohort-scp per training speaker "
+                        "(the training set's spk2utt) to make the cohort")
+    parser.add_argument("--top-n", type=int, default=DEFAULT_TOP_N,
+                        help=f"AS-norm: cohort scores per side (default {DEFAULT_TOP_N}; capped "
+                        f"at the cohort size)")
+    args = parser.parse_args()
+    if args.cohort_spk2utt and not args.cohort_scp:
+        parser.error("--cohort-spk2utt needs --cohort-scp")
+    return args
 
 
-def load_table(enroll_scp, test_scp, enroll_spk2utt=None):
+def load_table(enroll_scp, test_scp, enroll_spk2utt=None, mean=None):
     """One (id -> row, matrix) table over both scps; an scp given twice is read once.
 
-    An id present in both scps must carry the same vector, or which one a trial means is unclear."""
+    `mean` (or None) is subtracted from every utterance embedding as it is read, so that
+    enrollment models are averaged from mean-subtracted embeddings.  An id present in both
+    scps must carry the same vector, or which one a trial means is unclear."""
     ids, emb = load_embeddings(enroll_scp)
+    emb = subtract_mean(emb, mean, enroll_scp)
     if enroll_spk2utt:
         ids, emb = mean_by_model(ids, emb, enroll_spk2utt)
     id_to_row = {utt: row for row, utt in enumerate(ids)}
@@ -51,6 +77,7 @@ def load_table(enroll_scp, test_scp, enroll_spk2utt=None):
     if test_emb.shape[1] != emb.shape[1]:
         raise RecipeError(f"{enroll_scp} holds {emb.shape[1]}-d embeddings but {test_scp} holds "
                           f"{test_emb.shape[1]}-d ones; score embeddings of one model.")
+    test_emb = subtract_mean(test_emb, mean, test_scp)
     for row, utt in enumerate(test_ids):
         if utt in id_to_row and not np.array_equal(emb[id_to_row[utt]], test_emb[row]):
             raise RecipeError(f"{utt} has different embeddings in {enroll_scp} and {test_scp}; "
@@ -61,17 +88,41 @@ def load_table(enroll_scp, test_scp, enroll_spk2utt=None):
     return id_to_row, np.concatenate([emb, test_emb[new]])
 
 
+def load_cohort(cohort_scp, cohort_spk2utt, mean):
+    """The AS-norm cohort matrix: per-speaker means made here, or a precomputed scp as it is."""
+    if cohort_spk2utt:
+        return speaker_cohort(cohort_scp, cohort_spk2utt, mean)[1]
+    return load_embeddings(cohort_scp)[1]
+
+
 def main():
     args = parse_args()
-    for path in (args.trials, args.enroll_scp, args.test_scp):
+    inputs = [args.trials, args.enroll_scp, args.test_scp, args.mean_scp, args.cohort_scp,
+              args.cohort_spk2utt, args.enroll_spk2utt]
+    for path in filter(None, inputs):
         if not os.path.isfile(path):
             raise RecipeError(f"{path} does not exist; run the stage that makes it first.")
     name = args.name or os.path.basename(os.path.dirname(os.path.abspath(args.trials)))
 
     enroll_ids, test_ids, labels = read_trials(args.trials)
-    id_to_row, emb = load_table(args.enroll_scp, args.test_scp, args.enroll_spk2utt)
-    scores = cosine_score(enroll_ids, test_ids, id_to_row, emb, trials_path=args.trials)
+    mean = embedding_mean(args.mean_scp) if args.mean_scp else None
+    id_to_row, emb = load_table(args.enroll_scp, args.test_scp, args.enroll_spk2utt, mean)
+    if args.cohort_scp:
+        cohort = load_cohort(args.cohort_scp, args.cohort_spk2utt, mean)
+        if cohort.shape[1] != emb.shape[1]:
+            raise RecipeError(f"the cohort {args.cohort_scp} holds {cohort.shape[1]}-d embeddings "
+                              f"but the trials' are {emb.shape[1]}-d; make the cohort from the "
+                              f"training embeddings of the same model.")
+        scores, _ = asnorm_score(enroll_ids, test_ids, id_to_row, emb, cohort, args.top_n,
+                                 trials_path=args.trials)
+    else:
+        scores = cosine_score(enroll_ids, test_ids, id_to_row, emb, trials_path=args.trials)
     results = evaluate(scores, labels, name, trials_path=args.trials)
+    if mean is not None or args.cohort_scp:
+        results["mean_subtracted"] = str(mean is not None).lower()
+    if args.cohort_scp:
+        results.update(cohort_size=str(len(cohort)),
+                       top_n=str(effective_top_n(args.top_n, len(cohort))))
 
     write_lines_atomic(args.scores_out, (f"{e} {t} {s:.6f}"
                                          for e, t, s in zip(enroll_ids, test_ids, scores)))

@@ -1,0 +1,72 @@
+"""Chooses the decision threshold of a model on development trials and stores it beside it.
+
+    python -m pytorch_modules.bin.calibrate --model exp/demo_dam/final.pt \
+        --scores exp/demo_dam/scores/vox1_o.scores --trials data/vox1_o/trials \
+        [--operating-point eer|mindcf0.01|mindcf0.001] [--name vox1_o] [--out FILE]
+
+writes exp/demo_dam/final.threshold (--out to put it elsewhere), `key value` lines read by
+pytorch_modules.bin.verify: threshold, operating_point, set, scores, trials and the error
+rates there.  eer: the threshold of the equal-error-rate point; mindcfP: the threshold where the
+normalised detection cost at p_target P is lowest.  Give plain cosine scores (steps/
+score_cosine.sh), the scores verify computes; AS-norm scores are on another scale.
+"""
+import argparse
+import os
+import re
+
+from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.metrics import compute_eer, compute_min_dcf
+from pytorch_modules.scoring import read_scores, read_trials
+from pytorch_modules.verification import threshold_path, write_threshold
+
+PROG = "calibrate"
+_MINDCF = re.compile(r"^mindcf(0?\.\d+)$")
+
+
+def operating_threshold(scores, labels, operating_point):
+    """(threshold, extra sidecar entries) at an operating point; see the module doc."""
+    if operating_point == "eer":
+        eer, threshold = compute_eer(scores, labels)
+        return threshold, {"eer_percent": f"{100 * eer:.4f}"}
+    match = _MINDCF.match(operating_point)
+    if not match:
+        raise RecipeError(f"unknown --operating-point {operating_point!r}: use eer or mindcfP "
+                          f"with P the target prior, e.g. mindcf0.01.")
+    p_target = float(match.group(1))
+    min_dcf, threshold = compute_min_dcf(scores, labels, p_target)
+    if threshold == float("inf"):
+        raise RecipeError(f"at p_target {p_target:g} rejecting every trial costs least on these "
+                          f"scores, so there is no threshold to store; use --operating-point eer.")
+    return threshold, {"p_target": f"{p_target:g}", "min_dcf": f"{min_dcf:.4f}"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="exp/<model>/final.pt")
+    parser.add_argument("--scores", required=True, help="cosine scores of the trials")
+    parser.add_argument("--trials", required=True, help="the trials, with target/nontarget")
+    parser.add_argument("--operating-point", default="eer", help="eer (default) or mindcfP, "
+                        "e.g. mindcf0.01")
+    parser.add_argument("--name", help="set name (default: the scores file's name)")
+    parser.add_argument("--out", help="sidecar path (default: the model's path with .threshold)")
+    args = parser.parse_args()
+    for path in (args.model, args.scores, args.trials):
+        if not os.path.isfile(path):
+            raise RecipeError(f"{path} does not exist; train and score first.")
+    enroll, test, labels = read_trials(args.trials)
+    if labels is None:
+        raise RecipeError(f"{args.trials} has no target/nontarget labels to calibrate on.")
+    scores = read_scores(args.scores, enroll, test)
+    try:
+        threshold, extra = operating_threshold(scores, labels, args.operating_point)
+    except ValueError as e:  # metrics: e.g. trials of one class only
+        raise RecipeError(f"{args.trials}: {e}") from None
+    name = args.name or os.path.splitext(os.path.basename(args.scores))[0]
+    out = args.out or threshold_path(args.model)
+    write_threshold(out, {"threshold": f"{threshold:.6f}", "operating_point": args.operating_point,
+                          "set": name, **extra, "scores": args.scores, "trials": args.trials})
+    print(f"{PROG}: threshold {threshold:.6f} ({args.operating_point} on {name}) -> {out}")
+
+
+if __name__ == "__main__":
+    run_entry_point(main, PROG)

@@ -1,0 +1,101 @@
+"""Embeds audio files with a trained model, on the CPU: Kaldi ark/scp or a .npy matrix.
+
+    python -m pytorch_modules.bin.embed --model exp/demo_dam/final.pt --out-dir my_embeddings \
+        [--list files.txt] [--format ark|npy] [FILE ...]
+
+Files come from --list (lines `ID PATH`, or a bare `PATH`, whose id is then the path itself)
+and from the command line (ids are the paths).  --format ark (default) writes
+OUT_DIR/xvector.ark + xvector.scp, the layout of the recipe's embedding dirs, so
+pytorch_modules.bin.score can score them; npy writes OUT_DIR/embeddings.npy (files x dim,
+float32) and OUT_DIR/ids.txt (one id per row).  Audio is read as by pytorch_modules.bin.verify.
+"""
+import argparse
+import os
+import sys
+
+import kaldiio
+import numpy as np
+import torch
+
+from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.verification import Embedder
+
+PROG = "embed"
+
+
+def read_file_list(path):
+    """[(id, audio path)] of a list file: `ID PATH` lines, or a bare `PATH` (id = the path)."""
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            fields = line.strip().split(None, 1)
+            if fields:
+                entries.append((fields[0], fields[-1]))
+    return entries
+
+
+def unique_entries(entries, source):
+    """The entries, refusing an id given twice (one id would name two embeddings)."""
+    seen = set()
+    for utt, _ in entries:
+        if utt in seen:
+            raise RecipeError(f"{utt} is named twice in {source}; give each file its own id "
+                              f"('ID PATH' lines in --list).")
+        seen.add(utt)
+    if not entries:
+        raise RecipeError("no audio files to embed: give FILE arguments or --list.")
+    return entries
+
+
+def write_ark(out_dir, ids, vectors):
+    ark, scp = os.path.join(out_dir, "xvector.ark"), os.path.join(out_dir, "xvector.scp")
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
+        for utt, vec in zip(ids, vectors):
+            writer(utt, vec)
+    os.replace(f"{scp}.tmp", scp)
+    return scp
+
+
+def write_npy(out_dir, ids, vectors):
+    npy, listing = os.path.join(out_dir, "embeddings.npy"), os.path.join(out_dir, "ids.txt")
+    np.save(f"{npy}.tmp.npy", np.stack(vectors).astype(np.float32))
+    with open(f"{listing}.tmp", "w", encoding="utf-8") as f:
+        f.writelines(utt + "\n" for utt in ids)
+    os.replace(f"{listing}.tmp", listing)
+    os.replace(f"{npy}.tmp.npy", npy)
+    return npy
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="exp/<model>/final.pt")
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--list", help="file list: 'ID PATH' or 'PATH' lines")
+    parser.add_argument("--format", choices=("ark", "npy"), default="ark")
+    parser.add_argument("--feat-config", help="feature options (default: spectrogram.conf beside "
+                        "the model, else conf/spectrogram.conf)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
+    parser.add_argument("files", nargs="*", metavar="FILE")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.list and not os.path.isfile(args.list):
+        raise RecipeError(f"file list {args.list} does not exist.")
+    entries = (read_file_list(args.list) if args.list else []) + [(p, p) for p in args.files]
+    entries = unique_entries(entries, args.list or "the arguments")
+
+    embedder = Embedder(args.model, args.feat_config)
+    vectors = []
+    for utt, path in entries:
+        vector, notes = embedder.embed_file(path)
+        for note in notes:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
+        vectors.append(vector)
+    os.makedirs(args.out_dir, exist_ok=True)
+    ids = [utt for utt, _ in entries]
+    written = (write_ark if args.format == "ark" else write_npy)(args.out_dir, ids, vectors)
+    print(f"{PROG}: {len(ids)} embeddings ({vectors[0].size}-d) -> {written}")
+
+
+if __name__ == "__main__":
+    run_entry_point(main, PROG)

@@ -1,0 +1,137 @@
+"""Speaker verification with a trained model, outside the recipe: audio files in, embeddings
+and accept/reject decisions out (pytorch_modules.bin.verify, .embed, .calibrate).
+
+Audio goes through the training features exactly: the file is read with libsndfile (wav, flac,
+ogg, mp3, ...), mixed down to mono when it has several channels, resampled to the feature
+config's rate (16 kHz for the paper's features) when it has another, then turned into the same
+161-bin log spectrogram as in training (pytorch_modules/features.py) and embedded whole.
+
+The decision threshold lives next to the model in a small `key value` sidecar,
+`<model without .pt>.threshold` (exp/m/final.threshold for exp/m/final.pt), written by
+pytorch_modules.bin.calibrate from scores of development trials; a trial is accepted when its
+cosine score is >= the threshold (the convention of pytorch_modules/metrics.py).
+"""
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+
+from pytorch_modules.embedding import embed, load_embedding_model
+from pytorch_modules.errors import RecipeError
+from pytorch_modules.features import Spectrogram, parse_options_file
+
+RECIPE_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FEAT_CONFIG = RECIPE_ROOT / "conf" / "spectrogram.conf"
+FEAT_CONFIG_NAME = "spectrogram.conf"
+THRESHOLD_SUFFIX = ".threshold"
+
+
+def locate_feature_config(model_path, feat_config=None) -> Path:
+    """The feature options a model was trained with: --feat-config when given, else a
+    spectrogram.conf next to the model (an exported model dir keeps one), else the recipe's
+    conf/spectrogram.conf."""
+    if feat_config is not None:
+        path = Path(feat_config)
+        if not path.is_file():
+            raise RecipeError(f"feature config {path} does not exist; give the "
+                              f"spectrogram.conf the model was trained with.")
+        return path
+    beside = Path(model_path).parent / FEAT_CONFIG_NAME
+    return beside if beside.is_file() else DEFAULT_FEAT_CONFIG
+
+
+def read_audio_file(path, sample_rate):
+    """Mono float32 samples of an audio file at `sample_rate`, and notes on what was changed
+    (mixed down, resampled) for the user."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise RecipeError(f"audio file {path} does not exist.")
+    try:
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
+        raise RecipeError(f"cannot read audio file {path} ({e}); give a wav, flac or another "
+                          f"format libsndfile reads.") from None
+    if samples.shape[0] == 0:
+        raise RecipeError(f"audio file {path} holds no samples.")
+    notes = []
+    if samples.shape[1] > 1:
+        # The channels of a recording hold the same speaker; their average keeps all of them.
+        notes.append(f"{path}: mixed {samples.shape[1]} channels down to mono")
+    mono = samples.mean(axis=1)
+    if rate != sample_rate:
+        notes.append(f"{path}: resampled from {rate} Hz to {sample_rate} Hz")
+        mono = _resample(mono, rate, sample_rate)
+    if not np.any(mono):
+        raise RecipeError(f"audio file {path} is digital silence; there is no voice to embed.")
+    return mono, notes
+
+
+def _resample(samples, rate, new_rate):
+    """Band-limited (windowed sinc) resampling; torchaudio is imported only when needed."""
+    import torchaudio.functional
+
+    return torchaudio.functional.resample(torch.from_numpy(samples), rate, new_rate).numpy()
+
+
+class Embedder:
+    """A trained model with its feature pipeline: audio file -> embedding, on the CPU."""
+
+    def __init__(self, model_path, feat_config=None):
+        self.model_path = Path(model_path)
+        self.model = load_embedding_model(self.model_path)
+        self.feat_config = locate_feature_config(self.model_path, feat_config)
+        self.options = parse_options_file(self.feat_config)
+        self.spectrogram = Spectrogram(self.options)
+
+    def embed_file(self, path):
+        """(embedding (dim,) float32, notes) of a whole audio file."""
+        samples, notes = read_audio_file(path, self.options.sample_frequency)
+        if len(samples) < self.options.window_samples:
+            raise RecipeError(f"audio file {path} lasts {len(samples)} samples, shorter than "
+                              f"one {self.options.frame_length:g}-ms analysis window.")
+        return embed(self.model, self.spectrogram(samples)), notes
+
+
+def cosine(a, b):
+    """Cosine similarity of two embeddings (the recipe's back-end)."""
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if not np.isfinite(norm) or norm == 0:
+        raise RecipeError("an embedding is zero or not finite, so the cosine score is "
+                          "undefined; check the audio.")
+    return float(np.dot(a, b) / norm)
+
+
+def threshold_path(model_path) -> Path:
+    """exp/m/final.pt -> exp/m/final.threshold."""
+    return Path(model_path).with_suffix(THRESHOLD_SUFFIX)
+
+
+def write_threshold(path, entries: dict) -> None:
+    """The sidecar: a comment line, then `key value` lines (threshold first)."""
+    path = Path(path)
+    lines = ["# decision threshold for pytorch_modules.bin.verify: accept when the cosine "
+             "score >= threshold"] + [f"{key} {value}" for key, value in entries.items()]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_threshold(path) -> dict:
+    """The sidecar's entries, with `threshold` as a float."""
+    entries = {}
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if line.startswith("#") or not line.strip():
+                continue
+            key, _, value = line.strip().partition(" ")
+            if not value:
+                raise RecipeError(f"{path}:{line_no}: expected 'KEY VALUE', got {line.rstrip()!r}; "
+                                  f"write it again with pytorch_modules.bin.calibrate.")
+            entries[key] = value.strip()
+    try:
+        entries["threshold"] = float(entries["threshold"])
+    except (KeyError, ValueError):
+        raise RecipeError(f"{path} holds no numeric 'threshold' line; write it again with "
+                          f"pytorch_modules.bin.calibrate.") from None
+    return entries

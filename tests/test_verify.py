@@ -1,0 +1,145 @@
+"""verify, embed and calibrate with a tiny model: the pipeline from audio files of any rate and
+channel count, the threshold sidecar, and the errors."""
+import kaldiio
+import numpy as np
+import pytest
+
+from pytorch_modules.bin.calibrate import operating_threshold
+from pytorch_modules.errors import RecipeError
+from pytorch_modules.scoring import read_scores, read_trials
+from pytorch_modules.features import Spectrogram, parse_options_file
+from pytorch_modules.embedding import embed, load_embedding_model
+from pytorch_modules.verification import (DEFAULT_FEAT_CONFIG, Embedder, read_audio_file,
+                                          read_threshold, threshold_path, write_threshold)
+from tiny_model import make_model_file, run_module, write_voice
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("verify")
+    model = root / "final.pt"
+    make_model_file(model)
+    return dict(root=root, model=model,
+                a=write_voice(root / "a.wav", seed=0), b=write_voice(root / "b.wav", seed=1),
+                stereo8k=write_voice(root / "a8k.wav", rate=8000, channels=2, seed=0))
+
+
+def test_same_file_twice_scores_one_and_is_accepted(setup):
+    write_threshold(threshold_path(setup["model"]), {"threshold": "0.5", "operating_point": "eer",
+                                                     "set": "vox1_o"})
+    proc = run_module("pytorch_modules.bin.verify", "--model", setup["model"], setup["a"], setup["a"])
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("score ") and float(lines[0].split()[1]) == pytest.approx(1.0, abs=1e-5)
+    assert lines[1] == f"threshold 0.500000 (eer on vox1_o, {threshold_path(setup['model'])})"
+    assert lines[2] == "decision accept"
+
+
+def test_embedder_equals_the_recipe_pipeline(setup):
+    """verify's embedding of a 16 kHz mono file is the recipe's: features of conf/spectrogram.conf,
+    then the network on the whole utterance."""
+    import soundfile
+    samples, _ = soundfile.read(setup["a"], dtype="float32")
+    feats = Spectrogram(parse_options_file(DEFAULT_FEAT_CONFIG))(samples)
+    expected = embed(load_embedding_model(setup["model"]), feats)
+    got, notes = Embedder(setup["model"]).embed_file(setup["a"])
+    assert notes == []
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_8khz_stereo_is_mixed_down_and_resampled(setup):
+    samples, notes = read_audio_file(setup["stereo8k"], 16000)
+    assert len(samples) == pytest.approx(1.2 * 16000, abs=2)
+    assert notes == [f"{setup['stereo8k']}: mixed 2 channels down to mono",
+                     f"{setup['stereo8k']}: resampled from 8000 Hz to 16000 Hz"]
+    # the embedding of the file is that of its mixed-down, resampled samples
+    embedder = Embedder(setup["model"])
+    got, _ = embedder.embed_file(setup["stereo8k"])
+    np.testing.assert_allclose(got, embed(embedder.model, embedder.spectrogram(samples)), atol=1e-6)
+    assert got.shape == (16,) and np.isfinite(got).all()
+
+
+def test_threshold_override_and_reject(setup):
+    # A cosine never exceeds 1, so 1.5 rejects everything (a random model's scores are all
+    # near 1, so a threshold between them would test nothing more).
+    proc = run_module("pytorch_modules.bin.verify", "--model", setup["model"], "--threshold", "1.5",
+                      setup["a"], setup["stereo8k"])
+    assert proc.returncode == 0, proc.stderr
+    score, threshold, decision = proc.stdout.splitlines()
+    assert -1 <= float(score.split()[1]) <= 1
+    assert threshold == "threshold 1.500000 (--threshold)" and decision == "decision reject"
+    assert "mixed 2 channels down to mono" in proc.stderr and "resampled from 8000 Hz" in proc.stderr
+
+
+def test_sidecar_round_trip_and_errors(tmp_path):
+    path = tmp_path / "final.threshold"
+    write_threshold(path, {"threshold": "0.25", "operating_point": "mindcf0.01",
+                           "scores": "exp/my model/scores/vox1_o.scores"})
+    entries = read_threshold(path)
+    assert entries["threshold"] == 0.25 and entries["scores"] == "exp/my model/scores/vox1_o.scores"
+    path.write_text("operating_point eer\n")
+    with pytest.raises(RecipeError, match="holds no numeric 'threshold' line"):
+        read_threshold(path)
+    assert threshold_path("exp/m/final.pt").as_posix() == "exp/m/final.threshold"
+
+
+def test_missing_model_and_audio_are_sentences(setup, tmp_path):
+    proc = run_module("pytorch_modules.bin.verify", "--model", tmp_path / "none.pt",
+                      setup["a"], setup["a"])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"verify: checkpoint {tmp_path / 'none.pt'} does not exist")
+    with pytest.raises(RecipeError, match=r"audio file .*nothing.wav does not exist"):
+        Embedder(setup["model"]).embed_file(tmp_path / "nothing.wav")
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all")
+    with pytest.raises(RecipeError, match=r"cannot read audio file .*junk.wav"):
+        read_audio_file(tmp_path / "junk.wav", 16000)
+    import torch
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(RecipeError, match="is not a model written by training"):
+        load_embedding_model(tmp_path / "other.pt")
+
+
+def test_calibrate_writes_the_sidecar_verify_reads(setup, tmp_path):
+    trials = tmp_path / "trials"
+    trials.write_text("a b target\na c nontarget\nb c nontarget\nc d target\nd e target\n"
+                      "d f nontarget\n")
+    scores = tmp_path / "vox1_o.scores"
+    scores.write_text("a b 0.9\na c 0.3\nb c 0.5\nc d 0.4\nd e 0.6\nd f 0.2\n")
+    out = tmp_path / "m.threshold"
+    proc = run_module("pytorch_modules.bin.calibrate", "--model", setup["model"], "--scores", scores,
+                      "--trials", trials, "--operating-point", "eer", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    entries = read_threshold(out)
+    # targets 0.9, 0.6, 0.4; nontargets 0.5, 0.3, 0.2.  (P_miss, P_fa) accepting >= t:
+    # 0.9 (2/3, 0), 0.6 (1/3, 0), 0.5 (1/3, 1/3) <- on P_miss = P_fa: EER 1/3 at t = 0.5
+    assert entries["threshold"] == 0.5 and entries["set"] == "vox1_o"
+    assert entries["operating_point"] == "eer" and entries["eer_percent"] == "33.3333"
+    # minDCF(0.01) = min of P_miss + 99 P_fa: 1, 2/3, 1/3 (t = 0.6), 1/3 + 33, ... -> t = 0.6
+    labels = np.array([1, 0, 0, 1, 1, 0])
+    values = np.array([0.9, 0.3, 0.5, 0.4, 0.6, 0.2])
+    threshold, extra = operating_threshold(values, labels, "mindcf0.01")
+    assert threshold == 0.6 and extra == {"p_target": "0.01", "min_dcf": "0.3333"}
+    with pytest.raises(RecipeError, match="unknown --operating-point 'dcf'"):
+        operating_threshold(values, labels, "dcf")
+    scores.write_text("a b 0.9\na c 0.3\n")
+    with pytest.raises(RecipeError, match="has 2 lines but the trials have 6"):
+        read_scores(scores, *read_trials(trials)[:2])
+
+
+def test_embed_writes_ark_and_npy(setup, tmp_path):
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"utt-a {setup['a']}\n{setup['b']}\n")
+    proc = run_module("pytorch_modules.bin.embed", "--model", setup["model"], "--list", listing,
+                      "--out-dir", tmp_path / "ark", setup["stereo8k"])
+    assert proc.returncode == 0, proc.stderr
+    vectors = dict(kaldiio.load_scp(str(tmp_path / "ark/xvector.scp")))
+    assert list(vectors) == ["utt-a", setup["b"], setup["stereo8k"]]
+    expected, _ = Embedder(setup["model"]).embed_file(setup["a"])
+    np.testing.assert_allclose(vectors["utt-a"], expected, atol=1e-6)
+    proc = run_module("pytorch_modules.bin.embed", "--model", setup["model"], "--format", "npy",
+                      "--out-dir", tmp_path / "npy", setup["a"], setup["b"])
+    assert proc.returncode == 0, proc.stderr
+    matrix = np.load(tmp_path / "npy/embeddings.npy")
+    assert matrix.shape == (2, 16) and matrix.dtype == np.float32
+    assert (tmp_path / "npy/ids.txt").read_text().splitlines() == [setup["a"], setup["b"]]
+    np.testing.assert_allclose(matrix[0], expected, atol=1e-6)
