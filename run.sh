@@ -14,7 +14,9 @@
 #   2  161-bin log spectrograms -> Kaldi arks                     feats/, data/*/feats.scp
 #   3  train the ResCNN                                           exp/<config>/final.pt
 #   4  embeddings of the evaluation utterances                    exp/<config>/embeddings_*/
-#   5  cosine scoring, EER and minDCF, results table              exp/<config>/scores/, results.md
+#   5  cosine and AS-norm scoring, EER and minDCF, results table  exp/<config>/scores/, results.md
+#   6  DET curves, margin and cos(theta) figures, decision
+#      threshold, TorchScript/ONNX export                         exp/<config>/plots/, final.threshold, export/
 set -euo pipefail
 
 stage=0
@@ -31,6 +33,9 @@ voxceleb2_root=
 sitw_root=
 train_set=
 sitw_overlap_list=local/voxceleb1_sitw_overlap.txt
+asnorm=true
+asnorm_top_n=300
+cohort_utts_per_spk=0
 help_message="Usage: $0 [options]
 Options:
   --stage <n>               first stage to run (default: $stage)
@@ -41,6 +46,11 @@ Options:
   --exp-dir <dir>           experiment dir (default: exp/<config name> for the demo,
                             exp/<train-set>_<config name> for voxceleb)
   --nj <n>                  parallel jobs for features and embeddings (default: $nj)
+  --asnorm <true|false>     also score with AS-norm against training-speaker cohorts, which
+                            embeds the training set too (default: $asnorm)
+  --asnorm-top-n <n>        AS-norm: cohort scores per side (default: $asnorm_top_n)
+  --cohort-utts-per-spk <n> embed only the first n utterances of each training speaker for the
+                            cohort (0: all of them; default: $cohort_utts_per_spk)
  demo corpus:
   --demo-root <dir>         where the demo corpus is generated (default: $demo_root)
   --demo-seed <n>           seed of the demo corpus (default: $demo_seed)
@@ -163,12 +173,33 @@ if run_stage 3; then
   steps/train.sh --cmd "$cuda_cmd" --config "$config" "data/$train_data" "$exp_dir"
 fi
 
+# The AS-norm cohort: training speakers' mean embeddings (and the training-set mean), from the
+# embeddings of data/<cohort_data>, the training set or a few utterances of each of its speakers.
+cohort_data=$train_data
+[ "$cohort_utts_per_spk" -eq 0 ] || cohort_data=${train_data}_cohort$cohort_utts_per_spk
+cohort_dir=$exp_dir/cohort_$cohort_data
+
 if run_stage 4; then
   banner 4 "embeddings"
   for set in $(embed_sets); do
     steps/extract_embeddings.sh --nj "$nj" --cmd "$train_cmd" "$exp_dir/final.pt" \
       "data/$set" "$exp_dir/embeddings_$set"
   done
+  if [ "$asnorm" = true ]; then
+    if [ "$cohort_data" != "$train_data" ]; then
+      rm -rf "data/$cohort_data" && mkdir -p "data/$cohort_data"
+      awk -v n="$cohort_utts_per_spk" '{ for (i = 2; i <= NF && i <= n + 1; i++) print $i }' \
+        "data/$train_data/spk2utt" > "data/$cohort_data/utts"
+      for f in wav.scp utt2spk feats.scp utt2num_frames; do
+        utils/filter_scp.py "data/$cohort_data/utts" "data/$train_data/$f" > "data/$cohort_data/$f"
+      done
+      utils/fix_data_dir.sh "data/$cohort_data"   # writes spk2utt
+    fi
+    steps/extract_embeddings.sh --nj "$nj" --cmd "$train_cmd" "$exp_dir/final.pt" \
+      "data/$cohort_data" "$exp_dir/embeddings_$cohort_data"
+    python -m pytorch_modules.bin.make_cohort "data/$cohort_data/spk2utt" \
+      "$exp_dir/embeddings_$cohort_data/xvector.scp" "$cohort_dir"
+  fi
 fi
 
 if run_stage 5; then
@@ -178,6 +209,11 @@ if run_stage 5; then
     emb=$exp_dir/embeddings_voxceleb1_eval
     steps/score_cosine.sh --name "$set" "data/$set/trials" "$emb" "$emb" "$exp_dir/scores"
     results+=("$exp_dir/scores/$set.results")
+    if [ "$asnorm" = true ]; then
+      steps/score_asnorm.sh --name "${set}_asnorm" --top-n "$asnorm_top_n" "data/$set/trials" \
+        "$cohort_dir" "$emb" "$emb" "$exp_dir/scores"
+      results+=("$exp_dir/scores/${set}_asnorm.results")
+    fi
   done
   for part in $sitw_parts; do
     # One embedding per SITW model: the mean of its enrollment utterances.
@@ -185,10 +221,45 @@ if run_stage 5; then
       "data/sitw_${part}_test/trials" "$exp_dir/embeddings_sitw_${part}_enroll" \
       "$exp_dir/embeddings_sitw_${part}_test" "$exp_dir/scores"
     results+=("$exp_dir/scores/sitw_$part.results")
+    if [ "$asnorm" = true ]; then
+      steps/score_asnorm.sh --name "sitw_${part}_asnorm" --top-n "$asnorm_top_n" \
+        --enroll-spk2utt "data/sitw_${part}_enroll/spk2utt" "data/sitw_${part}_test/trials" \
+        "$cohort_dir" "$exp_dir/embeddings_sitw_${part}_enroll" \
+        "$exp_dir/embeddings_sitw_${part}_test" "$exp_dir/scores"
+      results+=("$exp_dir/scores/sitw_${part}_asnorm.results")
+    fi
   done
   python -m pytorch_modules.bin.results_table --paper-table local/paper_table1.txt \
     --train-set "$paper_train_set" --loss "$loss" "${results[@]}" > "$exp_dir/results.md.tmp"
   mv "$exp_dir/results.md.tmp" "$exp_dir/results.md"
   echo
   cat "$exp_dir/results.md"
+fi
+
+if run_stage 6; then
+  banner 6 "figures, decision threshold, export"
+  # DET curves: one PNG per trial set, cosine and AS-norm on the same axes.
+  det_sets=$(for set in $(vox1_sets); do echo "$set:data/$set/trials"; done
+             for part in $sitw_parts; do echo "sitw_$part:data/sitw_${part}_test/trials"; done)
+  for entry in $det_sets; do
+    set=${entry%%:*}
+    systems=("cosine=$exp_dir/scores/$set.scores")
+    [ "$asnorm" = false ] || systems+=("AS-norm=$exp_dir/scores/${set}_asnorm.scores")
+    python -m pytorch_modules.bin.plot_det --trials "${entry#*:}" --title "$set ($(basename "$exp_dir"))" \
+      --out "$exp_dir/plots/det_$set.png" "${systems[@]}"
+  done
+  # The margin against cos(theta_y) (the paper's Fig 3) and, when training recorded them, the
+  # distributions of cos(theta_y) over the epochs (Fig 1).
+  case $loss in
+    am_softmax|dam_softmax)
+      python -m pytorch_modules.bin.plot_margin --model "$exp_dir/final.pt" --out "$exp_dir/plots/margin.png" ;;
+  esac
+  if [ -f "$exp_dir/cos_theta_hist.tsv" ]; then
+    python -m pytorch_modules.bin.plot_cos_hist --out "$exp_dir/plots/cos_theta_hist.png" \
+      "$exp_dir/cos_theta_hist.tsv"
+  fi
+  # The decision threshold of pytorch_modules.bin.verify: the EER point of Vox1-O's cosine scores.
+  python -m pytorch_modules.bin.calibrate --model "$exp_dir/final.pt" --operating-point eer \
+    --scores "$exp_dir/scores/vox1_o.scores" --trials data/vox1_o/trials
+  python -m pytorch_modules.bin.export_model --model "$exp_dir/final.pt" --out-dir "$exp_dir/export"
 fi

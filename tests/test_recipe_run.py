@@ -47,7 +47,7 @@ def read_table(path: Path) -> dict:
 
 def test_every_stage_ran(recipe):
     work, stdout = recipe
-    for stage in range(6):
+    for stage in range(7):
         assert f"=== stage {stage}:" in stdout
     assert (work / "corpora/demo/veri_test2.txt").is_file()
 
@@ -90,7 +90,9 @@ def test_scores_and_results(recipe):
     results = read_table(work / "exp/tiny/scores/vox1_o.results")
     assert 0.0 <= float(results["eer_percent"]) <= 100.0
     assert "| exp/tiny/scores/vox1_o.results | vox1_o | 40 |" in stdout
-    assert stdout.rstrip().endswith("| - |")  # no paper figure for the demo corpus
+    table = (work / "exp/tiny/results.md").read_text().splitlines()
+    assert [row.split("|")[2].strip() for row in table[2:]] == ["vox1_o", "vox1_o_asnorm"]
+    assert all(row.rstrip().endswith("| - |") for row in table[2:])  # no paper figure: demo
     assert (work / "exp/tiny/results.md").read_text() in stdout
 
 
@@ -103,3 +105,14 @@ def test_rerunning_a_stage_reproduces_its_output(recipe):
     assert "resuming from" in log and "epoch 1/2" not in log
     assert "=== stage 5:" in stdout
     assert (work / "exp/tiny/scores/vox1_o.scores").read_text() == before
+
+
+def test_figures_threshold_and_export(recipe):
+    work, _ = recipe
+    for png in ("det_vox1_o.png", "margin.png"):
+        data = (work / "exp/tiny/plots" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    threshold = read_table(work / "exp/tiny/final.threshold")
+    assert threshold["operating_point"] == "eer" and -1.0 <= float(threshold["threshold"]) <= 1.0
+    assert (work / "exp/tiny/export/embedding.onnx").is_file()
+    assert (work / "exp/tiny/export/embedding.ts.pt").is_file()
