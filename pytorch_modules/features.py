@@ -5,7 +5,11 @@
 are taken as Kaldi does with snip-edges: only whole windows, 1 + (N - 320) // 160 frames.
 
 Options come from a Kaldi-style file of `--key=value` lines (conf/spectrogram.conf); the file is
-parsed, never executed, and an unknown key is an error naming the file and line.
+parsed, never executed, and an unknown key is an error naming the file and line.  Two options
+say which audio is used at all rather than how it is analysed: --allow-resample (audio at another
+rate than --sample-frequency is resampled rather than refused) and --min-rms-dbfs (quieter
+utterances are skipped as silent: their features would be the log floor, the same for every
+speaker).
 """
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -32,6 +36,9 @@ class SpectrogramOptions:
     log_floor: float = 1e-10          # power floor before the log: digital silence stays finite
     normalize_mean: bool = True       # per-utterance mean normalisation
     normalize_variance: bool = False
+    # Which audio is used (pytorch_modules/bin/compute_spectrogram.py):
+    allow_resample: bool = False      # resample other rates to sample_frequency, else refuse them
+    min_rms_dbfs: float = -80.0       # quieter utterances are skipped as silent; -inf keeps all
 
     @property
     def window_samples(self) -> int:

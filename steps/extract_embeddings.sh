@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Embeds the full-length utterances of a data dir with a trained model, in --nj parallel jobs:
 # <out-dir>/xvector.scp and its arks (Kaldi float vectors, one per utterance).
+#
+# Restartable: a job is done when its <out-dir>/xvector.JOB.scp exists and is newer than its
+# split input (split<nj>utt/JOB/feats.scp) and the model, so a rerun runs only the other jobs
+# (a new model redoes them all).  Job outputs and xvector.scp appear only by rename, when
+# complete: a stage stopped halfway leaves no xvector.scp for scoring to take as finished.
 set -euo pipefail
 
 nj=2
@@ -22,12 +27,30 @@ dir=$3
 utils/validate_data_dir.sh --no-wav "$data"
 mkdir -p "$dir/log"
 dir=$(cd "$dir" && pwd)
-rm -f "$dir/xvector.scp"
+rm -f "$dir/xvector.scp"   # stale until every job is done
 utils/split_data.sh --per-utt "$data" "$nj"
+sdata=$data/split${nj}utt
 
-$cmd JOB=1:"$nj" "$dir/log/extract.JOB.log" \
-  python -m pytorch_modules.bin.extract_embeddings "$model" \
-    "$data/split${nj}utt/JOB/feats.scp" "$dir/xvector.JOB"
+# Job n of another --nj covered other utterances: its output is no use now.
+if [ "$(cat "$dir/xvector.nj" 2>/dev/null)" != "$nj" ]; then
+  rm -f "$dir"/xvector.[0-9]*.ark "$dir"/xvector.[0-9]*.scp "$dir"/xvector.[0-9]*.scp.tmp
+  echo "$nj" > "$dir/xvector.nj"
+fi
+
+pending=$(utils/pending_jobs.sh "$nj" "$dir/xvector.JOB.scp" "$sdata/JOB/feats.scp" "$model")
+if [ -z "$pending" ]; then
+  echo "$0: all $nj jobs of $dir are already done (delete $dir/xvector.*.scp to redo them)"
+else
+  if [ "$(echo "$pending" | wc -l)" -lt "$nj" ]; then
+    echo "$0: rerunning job(s) ${pending//$'\n'/ } of $nj; the others are done"
+  fi
+  # --only-failed reruns the jobs whose log does not end in success: these, and any whose
+  # log was lost.
+  for n in $pending; do rm -f "$dir/log/extract.$n.log" "$dir/xvector.$n.scp"; done
+  $cmd --only-failed true JOB=1:"$nj" "$dir/log/extract.JOB.log" \
+    python -m pytorch_modules.bin.extract_embeddings "$model" \
+      "$sdata/JOB/feats.scp" "$dir/xvector.JOB"
+fi
 
 for n in $(seq "$nj"); do cat "$dir/xvector.$n.scp"; done | sort > "$dir/xvector.scp.tmp"
 mv "$dir/xvector.scp.tmp" "$dir/xvector.scp"

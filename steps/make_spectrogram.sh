@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Computes the paper's 161-bin log spectrograms for a data dir in --nj parallel jobs, writing
-# Kaldi arks to <feat-dir> and feats.scp + utt2num_frames to the data dir.  Utterances whose
-# audio cannot be read are reported by name and dropped (utils/fix_data_dir.sh); a job fails
-# when it loses more than --max-fail-fraction of its utterances.
+# Kaldi arks to <feat-dir> and feats.scp + utt2num_frames to the data dir.
+#
+# Bad audio does not stop the stage: each utterance that cannot be used (missing, unreadable,
+# truncated, several channels, another sample rate, silent, ...) is named in its job's log and
+# skipped; the stage fails only when more than --max-fail-fraction of the data dir's utterances
+# are lost, and otherwise drops them from the data dir (utils/fix_data_dir.sh).
+#
+# Restartable: a job is done when its <feat-dir>/raw_spec_<set>.JOB.scp exists and is newer than
+# its split input (split<nj>utt/JOB/wav.scp) and the feature config, so a rerun (after a kill, a
+# full disk, a failed job) runs only the other jobs, and only their logs are rewritten.  The
+# job's .scp and the data dir's feats.scp appear only by rename, when complete: a stage stopped
+# halfway leaves no feats.scp for a later stage to take as finished.
 set -euo pipefail
 
 nj=2
@@ -17,7 +26,8 @@ Options:
   --cmd <launcher>             job launcher, e.g. \"\$train_cmd\" (default: $cmd)
   --feat-config <file>         Kaldi-style feature options (default: $feat_config)
   --compress <true|false>      Kaldi compressed matrices, ~4x smaller (default: $compress)
-  --max-fail-fraction <f>      fail when more than this fraction of audio is unreadable (default: $max_fail_fraction)"
+  --max-fail-fraction <f>      fail when more than this fraction of the utterances cannot be
+                               used (default: $max_fail_fraction)"
 
 . ./path.sh
 . utils/parse_options.sh
@@ -27,26 +37,70 @@ featdir=$2
 name=$(basename "$data")
 logdir=$data/log
 
+die() { echo "$0: $*" >&2; exit 1; }
+[ -f "$feat_config" ] || die "no feature config $feat_config"
+[[ "$max_fail_fraction" =~ ^(0|1|0?\.[0-9]+)$ ]] ||
+  die "--max-fail-fraction takes a fraction from 0 to 1, like 0.05, not '$max_fail_fraction'"
 utils/validate_data_dir.sh --no-feats "$data"
 mkdir -p "$featdir" "$logdir"
 featdir=$(cd "$featdir" && pwd)   # feats.scp must hold absolute paths: data dirs get copied
-rm -f "$data/feats.scp" "$data/utt2num_frames"
+out=$featdir/raw_spec_$name        # job n writes $out.n.{ark,scp,utt2num_frames}
+rm -f "$data/feats.scp" "$data/utt2num_frames"   # stale until every job is done
 
 utils/split_data.sh --per-utt "$data" "$nj"
 sdata=$data/split${nj}utt
 
-$cmd JOB=1:"$nj" "$logdir/make_spectrogram_$name.JOB.log" \
-  python -m pytorch_modules.bin.compute_spectrogram --config "$feat_config" \
-    --compress "$compress" --max-fail-fraction "$max_fail_fraction" \
-    "$sdata/JOB/wav.scp" "$featdir/raw_spec_$name.JOB"
+# Job n of another --nj covered other utterances: its output is no use now.
+if [ "$(cat "$out.nj" 2>/dev/null)" != "$nj" ]; then
+  for f in "$out".*; do
+    if [[ "${f#"$out."}" =~ ^[0-9]+\.(ark|scp|scp\.tmp|utt2num_frames)$ ]]; then rm -f "$f"; fi
+  done
+  echo "$nj" > "$out.nj"
+fi
 
-for n in $(seq "$nj"); do cat "$featdir/raw_spec_$name.$n.scp"; done | sort > "$data/feats.scp.tmp"
-for n in $(seq "$nj"); do cat "$featdir/raw_spec_$name.$n.utt2num_frames"; done | sort > "$data/utt2num_frames.tmp"
+pending=$(utils/pending_jobs.sh "$nj" "$out.JOB.scp" "$sdata/JOB/wav.scp" "$feat_config")
+if [ -z "$pending" ]; then
+  echo "$0: all $nj jobs of $data are already done (delete $out.*.scp to redo them)"
+else
+  if [ "$(echo "$pending" | wc -l)" -lt "$nj" ]; then
+    echo "$0: rerunning job(s) ${pending//$'\n'/ } of $nj; the others are done"
+  fi
+  # --only-failed reruns the jobs whose log does not end in success: these, and any whose
+  # log was lost.
+  for n in $pending; do rm -f "$logdir/make_spectrogram_$name.$n.log" "$out.$n.scp"; done
+  # Every job keeps what it can read (--max-fail-fraction 1): the fraction is judged below,
+  # over the whole data dir, so that it does not depend on --nj.
+  $cmd --only-failed true JOB=1:"$nj" "$logdir/make_spectrogram_$name.JOB.log" \
+    python -m pytorch_modules.bin.compute_spectrogram --config "$feat_config" \
+      --compress "$compress" --max-fail-fraction 1 "$sdata/JOB/wav.scp" "$out.JOB"
+fi
+
+for n in $(seq "$nj"); do cat "$out.$n.scp"; done | sort > "$data/feats.scp.tmp"
+for n in $(seq "$nj"); do cat "$out.$n.utt2num_frames"; done | sort > "$data/utt2num_frames.tmp"
+
+total=$(wc -l < "$data/utt2spk")
+lost=$((total - $(wc -l < "$data/feats.scp.tmp")))
+if [ "$lost" -gt 0 ]; then  # the reasons, from the jobs' logs (awk, not head: no SIGPIPE)
+  for n in $(seq "$nj"); do
+    grep -h "skipping" "$logdir/make_spectrogram_$name.$n.log" 2>/dev/null || true
+  done | awk 'NR <= 20; END { if (NR > 20) print "... and " NR - 20 " more" }' >&2
+fi
+if awk -v lost="$lost" -v total="$total" -v f="$max_fail_fraction" 'BEGIN { exit !(lost > f * total) }'; then
+  rm -f "$data/feats.scp.tmp" "$data/utt2num_frames.tmp"
+  # The jobs that lost utterances are redone next time, when the audio may have been fixed.
+  for n in $(seq "$nj"); do
+    [ "$(wc -l < "$out.$n.scp")" -eq "$(wc -l < "$sdata/$n/wav.scp")" ] || rm -f "$out.$n.scp"
+  done
+  die "$lost of $total utterances of $data could not be used, more than --max-fail-fraction" \
+    "$max_fail_fraction; the reasons are above and in $logdir/make_spectrogram_$name.*.log." \
+    "Fix the audio or wav.scp and rerun (only the jobs that lost utterances are redone), or" \
+    "remove those utterances from wav.scp and run utils/fix_data_dir.sh $data"
+fi
 mv "$data/utt2num_frames.tmp" "$data/utt2num_frames"
 mv "$data/feats.scp.tmp" "$data/feats.scp"   # last: feats.scp marks the stage as done
 
-if ! cmp -s <(cut -d' ' -f1 "$data/feats.scp") <(cut -d' ' -f1 "$data/utt2spk"); then
-  grep -h "skipping" "$logdir"/make_spectrogram_"$name".*.log >&2 || true
+if [ "$lost" -gt 0 ]; then
+  echo "$0: $lost of $total utterances of $data could not be used (see above); dropping them" >&2
   utils/fix_data_dir.sh "$data"
 fi
 echo "$0: features for $(wc -l < "$data/feats.scp") utterances of $data in $featdir"

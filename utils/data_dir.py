@@ -23,6 +23,7 @@ Only the standard library is used, so these run before the Python environment ex
 
 import argparse
 import dataclasses
+import filecmp
 import os
 import shutil
 import sys
@@ -523,16 +524,24 @@ def split_dir_name(data_dir, num_parts, per_utt):
     return os.path.join(data_dir, f"split{num_parts}{'utt' if per_utt else ''}")
 
 
+# In a split dir: its time says when the split was last built.  The part files' own times say
+# when their content last changed (write_split keeps unchanged ones), which is what the stages
+# compare their outputs with (utils/pending_jobs.sh).
+SPLIT_STAMP = ".built"
+
+
 def split_is_current(split_dir, num_parts, names, sources):
-    """True when every part holds exactly the expected files, none older than any source."""
-    outputs = []
+    """True when every part holds exactly the expected files and the split was built after
+    the newest source changed."""
     for part in range(1, num_parts + 1):
         part_dir = os.path.join(split_dir, str(part))
         if not os.path.isdir(part_dir) or set(os.listdir(part_dir)) != set(names):
             return False
-        outputs += [os.path.join(part_dir, name) for name in names]
-    newest_source = max(os.stat(path).st_mtime_ns for path in sources)
-    return min(os.stat(path).st_mtime_ns for path in outputs) >= newest_source
+    try:
+        built = os.stat(os.path.join(split_dir, SPLIT_STAMP)).st_mtime_ns
+    except FileNotFoundError:
+        return False
+    return built >= max(os.stat(path).st_mtime_ns for path in sources)
 
 
 def checked_for_split(data_dir, name, utt2spk=None):
@@ -588,6 +597,9 @@ def write_split(data_dir, split_dir, names, part_of, num_parts, utt2spk):
             members[part_of[utt]].append((utt, spk))
         for part_dir, pairs in zip(part_dirs, members):
             write_atomic(os.path.join(part_dir, "spk2utt"), spk2utt_lines(pairs))
+        keep_unchanged_files(split_dir, tmp, names + ["spk2utt"], num_parts)
+        with open(os.path.join(tmp, SPLIT_STAMP), "w"):
+            pass
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -596,6 +608,19 @@ def write_split(data_dir, split_dir, names, part_of, num_parts, utt2spk):
         os.rename(split_dir, old)
     os.rename(tmp, split_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def keep_unchanged_files(old_split, new_split, names, num_parts):
+    """Moves the old copy of every part file whose content is unchanged into the new split, so
+    that its time still says when its content last changed.  A split rebuilt only because
+    another file joined the data dir (feats.scp, after the feature stage) then leaves the
+    jobs made from its parts up to date."""
+    for part in range(1, num_parts + 1):
+        for name in names:
+            old = os.path.join(old_split, str(part), name)
+            new = os.path.join(new_split, str(part), name)
+            if os.path.isfile(old) and filecmp.cmp(old, new, shallow=False):
+                os.replace(old, new)
 
 
 def distribute_lines(path, name, part_dirs, part_of):

@@ -300,15 +300,38 @@ def job_succeeded(log_path):
     return lines[-1].startswith("# Ended (code 0)")
 
 
+MAX_SHOWN_ERRORS = 3  # failed jobs whose last line of output the failure message quotes
+
+
 def failure_message(prog, request, failed):
-    """The one line telling the user which log to read; failed is the list of failed job ids."""
+    """The line telling the user which log to read (failed is the list of failed job ids),
+    then the last line of output of the first few failed jobs: usually the error itself."""
     if request.num_jobs == 1:
-        return f"{prog}: job failed, log is in {request.log_path(failed[0])}"
-    if len(failed) == 1:
-        where = request.log_path(failed[0])
+        message = f"{prog}: job failed, log is in {request.log_path(failed[0])}"
     else:
-        where = request.log_pattern()
-    return f"{prog}: {len(failed)} / {request.num_jobs} failed, log is in {where}"
+        where = request.log_path(failed[0]) if len(failed) == 1 else request.log_pattern()
+        message = f"{prog}: {len(failed)} / {request.num_jobs} failed, log is in {where}"
+    quoted = []
+    for job in failed[:MAX_SHOWN_ERRORS]:
+        line = last_output_line(request.log_path(job))
+        if line:
+            quoted.append(f"  {request.log_path(job)}: {line}")
+    return "\n".join([message] + quoted)
+
+
+def last_output_line(log_path):
+    """The last line a job wrote to its log, past the launcher's '# ' lines; None if none."""
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 4096))
+            tail = log.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        if line.strip() and not line.startswith("# "):
+            return line.strip()
+    return None
 
 
 def exit_code(returncode):

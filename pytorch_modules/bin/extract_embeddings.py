@@ -3,13 +3,18 @@
     python -m pytorch_modules.bin.extract_embeddings EXP_DIR/final.pt feats.scp OUT_PREFIX
 
 writes OUT_PREFIX.ark and OUT_PREFIX.scp (Kaldi float vectors); the .scp appears, by rename,
-only when every utterance is done.
+only when every utterance is done.  Features that cannot be read (a truncated or damaged ark)
+or that hold NaN/inf fail the job with the utterance and the ark named; a full disk fails it
+with a sentence saying so, and the partial ark is removed.
 """
 import argparse
+import errno
 import os
 import time
+from pathlib import Path
 
 import kaldiio
+import numpy as np
 import torch
 
 from pytorch_modules.audio import read_scp_lines
@@ -17,6 +22,50 @@ from pytorch_modules.embedding import embed, load_embedding_model
 from pytorch_modules.errors import RecipeError, run_entry_point
 
 PROG = "extract_embeddings"
+# errno values that mean "the disk (or the user's quota) is full".
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def redo_features(rxfile: str) -> str:
+    """What to do about a bad feature ark: the feature stage keeps a job whose .scp is newer
+    than its input, so that .scp must go first."""
+    ark = rxfile.rsplit(":", 1)[0]
+    if ark.endswith(".ark"):
+        return f"delete {ark[:-4]}.scp and rerun the feature stage, which then redoes that job"
+    return "rerun feature extraction for this data dir"
+
+
+def load_features(utt: str, rxfile: str) -> np.ndarray:
+    try:
+        feats = kaldiio.load_mat(rxfile)
+    except Exception as e:  # kaldiio raises several types for a damaged or truncated ark
+        raise RecipeError(f"cannot read the features of utterance {utt} from {rxfile} ({e}); "
+                          f"the ark is damaged or truncated: {redo_features(rxfile)}") from None
+    if not np.isfinite(feats).all():
+        raise RecipeError(f"the features of utterance {utt} in {rxfile} hold NaN or infinite "
+                          f"values: {redo_features(rxfile)}")
+    return feats
+
+
+def embed_all(model, entries, ark: str, scp: str) -> int:
+    """Writes the ark and a temporary scp; returns the number of frames embedded.  On a write
+    error the partial files are removed (they only take space)."""
+    frames = 0
+    try:
+        with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
+            for utt, rxfile in entries:
+                feats = load_features(utt, rxfile)
+                writer(utt, embed(model, feats))
+                frames += feats.shape[0]
+    except OSError as e:
+        for partial in (ark, f"{scp}.tmp"):
+            Path(partial).unlink(missing_ok=True)
+        if e.errno in DISK_FULL:
+            raise RecipeError(f"no space left on device writing {ark}; free space and rerun "
+                              f"the stage: finished jobs are kept") from None
+        raise RecipeError(f"cannot write {e.filename or ark}: {e.strerror}; check that the "
+                          f"embedding folder is writable and rerun the stage") from None
+    return frames
 
 
 def main():
@@ -31,17 +80,9 @@ def main():
     model = load_embedding_model(args.model)
     entries = read_scp_lines(args.feats_scp)
     ark, scp = f"{args.out_prefix}.ark", f"{args.out_prefix}.scp"
-    start, frames = time.time(), 0
-    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
-        for utt, rxfile in entries:
-            try:
-                feats = kaldiio.load_mat(rxfile)
-            except Exception as e:
-                raise RecipeError(f"cannot read the features of utterance {utt} from {rxfile} "
-                                  f"({e}); rerun feature extraction for this data dir") from None
-            writer(utt, embed(model, feats))
-            frames += feats.shape[0]
-    os.replace(f"{scp}.tmp", scp)
+    start = time.time()
+    frames = embed_all(model, entries, ark, scp)
+    os.replace(f"{scp}.tmp", scp)  # last: the .scp marks the job as done
     elapsed = time.time() - start
     print(f"{PROG}: {len(entries)} utterances, {frames / 100 / 3600:.2f} h in {elapsed:.1f} s "
           f"(real-time factor {elapsed / max(frames / 100, 1e-9):.4f} at 100 frames/s)")

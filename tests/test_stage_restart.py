@@ -1,0 +1,115 @@
+"""Every parallel stage restarts safely: a rerun redoes only the jobs whose output is missing or
+stale, and nothing a killed or failed stage leaves behind passes for finished output."""
+import os
+
+import pytest
+
+import tiny_data
+
+NJ = 2  # two jobs: they run at once on the 2-core test machine
+
+
+def log_states(logs):
+    """(mtime, text) of each log, to see which ones a rerun rewrote."""
+    return {log.name: (log.stat().st_mtime_ns, log.read_text()) for log in logs}
+
+
+def rewritten(before, after):
+    return sorted(name for name in after if before.get(name) != after[name])
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    recipe = tiny_data.scratch_recipe(tmp_path / "recipe")
+    tiny_data.good_audio_dir(recipe / "data/x", tmp_path / "audio", num_speakers=2,
+                             utts_per_speaker=3)
+    return recipe
+
+
+def make_features(recipe, *options):
+    return tiny_data.run_script(recipe, "steps/make_spectrogram.sh", "--nj", str(NJ), *options,
+                                "data/x", "feats")
+
+
+def test_feature_rerun_redoes_only_missing_or_stale_jobs(recipe):
+    result = make_features(recipe)
+    assert result.returncode == 0, result.stderr
+    logs = [recipe / f"data/x/log/make_spectrogram_x.{n}.log" for n in range(1, NJ + 1)]
+    feats = (recipe / "data/x/feats.scp").read_text()
+    assert len(feats.splitlines()) == 6
+    before = log_states(logs)
+
+    # job 2 was killed: no .scp (its marker of being done)
+    (recipe / "feats/raw_spec_x.2.scp").unlink()
+    result = make_features(recipe)
+    assert result.returncode == 0, result.stderr
+    assert "rerunning job(s) 2 of 2" in result.stdout
+    assert rewritten(before, log_states(logs)) == ["make_spectrogram_x.2.log"]
+    assert (recipe / "data/x/feats.scp").read_text() == feats
+
+    # nothing missing: no job runs, feats.scp is made again from the jobs' outputs, even
+    # after the embedding stage rebuilt the split with feats.scp in it (same wav.scp parts)
+    assert tiny_data.run_script(recipe, "utils/split_data.sh", "--per-utt", "data/x",
+                                str(NJ)).returncode == 0
+    assert (recipe / "data/x/split2utt/1/feats.scp").exists()
+    before = log_states(logs)
+    result = make_features(recipe)
+    assert result.returncode == 0, result.stderr
+    assert "all 2 jobs of data/x are already done" in result.stdout
+    assert rewritten(before, log_states(logs)) == []
+    assert (recipe / "data/x/feats.scp").read_text() == feats
+
+    # another --nj splits the utterances otherwise.  After a run with --nj 1, job 1's output
+    # is newer than split2utt/1 but holds every utterance: it must not pass for job 1 of 2.
+    for nj in ("1", "2"):
+        result = tiny_data.run_script(recipe, "steps/make_spectrogram.sh", "--nj", nj,
+                                      "data/x", "feats")
+        assert result.returncode == 0, result.stderr
+        assert "already done" not in result.stdout
+    assert len(rewritten(before, log_states(logs))) == NJ
+    assert (recipe / "data/x/feats.scp").read_text() == feats
+
+
+def test_a_job_is_pending_when_its_output_is_missing_or_older_than_an_input(tmp_path):
+    for name in ("in.1", "in.2", "in.3", "conf"):
+        (tmp_path / name).touch()
+    for name in ("out.1", "out.2"):
+        (tmp_path / name).touch()
+    os.utime(tmp_path / "in.2", (2e9, 2e9))   # changed after its output was made
+    pending = tiny_data.run_script(tmp_path, tiny_data.ROOT / "utils/pending_jobs.sh", "3",
+                                   "out.JOB", "in.JOB", "conf")
+    assert pending.returncode == 0 and pending.stdout.split() == ["2", "3"]
+    os.utime(tmp_path / "conf", (2e9, 2e9))   # a newer feature config: every job
+    pending = tiny_data.run_script(tmp_path, tiny_data.ROOT / "utils/pending_jobs.sh", "3",
+                                   "out.JOB", "in.JOB", "conf")
+    assert pending.stdout.split() == ["1", "2", "3"]
+
+
+def test_embedding_rerun_redoes_only_the_missing_job(tmp_path):
+    recipe = tiny_data.scratch_recipe(tmp_path / "recipe")
+    tiny_data.write_feature_dir(recipe / "data/x", 2, 3)
+    model = recipe / "exp/m/final.pt"
+    tiny_data.write_tiny_model(model)
+
+    def extract():
+        return tiny_data.run_script(recipe, "steps/extract_embeddings.sh", "--nj", str(NJ),
+                                    "exp/m/final.pt", "data/x", "exp/m/emb")
+
+    result = extract()
+    assert result.returncode == 0, result.stderr
+    logs = [recipe / f"exp/m/emb/log/extract.{n}.log" for n in range(1, NJ + 1)]
+    vectors = (recipe / "exp/m/emb/xvector.scp").read_text()
+    assert len(vectors.splitlines()) == 6
+    before = log_states(logs)
+
+    (recipe / "exp/m/emb/xvector.1.scp").unlink()
+    result = extract()
+    assert result.returncode == 0, result.stderr
+    assert rewritten(before, log_states(logs)) == ["extract.1.log"]
+    assert (recipe / "exp/m/emb/xvector.scp").read_text() == vectors
+
+    # a new model makes every embedding stale
+    before = log_states(logs)
+    os.utime(model)
+    assert extract().returncode == 0
+    assert len(rewritten(before, log_states(logs))) == NJ
