@@ -21,6 +21,13 @@ class ConfigError(RecipeError):
     """A config file that cannot be used; the message says which file, key and why."""
 
 
+# The values the string-valued keys may take (checked in _check_ranges).
+LR_SCALINGS = ("none", "linear", "sqrt")
+DEVICES = ("auto", "cpu", "cuda")
+BACKENDS = ("auto", "nccl", "gloo")
+AMP_MODES = ("none", "bf16", "fp16")
+
+
 @dataclass
 class ModelConfig:
     widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
@@ -52,6 +59,13 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0001
+    # The lr above is for a global batch of lr_reference_batch utterances (the paper's 64).
+    # With another data.batch_size (data.batch_size is the global batch, whatever the number of
+    # processes), lr_scaling multiplies the whole schedule (lr and final_lr) by
+    #   none: 1 (the lr as written), linear: batch_size / lr_reference_batch (Goyal et al. 2017;
+    #   pair it with warmup_epochs), sqrt: sqrt(batch_size / lr_reference_batch).
+    lr_scaling: str = "none"
+    lr_reference_batch: int = 64
 
 
 @dataclass
@@ -61,6 +75,22 @@ class TrainingConfig:
     log_every_steps: int = 20
     checkpoint_every_steps: int = 0    # 0 = only at the end of each epoch
     keep_checkpoints: int = 3          # newest N kept, older ones pruned
+    # auto: the GPU when one is visible, else the CPU.  Under torchrun, the process of local
+    # rank k uses GPU k of its node (pytorch_modules/distributed.py).
+    device: str = "auto"
+    # Process-group backend with several processes: auto = nccl on GPUs, gloo on the CPU.
+    dist_backend: str = "auto"
+    # false: with several processes each one's BatchNorm uses the statistics of its own share of
+    # the batch (plain DDP); true: statistics over the global batch, as a single process has
+    # them (SyncBatchNorm on GPUs, distributed.GlobalBatchNorm on the CPU).
+    sync_batchnorm: bool = False
+    # Mixed precision on CUDA: none | bf16 (needs a GPU with bfloat16, e.g. A100/H100) | fp16
+    # (with loss scaling).  The loss head always computes in float32.  Refused on the CPU:
+    # a CPU run would silently differ from the GPU run the config was written for.
+    amp: str = "none"
+    # CUDA only: channels-last memory layout for the convolutions (faster with tensor cores);
+    # ignored on the CPU, with a note in the log.
+    channels_last: bool = False
 
 
 @dataclass
@@ -190,7 +220,17 @@ def _check_ranges(config: Config, source: str):
         (config.optim.epochs > 0, "optim.epochs must be positive"),
         (0 < config.optim.final_lr <= config.optim.lr, "need 0 < optim.final_lr <= optim.lr"),
         (config.training.keep_checkpoints >= 1, "training.keep_checkpoints must be at least 1"),
+        (config.optim.lr_reference_batch > 0, "optim.lr_reference_batch must be positive"),
     ]
+    choices = [
+        ("optim.lr_scaling", config.optim.lr_scaling, LR_SCALINGS),
+        ("training.device", config.training.device, DEVICES),
+        ("training.dist_backend", config.training.dist_backend, BACKENDS),
+        ("training.amp", config.training.amp, AMP_MODES),
+    ]
+    for key, value, allowed in choices:
+        checks.append((value in allowed,
+                       f"{key} must be one of {', '.join(allowed)}, got {value!r}"))
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")

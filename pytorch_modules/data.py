@@ -116,9 +116,10 @@ class CropDataset(torch.utils.data.Dataset):
 
 
 def epoch_loader(data: TrainingSet, batches: EpochBatches, epoch: int, first_step: int,
-                 num_workers: int, rank: int = 0, world_size: int = 1):
+                 num_workers: int, rank: int = 0, world_size: int = 1, pin_memory: bool = False):
+    """This rank's batches of `epoch` from `first_step` on (pin_memory: for copies to a GPU)."""
     dataset = CropDataset(data, batches, epoch, first_step, rank, world_size)
     # batch_size=None: each dataset item is already a whole batch (reads are per utterance).
     return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False,
-                                       num_workers=num_workers,
+                                       num_workers=num_workers, pin_memory=pin_memory,
                                        persistent_workers=False, prefetch_factor=4 if num_workers else None)

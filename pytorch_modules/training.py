@@ -3,6 +3,10 @@
 Resuming is exact: the data order and crops are functions of (seed, epoch, step) (data.py), and
 a checkpoint holds the model, the head, the optimizer, the position and the RNG states, so a run
 continued from a checkpoint computes the same updates as one that never stopped.
+
+The same loop runs as one process or as several under torchrun (distributed.py): each process
+takes its share of every global batch, DDP averages the gradients, rank 0 alone writes the log,
+the checkpoints and final.pt, and the reported loss and accuracy are over the global batch.
 """
 import math
 import time
@@ -11,29 +15,76 @@ from pathlib import Path
 
 import torch
 import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from pytorch_modules import checkpoints
+from pytorch_modules import checkpoints, distributed
 from pytorch_modules.config import Config
 from pytorch_modules.data import EpochBatches, TrainingSet, epoch_loader
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.losses import build_head
+from pytorch_modules.losses import HeadOutput, build_head
 from pytorch_modules.models import ResCNN
 
 
+def lr_scale(config: Config) -> float:
+    """The factor optim.lr_scaling puts on the whole schedule for this global batch size."""
+    ratio = config.data.batch_size / config.optim.lr_reference_batch
+    return {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[config.optim.lr_scaling]
+
+
 def learning_rate(config: Config, global_step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up to optim.lr, then exponential decay reaching optim.final_lr at the end."""
+    """Linear warm-up to optim.lr, then exponential decay reaching optim.final_lr at the end.
+
+    Both ends are multiplied by lr_scale(config) (1 unless optim.lr_scaling says otherwise).
+    """
     o = config.optim
     total = o.epochs * steps_per_epoch
     warmup = int(o.warmup_epochs * steps_per_epoch)
     if global_step < warmup:
-        return o.lr * (global_step + 1) / warmup
+        return lr_scale(config) * o.lr * (global_step + 1) / warmup
     progress = (global_step - warmup) / max(1, total - warmup)
-    return o.lr * (o.final_lr / o.lr) ** progress
+    return lr_scale(config) * o.lr * (o.final_lr / o.lr) ** progress
 
 
 def build_model(config: Config) -> ResCNN:
     return ResCNN(config.model.widths, config.model.blocks, config.model.embedding_dim,
                   config.model.embedding_bn)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for training.amp on `device`, or None for float32 throughout."""
+    if amp == "none":
+        return None
+    if device.type != "cuda":
+        raise RecipeError(f"training.amp is {amp}, but this run is on the CPU; mixed precision "
+                          f"is only used on CUDA GPUs, and a CPU run would quietly differ from "
+                          f"the GPU run the config asks for. Set training.amp: none to train "
+                          f"on the CPU in float32, or run on a GPU")
+    if amp == "bf16" and not torch.cuda.is_bf16_supported():
+        raise RecipeError(f"training.amp is bf16, but {torch.cuda.get_device_name(device)} has "
+                          f"no bfloat16 support; use training.amp: fp16 (with loss scaling) "
+                          f"or none")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+class TrainStep(nn.Module):
+    """The embedding network and the loss head as one module.
+
+    One module, so that DDP averages the gradients of both.  Under autocast the trunk may run
+    in half precision, but the head runs in float32: the margins (0.1 to 0.27) and
+    exp(1 - cos) lose digits in fp16/bf16, and the scaled logits (s = 30) go into a softmax.
+    """
+
+    def __init__(self, model: nn.Module, head: nn.Module):
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, feats: torch.Tensor, labels: torch.Tensor) -> HeadOutput:
+        embeddings = self.model(feats)
+        # half -> float32; float32 (and float64) stay as they are.
+        embeddings = embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
+        with torch.autocast(feats.device.type, enabled=False):
+            return self.head(embeddings, labels)
 
 
 @dataclass
@@ -42,27 +93,76 @@ class Position:
     step: int = 0    # steps of that epoch already done
 
 
+def _silent(*args, **kwargs) -> None:
+    """The log of ranks other than 0: their messages would repeat rank 0's."""
+
+
 class Trainer:
-    def __init__(self, config: Config, data: TrainingSet, exp_dir: str, log=print):
-        self.config, self.data, self.log = config, data, log
+    def __init__(self, config: Config, data: TrainingSet, exp_dir: str, log=print,
+                 context: distributed.Context | None = None):
+        t = config.training
+        self.ctx = context or distributed.Context(
+            device=distributed.choose_device(t.device))
+        self.config, self.data = config, data
+        self.log = log if self.ctx.is_main else _silent
         self.exp_dir = Path(exp_dir)
         self.ckpt_dir = self.exp_dir / "checkpoints"
-        torch.manual_seed(config.training.seed)
-        self.model = build_model(config)
+        self.device = self.ctx.device
+        self.check_batch_split()
+        self.amp_dtype = autocast_dtype(t.amp, self.device)
+        self.notes = []   # set-up facts for the log's head
+
+        torch.manual_seed(t.seed)   # the same initial weights in every process
+        self.model = self.prepare_model(build_model(config))
         self.head = build_head(config.loss.type, config.model.embedding_dim,
-                               len(data.speakers), **config.loss.options)
+                               len(data.speakers), **config.loss.options).to(self.device)
         params = list(self.model.parameters()) + list(self.head.parameters())
         o = config.optim
         self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum,
                                          nesterov=o.nesterov, weight_decay=o.weight_decay)
+        self.step_module = TrainStep(self.model, self.head)
+        if self.ctx.distributed:
+            self.step_module = DistributedDataParallel(
+                self.step_module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        # Loss scaling keeps small fp16 gradients from flushing to zero; bf16 does not need it.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
         self.batches = EpochBatches(data.num_frames, config.data.batch_size,
-                                    config.data.crop_frames, config.training.seed)
+                                    config.data.crop_frames, t.seed)
         self.steps_per_epoch = self.batches.steps_per_epoch()
         self.position = Position()
 
+    def check_batch_split(self) -> None:
+        """Equal shares: DDP's average of per-process mean losses is then the global mean."""
+        batch, world = self.config.data.batch_size, self.ctx.world_size
+        if batch % world:
+            raise RecipeError(f"data.batch_size {batch} (the global batch) cannot be split "
+                              f"evenly over {world} processes; choose a batch size that is a "
+                              f"multiple of the number of processes")
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """BatchNorm mode, device and memory layout, noting in the log what was chosen."""
+        t = self.config.training
+        if self.ctx.distributed and t.sync_batchnorm:
+            model = distributed.sync_batchnorm(model, self.device)
+            self.notes.append("BatchNorm statistics over the global batch (sync_batchnorm)")
+        elif self.ctx.distributed:
+            self.notes.append(f"BatchNorm statistics per process "
+                              f"({self.config.data.batch_size // self.ctx.world_size} "
+                              f"utterances each; training.sync_batchnorm: true shares them)")
+        model = model.to(self.device)
+        if t.channels_last and self.device.type == "cuda":
+            # The input has one channel, so its layout is the same either way; the weights in
+            # channels-last make cuDNN run every convolution (and its outputs) channels-last.
+            model = model.to(memory_format=torch.channels_last)
+            self.notes.append("channels-last memory layout")
+        elif t.channels_last:
+            self.notes.append("training.channels_last is ignored on the CPU")
+        return model
+
     # -- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
-        return {
+        state = {
             "model": self.model.state_dict(),
             "head": self.head.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -72,15 +172,22 @@ class Trainer:
             "speakers": self.data.speakers,
             "torch_rng": torch.get_rng_state(),
         }
+        if self.scaler.is_enabled():
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def save(self, finished_epoch: bool) -> None:
-        p = self.position
-        name = (checkpoints.checkpoint_name(p.epoch - 1) if finished_epoch
-                else checkpoints.checkpoint_name(p.epoch, p.step))
-        checkpoints.save_atomic(self.state(), self.ckpt_dir / name)
-        checkpoints.prune(self.ckpt_dir, self.config.training.keep_checkpoints)
+        """Rank 0 writes; the others wait, so that no process runs ahead of a checkpoint."""
+        if self.ctx.is_main:
+            p = self.position
+            name = (checkpoints.checkpoint_name(p.epoch - 1) if finished_epoch
+                    else checkpoints.checkpoint_name(p.epoch, p.step))
+            checkpoints.save_atomic(self.state(), self.ckpt_dir / name)
+            checkpoints.prune(self.ckpt_dir, self.config.training.keep_checkpoints)
+        distributed.barrier(self.ctx)
 
     def resume(self) -> None:
+        """Every process loads the newest checkpoint (nobody writes while they look)."""
         found = checkpoints.list_checkpoints(self.ckpt_dir)
         if not found:
             return
@@ -91,6 +198,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler.is_enabled() and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         self.position = Position(state["epoch"], state["step"])
         self.log(f"resuming from {found[-1]} (epoch {self.position.epoch}, "
@@ -98,47 +207,64 @@ class Trainer:
 
     # -- training ----------------------------------------------------------------------------
     def train(self) -> None:
-        total_steps = self.config.optim.epochs * self.steps_per_epoch
+        c = self.config
+        total_steps = c.optim.epochs * self.steps_per_epoch
         self.log(f"training on {len(self.data)} utterances of {len(self.data.speakers)} speakers: "
-                 f"{self.config.optim.epochs} epochs of {self.steps_per_epoch} steps, batch "
-                 f"{self.config.data.batch_size}, crops of {self.config.data.crop_frames} frames")
+                 f"{c.optim.epochs} epochs of {self.steps_per_epoch} steps, batch "
+                 f"{c.data.batch_size}, crops of {c.data.crop_frames} frames")
         self.log(f"model: {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M "
-                 f"parameters; head {self.config.loss.type} {self.config.loss.options}")
+                 f"parameters; head {c.loss.type} {c.loss.options}")
+        self.log(self.setup_summary())
+        if c.optim.lr_scaling != "none":
+            self.log(f"lr {c.optim.lr} -> {c.optim.final_lr} scaled by {lr_scale(c):.4g} "
+                     f"(optim.lr_scaling {c.optim.lr_scaling}: batch {c.data.batch_size} for "
+                     f"reference batch {c.optim.lr_reference_batch})")
         clock = Throughput(total_steps, self.global_step())
-        while self.position.epoch <= self.config.optim.epochs:
+        while self.position.epoch <= c.optim.epochs:
             self.train_epoch(clock)
             self.position = Position(self.position.epoch + 1, 0)
             self.save(finished_epoch=True)
+
+    def setup_summary(self) -> str:
+        """One line: processes, device, precision and the notes of prepare_model."""
+        if self.ctx.distributed:
+            where = (f"{self.ctx.world_size} processes ({torch.distributed.get_backend()}), "
+                     f"{self.config.data.batch_size // self.ctx.world_size} utterances of each "
+                     f"batch per process, rank 0 on {self.device}")
+        else:
+            where = f"1 process on {self.device}"
+        precision = f"amp {self.config.training.amp}" if self.amp_dtype else "float32"
+        return "; ".join([where, precision] + self.notes)
 
     def global_step(self) -> int:
         return (self.position.epoch - 1) * self.steps_per_epoch + self.position.step
 
     def train_epoch(self, clock: "Throughput") -> None:
-        self.model.train()
-        self.head.train()
+        self.step_module.train()
         c = self.config
         loader = epoch_loader(self.data, self.batches, self.position.epoch, self.position.step,
-                              c.data.num_workers)
+                              c.data.num_workers, self.ctx.rank, self.ctx.world_size,
+                              pin_memory=self.device.type == "cuda")
         sums = RunningSums()
         for feats, labels in loader:
+            feats = feats.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
             lr = learning_rate(c, self.global_step(), self.steps_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            out = self.head(self.model(feats), labels)
-            if not torch.isfinite(out.loss):
-                last = checkpoints.list_checkpoints(self.ckpt_dir)
-                raise RecipeError(
-                    f"the loss became {out.loss.item()} at epoch {self.position.epoch} step "
-                    f"{self.position.step + 1} (global step {self.global_step() + 1}); "
-                    f"nothing after the last good checkpoint "
-                    f"({last[-1] if last else 'none yet'}) was saved. Lower optim.lr or check "
-                    f"the features, then rerun to resume")
+            with torch.autocast(self.device.type, dtype=self.amp_dtype,
+                                enabled=self.amp_dtype is not None):
+                out = self.step_module(feats, labels)
+            # Every process gets the global sums, so all of them stop together on a bad loss.
+            step = distributed.sum_over_ranks(step_sums(out, labels), self.ctx).cpu()
+            self.check_finite(step)
             self.optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            self.optimizer.step()
+            self.scaler.scale(out.loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.position.step += 1
-            sums.add(out, labels)
-            clock.tick(len(labels))
+            sums.add(step)
+            clock.tick(c.data.batch_size)
             if self.position.step % c.training.log_every_steps == 0 or \
                     self.position.step == self.steps_per_epoch:
                 self.log(f"epoch {self.position.epoch}/{c.optim.epochs} step "
@@ -148,28 +274,56 @@ class Trainer:
             if every and self.position.step % every == 0 and self.position.step < self.steps_per_epoch:
                 self.save(finished_epoch=False)
 
+    def check_finite(self, step: torch.Tensor) -> None:
+        loss = step[0].item() / step[3].item()
+        if not math.isfinite(loss):
+            last = checkpoints.list_checkpoints(self.ckpt_dir)
+            raise RecipeError(
+                f"the loss became {loss} at epoch {self.position.epoch} step "
+                f"{self.position.step + 1} (global step {self.global_step() + 1}); "
+                f"nothing after the last good checkpoint "
+                f"({last[-1] if last else 'none yet'}) was saved. Lower optim.lr or check "
+                f"the features, then rerun to resume")
+
     def write_final_model(self, path) -> None:
-        """The embedding network alone, for extraction and verification."""
-        checkpoints.save_atomic({
-            "model": self.model.state_dict(),
-            "config": self.config.to_dict(),
-            "speakers": self.data.speakers,
-        }, path)
+        """The embedding network alone, for extraction and verification (rank 0 writes)."""
+        if self.ctx.is_main:
+            checkpoints.save_atomic({
+                "model": self.model.state_dict(),
+                "config": self.config.to_dict(),
+                "speakers": self.data.speakers,
+            }, path)
+        distributed.barrier(self.ctx)
+
+
+def step_sums(out: HeadOutput, labels: torch.Tensor) -> torch.Tensor:
+    """[loss sum, correct, cos(theta_y) sum, count] of one step in this process.
+
+    One float64 tensor, so that one all_reduce gives the sums over the global batch.
+    """
+    n = labels.numel()
+    return torch.stack([
+        out.loss.detach().double() * n,
+        (out.logits.detach().argmax(1) == labels).sum().double(),
+        out.target_cos.detach().double().sum(),
+        torch.tensor(float(n), dtype=torch.float64, device=labels.device),
+    ])
 
 
 class RunningSums:
-    """Loss, accuracy and mean cos(theta_y) since the last report."""
+    """Loss, accuracy and mean cos(theta_y) since the last report, over the global batches."""
 
     def __init__(self):
         self.loss = self.correct = self.cos = 0.0
         self.count = 0
 
-    def add(self, out, labels) -> None:
-        n = len(labels)
-        self.loss += out.loss.item() * n
-        self.correct += (out.logits.argmax(1) == labels).sum().item()
-        self.cos += out.target_cos.sum().item()
-        self.count += n
+    def add(self, step: torch.Tensor) -> None:
+        """`step`: the global step_sums of one step."""
+        loss, correct, cos, count = step.tolist()
+        self.loss += loss
+        self.correct += correct
+        self.cos += cos
+        self.count += int(count)
 
     def report(self) -> str:
         n = max(self.count, 1)
@@ -180,7 +334,7 @@ class RunningSums:
 
 
 class Throughput:
-    """Utterances per second and time left, measured over this process's steps."""
+    """Utterances per second (all processes together) and time left, since this run started."""
 
     def __init__(self, total_steps: int, start_step: int):
         self.total_steps, self.start_step = total_steps, start_step

@@ -2,17 +2,42 @@
 # Trains the speaker-embedding network (pytorch_modules/bin/train.py) as one job through $cmd.
 # Rerunning continues from the newest checkpoint in <exp-dir>/checkpoints; <exp-dir>/final.pt
 # is written when training is complete.
+#
+# One process by default.  With more than one process in all (--num-gpus N > 1, or
+# --nproc-per-node N > 1 on the CPU, or --nnodes > 1) the job runs torchrun, which starts
+# the processes of this node; each takes its share of every global batch (data.batch_size in
+# the config is the global batch, whatever the number of processes).  For several nodes, run
+# this script once per node, with the same options except --node-rank; the data dir and the exp
+# dir must be on a filesystem that every node sees (rank 0 writes, every rank resumes from it).
 set -euo pipefail
 
 cmd=utils/launch_local.py
 config=conf/rescnn_dam.yaml
 show_log=true
+num_gpus=0
+nproc_per_node=1
+nnodes=1
+node_rank=0
+master_addr=127.0.0.1
+master_port=auto
 help_message="Usage: $0 [options] <train-data-dir> <exp-dir>
 e.g.: $0 --config conf/rescnn_dam.yaml data/voxceleb2_dev exp/rescnn_dam
+      $0 --num-gpus 4 --cmd \"\$cuda_cmd\" ... (one node, 4 GPUs, one process each)
+      $0 --num-gpus 8 --nnodes 2 --node-rank 0|1 --master-addr node0 --master-port 29500 ...
 Options:
-  --cmd <launcher>         job launcher, e.g. \"\$cuda_cmd --gpu 1\" (default: $cmd)
-  --config <yaml>          training config (default: $config)
-  --show-log <true|false>  also print the training log while it runs (default: $show_log)"
+  --cmd <launcher>          job launcher, e.g. \"\$cuda_cmd\" (default: $cmd); --num-gpus N
+                            adds --gpu N to it
+  --config <yaml>           training config (default: $config)
+  --show-log <true|false>   also print the training log while it runs (default: $show_log)
+  --num-gpus <n>            GPUs of this node, one process each; 0 = train on the CPU with
+                            the GPUs hidden (default: $num_gpus)
+  --nproc-per-node <n>      CPU processes of this node (gloo), with --num-gpus 0
+                            (default: $nproc_per_node)
+  --nnodes <n>              nodes taking part (default: $nnodes)
+  --node-rank <k>           this node's number, 0 .. nnodes-1 (default: $node_rank)
+  --master-addr <host>      address of node 0, reachable from every node (default: $master_addr)
+  --master-port <port>      free port on node 0 for the rendezvous; auto = a free port of
+                            this machine with one node, 29500 with several (default: $master_port)"
 
 . ./path.sh
 . utils/parse_options.sh
@@ -20,14 +45,61 @@ Options:
 data=$1
 dir=$2
 
+die() { echo "$0: $*" >&2; exit 1; }
+for opt in num_gpus nproc_per_node nnodes node_rank; do
+  [[ "${!opt}" =~ ^[0-9]+$ ]] || die "--${opt//_/-} takes a whole number, not '${!opt}'."
+done
+[ "$nnodes" -ge 1 ] || die "--nnodes must be 1 or more."
+[ "$node_rank" -lt "$nnodes" ] ||
+  die "--node-rank $node_rank is not a node of --nnodes $nnodes (numbered 0 to $((nnodes - 1)))."
+[ "$nproc_per_node" -ge 1 ] || die "--nproc-per-node must be 1 or more."
+
+# Processes per node: one per GPU, or --nproc-per-node CPU processes.
+launcher_opts=()
+if [ "$num_gpus" -gt 0 ]; then
+  [ "$nproc_per_node" -eq 1 ] || [ "$nproc_per_node" -eq "$num_gpus" ] ||
+    die "--nproc-per-node is for CPU runs; with --num-gpus $num_gpus there is one process per GPU."
+  procs=$num_gpus
+  launcher_opts=(--gpu "$num_gpus")
+  job_env=()
+else
+  procs=$nproc_per_node
+  # --num-gpus 0 means the CPU even on a machine with GPUs (training.device: auto follows).
+  job_env=(CUDA_VISIBLE_DEVICES=)
+fi
+
+if [ $((procs * nnodes)) -gt 1 ]; then
+  if [ "$master_port" = auto ]; then
+    if [ "$nnodes" -eq 1 ]; then
+      master_port=$(python -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')
+    else
+      master_port=29500
+    fi
+  fi
+  [[ "$master_port" =~ ^[0-9]+$ ]] || die "--master-port takes a port number or auto, not '$master_port'."
+  if [ "$nnodes" -gt 1 ] && [[ "$master_addr" == 127.* || "$master_addr" == localhost ]]; then
+    die "with --nnodes $nnodes, --master-addr must be node 0's address as the other nodes reach it, not $master_addr."
+  fi
+  # python -m torch.distributed.run is torchrun, found wherever this environment's python is.
+  program=(python -m torch.distributed.run --nnodes "$nnodes" --nproc-per-node "$procs"
+           --node-rank "$node_rank" --master-addr "$master_addr" --master-port "$master_port"
+           -m pytorch_modules.bin.train)
+else
+  program=(python -m pytorch_modules.bin.train)
+fi
+
 utils/validate_data_dir.sh --no-wav "$data"
 mkdir -p "$dir/log"
 log=$dir/log/train.log
-echo "$0: training $dir on $data with $config; log: $log"
+if [ "$nnodes" -gt 1 ]; then
+  # Every node writes its own log: the nodes may share the exp dir.
+  log=$dir/log/train.node$node_rank.log
+fi
+echo "$0: training $dir on $data with $config ($((procs * nnodes)) process(es)); log: $log"
 if $show_log; then
   : > "$log"
   tail -n +1 -F "$log" 2>/dev/null &
   tail_pid=$!
   trap 'kill $tail_pid 2>/dev/null || true' EXIT
 fi
-$cmd "$log" python -m pytorch_modules.bin.train --config "$config" "$data" "$dir"
+$cmd "${launcher_opts[@]}" "$log" "${job_env[@]}" "${program[@]}" --config "$config" "$data" "$dir"

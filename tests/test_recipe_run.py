@@ -10,6 +10,7 @@ import kaldiio
 import numpy as np
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 LINKED = ["run.sh", "path.sh", "cmd.sh", "conf", "local", "steps", "utils", "pytorch_modules",
@@ -116,3 +117,22 @@ def test_figures_threshold_and_export(recipe):
     assert threshold["operating_point"] == "eer" and -1.0 <= float(threshold["threshold"]) <= 1.0
     assert (work / "exp/tiny/export/embedding.onnx").is_file()
     assert (work / "exp/tiny/export/embedding.ts.pt").is_file()
+
+
+def test_loss_comparison_trains_the_four_losses_alike(recipe):
+    work, _ = recipe
+    result = subprocess.run(["local/compare_losses.sh", "--base-config", "tiny.yaml",
+                             "--out-dir", "exp/compare"], cwd=work, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    configs = {}
+    for loss in ("softmax", "a_softmax", "am_softmax", "dam_softmax"):
+        configs[loss] = yaml.safe_load((work / f"exp/compare/conf/{loss}.yaml").read_text())
+        assert configs[loss]["loss"]["type"] == loss
+        assert (work / f"exp/compare/{loss}/final.pt").is_file()
+    # everything but the loss is the base config's
+    without_loss = [{k: v for k, v in c.items() if k != "loss"} for c in configs.values()]
+    assert all(c == without_loss[0] for c in without_loss)
+    table = (work / "exp/compare/results.md").read_text().splitlines()
+    assert len(table) == 2 + 4
+    assert (work / "exp/compare/det_vox1_o.png").read_bytes()[:4] == b"\x89PNG"

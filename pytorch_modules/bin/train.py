@@ -1,15 +1,19 @@
 """Trains the ResCNN speaker-embedding network on a Kaldi data dir with features.
 
     python -m pytorch_modules.bin.train --config conf/rescnn_dam.yaml data/train exp/rescnn_dam
+    torchrun --nproc-per-node 4 -m pytorch_modules.bin.train --config ... data/train exp/rescnn_dam
 
 Continues from the newest checkpoint in EXP_DIR/checkpoints when there is one, and writes
-EXP_DIR/final.pt (the embedding network alone) when training is complete.
+EXP_DIR/final.pt (the embedding network alone) when training is complete.  Under torchrun every
+process trains on its share of each batch (pytorch_modules/distributed.py); steps/train.sh
+builds the torchrun command.
 """
 import argparse
 from pathlib import Path
 
 import torch
 
+from pytorch_modules import distributed
 from pytorch_modules.config import load_config
 from pytorch_modules.data import read_training_set
 from pytorch_modules.errors import run_entry_point
@@ -26,18 +30,30 @@ def main():
     config = load_config(args.config)
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
-    Path(args.exp_dir).mkdir(parents=True, exist_ok=True)
-    write_config_copy(config, args.exp_dir)
-    data = read_training_set(args.data_dir)
+    context = distributed.setup(config.training)
+    train(config, args.data_dir, args.exp_dir, context)
+    # Only after train() has returned, so that its DDP wrapper is gone (see teardown); after an
+    # error the process exits instead, and torchrun stops the other processes.
+    distributed.teardown(context)
+
+
+def train(config, data_dir: str, exp_dir: str, context: distributed.Context) -> None:
+    # Rank 0 alone writes files and the log; the others wait for its config check.
+    log = print if context.is_main else (lambda *_: None)
+    if context.is_main:
+        Path(exp_dir).mkdir(parents=True, exist_ok=True)
+        write_config_copy(config, exp_dir)
+    distributed.barrier(context)
+    data = read_training_set(data_dir)
     short = int((data.num_frames < config.data.crop_frames).sum())
     if short:
-        print(f"train: {short} of {len(data)} utterances are shorter than the "
-              f"{config.data.crop_frames}-frame crop; they are repeat-padded, not dropped")
-    trainer = Trainer(config, data, args.exp_dir)
+        log(f"train: {short} of {len(data)} utterances are shorter than the "
+            f"{config.data.crop_frames}-frame crop; they are repeat-padded, not dropped")
+    trainer = Trainer(config, data, exp_dir, log=log, context=context)
     trainer.resume()
     trainer.train()
-    trainer.write_final_model(Path(args.exp_dir) / "final.pt")
-    print(f"train: wrote {args.exp_dir}/final.pt")
+    trainer.write_final_model(Path(exp_dir) / "final.pt")
+    log(f"train: wrote {exp_dir}/final.pt")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,230 @@
+"""The training loop's rules: the learning-rate schedule and its batch scaling, checkpoint names
+and pruning, a resume from a mid-epoch checkpoint that ends bit for bit where an uninterrupted
+run ends, and how CPU runs treat the GPU-only options (training.amp, training.channels_last).
+
+Everything runs in this process on a tiny model and a tiny generated data dir.
+"""
+import shutil
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+
+from pytorch_modules import checkpoints, distributed
+from pytorch_modules.config import ConfigError, config_from_dict
+from pytorch_modules.data import read_training_set
+from pytorch_modules.errors import RecipeError
+from pytorch_modules.training import Trainer, learning_rate, lr_scale
+
+BINS = 161
+
+
+def write_tiny_data_dir(data: Path, speakers: int = 4, utts_per_speaker: int = 6,
+                        seed: int = 0) -> Path:
+    """feats.scp (+ ark), utt2spk, spk2utt, utt2num_frames of random features.
+
+    Lengths of 40 to 120 frames, so that some utterances are shorter than a 50-frame crop.
+    """
+    data.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    feats = {}
+    for s in range(speakers):
+        for u in range(utts_per_speaker):
+            frames = int(rng.integers(40, 120))
+            feats[f"spk{s}-utt{u}"] = (rng.standard_normal((frames, BINS))
+                                       + 0.3 * s).astype(np.float32)
+    utts = sorted(feats)
+    kaldiio.save_ark(str(data / "feats.ark"), {u: feats[u] for u in utts},
+                     scp=str(data / "feats.scp"))
+    (data / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in utts))
+    (data / "utt2num_frames").write_text("".join(f"{u} {len(feats[u])}\n" for u in utts))
+    by_speaker = {}
+    for u in utts:
+        by_speaker.setdefault(u.split("-")[0], []).append(u)
+    (data / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n"
+                                          for s, us in sorted(by_speaker.items())))
+    return data
+
+
+def tiny_config(**sections):
+    """The tiny model of the distributed tests; `sections` override keys, e.g. optim={...}."""
+    data = {
+        "model": {"widths": [4, 8, 8, 8], "blocks": [1, 1, 1, 1], "embedding_dim": 16},
+        "loss": {"type": "dam_softmax", "margin": 0.2, "scale": 30, "lambda": 2},
+        "data": {"crop_frames": 50, "batch_size": 8, "num_workers": 0},
+        "optim": {"epochs": 2, "lr": 0.01, "final_lr": 0.001},
+        "training": {"seed": 3, "log_every_steps": 1, "device": "cpu"},
+    }
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values}
+    return config_from_dict(data, "test config")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return read_training_set(str(write_tiny_data_dir(tmp_path_factory.mktemp("data"))))
+
+
+# -- learning rate --------------------------------------------------------------------------
+
+def test_warmup_rises_linearly_to_lr_then_decays_to_final_lr():
+    config = tiny_config(optim={"epochs": 2, "lr": 0.1, "final_lr": 0.001,
+                                "warmup_epochs": 0.5})
+    steps = 10                      # per epoch: 5 warm-up steps, then 15 decay steps
+    assert [learning_rate(config, s, steps) for s in range(5)] == \
+        pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1])
+    assert learning_rate(config, 5, steps) == pytest.approx(0.1)      # decay starts at lr
+    # Exponential: equal ratios per step; after all 15 decay steps it would be final_lr.
+    assert learning_rate(config, 19, steps) == pytest.approx(0.1 * 0.01 ** (14 / 15))
+    assert learning_rate(config, 20, steps) == pytest.approx(0.001)
+    ratios = [learning_rate(config, s + 1, steps) / learning_rate(config, s, steps)
+              for s in range(5, 19)]
+    assert ratios == pytest.approx([0.01 ** (1 / 15)] * 14)
+
+
+def test_without_warmup_the_first_step_uses_lr():
+    config = tiny_config(optim={"epochs": 3, "lr": 0.1, "final_lr": 0.01})
+    assert learning_rate(config, 0, 7) == pytest.approx(0.1)
+    assert learning_rate(config, 21, 7) == pytest.approx(0.01)
+    assert learning_rate(config, 10, 7) == pytest.approx(0.1 * 0.1 ** (10 / 21))
+
+
+@pytest.mark.parametrize("scaling, factor", [("none", 1.0), ("linear", 4.0), ("sqrt", 2.0)])
+def test_lr_scaling_multiplies_the_whole_schedule(scaling, factor):
+    config = tiny_config(data={"batch_size": 256},
+                         optim={"lr": 0.1, "final_lr": 0.001, "lr_scaling": scaling,
+                                "lr_reference_batch": 64, "warmup_epochs": 1.0})
+    assert lr_scale(config) == pytest.approx(factor)
+    steps = 10
+    assert learning_rate(config, 0, steps) == pytest.approx(factor * 0.01)    # warm-up
+    assert learning_rate(config, 10, steps) == pytest.approx(factor * 0.1)    # peak
+    assert learning_rate(config, 20, steps) == pytest.approx(factor * 0.001)  # end
+
+
+def test_lr_scaling_at_the_reference_batch_changes_nothing():
+    config = tiny_config(data={"batch_size": 64}, optim={"lr_scaling": "linear"})
+    assert lr_scale(config) == 1.0
+    config = tiny_config(data={"batch_size": 32},
+                         optim={"lr_scaling": "sqrt", "lr_reference_batch": 128})
+    assert lr_scale(config) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("optim", "lr_scaling", "quadratic"), ("training", "device", "tpu"),
+    ("training", "dist_backend", "mpi"), ("training", "amp", "fp8"),
+])
+def test_unknown_choices_are_config_errors_that_list_the_choices(section, key, value):
+    with pytest.raises(ConfigError, match=rf"{section}\.{key} must be one of .*got '{value}'"):
+        tiny_config(**{section: {key: value}})
+
+
+def test_new_keys_have_their_documented_defaults():
+    config = tiny_config()
+    assert (config.optim.lr_scaling, config.optim.lr_reference_batch) == ("none", 64)
+    t = config.training
+    assert (t.dist_backend, t.sync_batchnorm, t.amp, t.channels_last) == \
+        ("auto", False, "none", False)
+    assert config_from_dict(config.to_dict()) == config
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+
+def test_checkpoint_names_sort_by_training_position(tmp_path):
+    assert checkpoints.checkpoint_name(3) == "epoch_003.pt"
+    assert checkpoints.checkpoint_name(4, 150) == "epoch_004_step_000150.pt"
+    names = ["epoch_010.pt", "epoch_002_step_000100.pt", "epoch_002.pt", "epoch_001.pt",
+             "epoch_002_step_000020.pt", "notes.txt", ".epoch_003.pt.tmp", "final.pt"]
+    for name in names:
+        (tmp_path / name).write_text("")
+    assert [p.name for p in checkpoints.list_checkpoints(tmp_path)] == [
+        "epoch_001.pt", "epoch_002_step_000020.pt", "epoch_002_step_000100.pt",
+        "epoch_002.pt", "epoch_010.pt"]
+    checkpoints.prune(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["epoch_002.pt", "epoch_010.pt", "notes.txt", ".epoch_003.pt.tmp", "final.pt"])
+
+
+# -- resuming -------------------------------------------------------------------------------
+
+def run_to_the_end(config, data, exp_dir: Path) -> dict:
+    trainer = Trainer(config, data, str(exp_dir), log=lambda *_: None)
+    trainer.resume()
+    trainer.train()
+    return trainer.state()
+
+
+def assert_states_identical(a: dict, b: dict) -> None:
+    for part in ("model", "head"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs"
+    momentum_a = [s["momentum_buffer"] for s in a["optimizer"]["state"].values()]
+    momentum_b = [s["momentum_buffer"] for s in b["optimizer"]["state"].values()]
+    assert all(torch.equal(x, y) for x, y in zip(momentum_a, momentum_b, strict=True))
+    assert (a["epoch"], a["step"]) == (b["epoch"], b["step"])
+
+
+def test_resuming_mid_epoch_ends_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path):
+    config = tiny_config(training={"seed": 3, "device": "cpu", "checkpoint_every_steps": 1,
+                                   "keep_checkpoints": 20, "log_every_steps": 100})
+    whole = run_to_the_end(config, tiny_data, tmp_path / "whole")
+    names = [p.name for p in checkpoints.list_checkpoints(tmp_path / "whole/checkpoints")]
+    assert "epoch_001_step_000002.pt" in names and "epoch_002.pt" in names
+    # What an interrupted run leaves: the checkpoints up to step 2 of epoch 1.
+    resumed_dir = tmp_path / "resumed/checkpoints"
+    resumed_dir.mkdir(parents=True)
+    for name in ("epoch_001_step_000001.pt", "epoch_001_step_000002.pt"):
+        shutil.copy(tmp_path / "whole/checkpoints" / name, resumed_dir / name)
+    messages = []
+    trainer = Trainer(config, tiny_data, str(tmp_path / "resumed"), log=messages.append)
+    trainer.resume()
+    assert (trainer.position.epoch, trainer.position.step) == (1, 2)
+    assert any("resuming from" in m and "epoch_001_step_000002.pt" in m for m in messages)
+    trainer.train()
+    assert_states_identical(whole, trainer.state())
+
+
+# -- GPU-only options on the CPU ------------------------------------------------------------
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_cpu_runs_refuse_mixed_precision_with_a_sentence(tiny_data, tmp_path, amp):
+    config = tiny_config(training={"device": "cpu", "amp": amp})
+    with pytest.raises(RecipeError, match=rf"training\.amp is {amp}, but this run is on the "
+                                          rf"CPU.*Set training\.amp: none"):
+        Trainer(config, tiny_data, str(tmp_path))
+
+
+def test_cpu_runs_ignore_channels_last_and_say_so(tiny_data, tmp_path):
+    trainer = Trainer(tiny_config(training={"device": "cpu", "channels_last": True}),
+                      tiny_data, str(tmp_path))
+    assert "training.channels_last is ignored on the CPU" in trainer.setup_summary()
+    weight = next(trainer.model.parameters())
+    assert weight.is_contiguous()   # the ordinary layout was kept
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_cuda_without_a_gpu_is_an_error_naming_the_way_out():
+    with pytest.raises(RecipeError, match=r"training\.device is cuda but this process sees no "
+                                          r"CUDA GPU.*training\.device: cpu"):
+        distributed.choose_device("cuda")
+    assert distributed.choose_device("auto") == torch.device("cpu")
+
+
+def test_nccl_on_the_cpu_is_an_error():
+    with pytest.raises(RecipeError, match="nccl, which only moves GPU tensors"):
+        distributed.choose_backend("nccl", torch.device("cpu"))
+    assert distributed.choose_backend("auto", torch.device("cpu")) == "gloo"
+    assert distributed.choose_backend("auto", torch.device("cuda", 0)) == "nccl"
+
+
+def test_a_global_batch_that_does_not_split_evenly_is_refused(tiny_data, tmp_path):
+    three = distributed.Context(rank=0, world_size=3)
+    with pytest.raises(RecipeError, match=r"data\.batch_size 8 .* cannot be split evenly over "
+                                          r"3 processes"):
+        Trainer(tiny_config(), tiny_data, str(tmp_path), context=three)
+
+
+def test_single_process_log_names_the_device_and_precision(tiny_data, tmp_path):
+    trainer = Trainer(tiny_config(), tiny_data, str(tmp_path))
+    assert trainer.setup_summary() == "1 process on cpu; float32"
