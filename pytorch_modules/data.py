@@ -120,6 +120,11 @@ def epoch_loader(data: TrainingSet, batches: EpochBatches, epoch: int, first_ste
     """This rank's batches of `epoch` from `first_step` on (pin_memory: for copies to a GPU)."""
     dataset = CropDataset(data, batches, epoch, first_step, rank, world_size)
     # batch_size=None: each dataset item is already a whole batch (reads are per utterance).
+    # A generator of its own: the loader draws its workers' base seed from it, which would
+    # otherwise advance the global torch RNG once per epoch started, and a resumed run starts
+    # one more (our crops do not use that seed: they are functions of (seed, epoch, step)).
     return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False,
                                        num_workers=num_workers, pin_memory=pin_memory,
-                                       persistent_workers=False, prefetch_factor=4 if num_workers else None)
+                                       persistent_workers=False,
+                                       prefetch_factor=4 if num_workers else None,
+                                       generator=torch.Generator().manual_seed(batches.seed))

@@ -183,10 +183,7 @@ def truncate(path, nbytes):
 
 @pytest.mark.parametrize("num_workers", [
     0,
-    pytest.param(1, marks=pytest.mark.xfail(strict=True, reason=(
-        "a RecipeError raised in a DataLoader worker comes back as 'Caught RecipeError in "
-        "DataLoader worker process 0. Original Traceback ...': the entry point prints the "
-        "worker's traceback (fix: errors.run_entry_point or data.py should unwrap it)"))),
+    1,  # a DataLoader worker raises it: the entry point unwraps the sentence
 ])
 def test_a_truncated_feature_ark_stops_training_naming_utterance_and_ark(
         tmp_path, monkeypatch, capsys, num_workers):

@@ -129,12 +129,6 @@ def test_killed_training_resumes_to_the_same_model(runs):
     assert [key for key in differ if key != "/torch_rng"] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "each DataLoader iterator draws one number from the global torch RNG (its base seed), and "
-    "a resumed run makes one more iterator (for the rest of the killed epoch), so the saved "
-    "torch_rng is one draw ahead; nothing in training uses the torch RNG after initialisation, "
-    "so the model is still exact. Fix in data.epoch_loader: give the DataLoader its own "
-    "generator; then remove this xfail"))
 def test_killed_training_resumes_to_the_same_rng_state(runs):
     straight, resumed, _, _ = runs
     assert differing_tensors(straight / "checkpoints/epoch_002.pt",
