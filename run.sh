@@ -25,6 +25,8 @@ corpus=demo
 config=
 exp_dir=
 nj=2
+num_gpus=0
+nproc_per_node=1
 demo_root=corpora/demo
 demo_seed=777
 demo_options=
@@ -46,6 +48,9 @@ Options:
   --exp-dir <dir>           experiment dir (default: exp/<config name> for the demo,
                             exp/<train-set>_<config name> for voxceleb)
   --nj <n>                  parallel jobs for features and embeddings (default: $nj)
+  --num-gpus <n>            train on n GPUs of this node with torchrun/DDP (default: $num_gpus: CPU)
+  --nproc-per-node <n>      CPU training processes (gloo) when --num-gpus is 0 (default: $nproc_per_node)
+                            (several nodes: run steps/train.sh with --nnodes/--node-rank, README.md)
   --asnorm <true|false>     also score with AS-norm against training-speaker cohorts, which
                             embeds the training set too (default: $asnorm)
   --asnorm-top-n <n>        AS-norm: cohort scores per side (default: $asnorm_top_n)
@@ -170,7 +175,8 @@ fi
 
 if run_stage 3; then
   banner 3 "training $exp_dir with $config"
-  steps/train.sh --cmd "$cuda_cmd" --config "$config" "data/$train_data" "$exp_dir"
+  steps/train.sh --cmd "$cuda_cmd" --num-gpus "$num_gpus" --nproc-per-node "$nproc_per_node" \
+    --config "$config" "data/$train_data" "$exp_dir"
 fi
 
 # The AS-norm cohort: training speakers' mean embeddings (and the training-set mean), from the

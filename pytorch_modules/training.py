@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from pytorch_modules import checkpoints, distributed
+from pytorch_modules.cos_histogram import CosThetaHistogram, write_epoch
 from pytorch_modules.config import Config
 from pytorch_modules.data import EpochBatches, TrainingSet, epoch_loader
 from pytorch_modules.errors import RecipeError
@@ -131,6 +132,9 @@ class Trainer:
                                     config.data.crop_frames, t.seed)
         self.steps_per_epoch = self.batches.steps_per_epoch()
         self.position = Position()
+        # The distribution of cos(theta_y) per epoch (the paper's Fig 1): counted on the
+        # device every step, written to exp_dir/cos_theta_hist.tsv when the epoch ends.
+        self.cos_hist = CosThetaHistogram(device=self.device)
 
     def check_batch_split(self) -> None:
         """Equal shares: DDP's average of per-process mean losses is then the global mean."""
@@ -171,6 +175,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "speakers": self.data.speakers,
             "torch_rng": torch.get_rng_state(),
+            "cos_hist": self.cos_hist.counts.cpu(),
         }
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
@@ -201,6 +206,8 @@ class Trainer:
         if self.scaler.is_enabled() and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
+        if "cos_hist" in state:
+            self.cos_hist.counts.copy_(state["cos_hist"])
         self.position = Position(state["epoch"], state["step"])
         self.log(f"resuming from {found[-1]} (epoch {self.position.epoch}, "
                  f"step {self.position.step} of {self.steps_per_epoch})")
@@ -222,8 +229,17 @@ class Trainer:
         clock = Throughput(total_steps, self.global_step())
         while self.position.epoch <= c.optim.epochs:
             self.train_epoch(clock)
+            self.write_cos_histogram()
             self.position = Position(self.position.epoch + 1, 0)
             self.save(finished_epoch=True)
+
+    def write_cos_histogram(self) -> None:
+        """Adds this epoch's cos(theta_y) histogram, summed over processes, to the exp dir."""
+        counts = distributed.sum_over_ranks(self.cos_hist.counts, self.ctx)
+        if self.ctx.is_main:
+            write_epoch(self.exp_dir / "cos_theta_hist.tsv", self.position.epoch,
+                        self.cos_hist.edges, counts)
+        self.cos_hist.reset()
 
     def setup_summary(self) -> str:
         """One line: processes, device, precision and the notes of prepare_model."""
@@ -258,6 +274,7 @@ class Trainer:
             # Every process gets the global sums, so all of them stop together on a bad loss.
             step = distributed.sum_over_ranks(step_sums(out, labels), self.ctx).cpu()
             self.check_finite(step)
+            self.cos_hist.add(out.target_cos)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out.loss).backward()
             self.scaler.step(self.optimizer)

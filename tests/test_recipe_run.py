@@ -110,9 +110,14 @@ def test_rerunning_a_stage_reproduces_its_output(recipe):
 
 def test_figures_threshold_and_export(recipe):
     work, _ = recipe
-    for png in ("det_vox1_o.png", "margin.png"):
+    for png in ("det_vox1_o.png", "margin.png", "cos_theta_hist.png"):
         data = (work / "exp/tiny/plots" / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    # Fig 1's data: one 100-bin histogram of cos(theta_y) per epoch, each counting every crop
+    hist = [line.split("\t") for line in
+            (work / "exp/tiny/cos_theta_hist.tsv").read_text().splitlines()[1:]]
+    per_epoch = {e: sum(int(n) for ep, _, _, n in hist if ep == e) for e in ("1", "2")}
+    assert len(hist) == 200 and per_epoch["1"] == per_epoch["2"] > 0
     threshold = read_table(work / "exp/tiny/final.threshold")
     assert threshold["operating_point"] == "eer" and -1.0 <= float(threshold["threshold"]) <= 1.0
     assert (work / "exp/tiny/export/embedding.onnx").is_file()
