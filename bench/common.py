@@ -60,6 +60,15 @@ def matmul_flops(sizes=(2048, 4096), repeats=3, threads=None):
     return best
 
 
+def numpy_matmul_flops(size=2048, repeats=3):
+    """Float32 FLOP/s of NumPy's matmul (its own BLAS, OpenBLAS in the PyPI wheels): on AMD
+    CPUs it can beat torch.mm, whose MKL does not take its AVX-512 path there."""
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    a @ a  # warm-up
+    seconds, _ = best_of(lambda: a @ a, repeats)
+    return 2 * size ** 3 / seconds
+
+
 def banner(title):
     print(f"== {title}")
     print(f"   {load_line()}; numpy {np.__version__}")
