@@ -61,7 +61,17 @@ def _read_source(source: str) -> tuple[np.ndarray, int]:
         stream = io.BytesIO(fix_streamed_wav_sizes(result.stdout))
         return soundfile.read(stream, dtype="float32", always_2d=True)
     _check_file(source)
-    return soundfile.read(source, dtype="float32", always_2d=True)
+    return _read_file(source)
+
+
+def _read_file(path: str) -> tuple[np.ndarray, int]:
+    """Samples (float32, frames x channels) and rate of an audio file.  16-bit PCM is read as
+    int16 and scaled by 1/32768: the very samples libsndfile's float conversion gives, in
+    half the time (VoxCeleb and most corpora are 16-bit)."""
+    with soundfile.SoundFile(path) as f:
+        if f.subtype == "PCM_16":
+            return f.read(dtype="int16", always_2d=True) * np.float32(1 / 32768), f.samplerate
+        return f.read(dtype="float32", always_2d=True), f.samplerate
 
 
 # Enough of a wav file to hold its header chunks up to 'data' (they are a few dozen bytes,

@@ -130,12 +130,16 @@ class Spectrogram:
         if o.preemphasis_coefficient > 0:
             wave = torch.cat([wave[:1] * (1 - o.preemphasis_coefficient),
                               wave[1:] - o.preemphasis_coefficient * wave[:-1]])
-        spec = torch.stft(wave, n_fft=o.n_fft, hop_length=o.shift_samples,
-                          win_length=o.window_samples, window=self.window, center=False,
-                          return_complex=True)
-        logpow = spec.abs().square().clamp_min(o.log_floor).log().T  # (frames, bins)
+        # Kaldi's frames (snip-edges: whole windows only), each zero-padded at its end to
+        # n_fft by rfft as Kaldi pads.  torch.stft would centre the window in n_fft-sample
+        # frames instead, giving fewer frames than num_frames() when n_fft > the window, and
+        # it copies and pads its input; abs() takes a square root only for square() to undo.
+        frames = wave.unfold(0, o.window_samples, o.shift_samples) * self.window
+        spec = torch.fft.rfft(frames, n=o.n_fft)
+        power = spec.real.square() + spec.imag.square()
+        logpow = power.clamp_min_(o.log_floor).log_()  # (frames, bins)
         if o.normalize_mean:
-            logpow = logpow - logpow.mean(dim=0, keepdim=True)
+            logpow -= logpow.mean(dim=0, keepdim=True)
         if o.normalize_variance:
-            logpow = logpow / logpow.std(dim=0, keepdim=True).clamp_min(1e-5)
-        return logpow.contiguous().numpy()
+            logpow /= logpow.std(dim=0, keepdim=True).clamp_min(1e-5)
+        return logpow.numpy()

@@ -82,12 +82,14 @@ def detection_error_tradeoff(scores, labels):
                     thresholds=np.concatenate(([np.inf], sorted_scores[run_ends])))
 
 
-def compute_eer(scores, labels):
+def compute_eer(scores, labels, curve=None):
     """Equal error rate (a fraction, not %) and its threshold; see the module doc.
 
     Returns (eer, threshold).  Raises ValueError on empty input, NaN/infinite scores, labels
-    other than 0/1, or trials of only one class."""
-    curve = detection_error_tradeoff(scores, labels)
+    other than 0/1, or trials of only one class.  `curve`: the detection_error_tradeoff of
+    these scores and labels when the caller has it already (each sweep sorts every score)."""
+    if curve is None:
+        curve = detection_error_tradeoff(scores, labels)
     gap = curve.p_miss - curve.p_fa  # strictly decreasing from +1 to -1
     i = int(np.argmax(gap <= 0))     # first point on or past the crossing; i >= 1
     if gap[i] == 0:
@@ -99,15 +101,17 @@ def compute_eer(scores, labels):
     return float(eer), float(threshold)
 
 
-def compute_min_dcf(scores, labels, p_target, c_miss=1.0, c_fa=1.0):
+def compute_min_dcf(scores, labels, p_target, c_miss=1.0, c_fa=1.0, curve=None):
     """Minimum normalised detection cost and its threshold; see the module doc.
 
-    Returns (min_dcf, threshold).  p_target must lie strictly between 0 and 1."""
+    Returns (min_dcf, threshold).  p_target must lie strictly between 0 and 1.  `curve`: as
+    for compute_eer."""
     if not 0 < p_target < 1:
         raise ValueError(f"p_target must lie strictly between 0 and 1; got {p_target}.")
     if c_miss <= 0 or c_fa <= 0:
         raise ValueError(f"c_miss and c_fa must be positive; got {c_miss} and {c_fa}.")
-    curve = detection_error_tradeoff(scores, labels)
+    if curve is None:
+        curve = detection_error_tradeoff(scores, labels)
     dcf = c_miss * p_target * curve.p_miss + c_fa * (1 - p_target) * curve.p_fa
     dcf /= min(c_miss * p_target, c_fa * (1 - p_target))
     best = int(np.argmin(dcf))  # first minimum = highest threshold among equal costs

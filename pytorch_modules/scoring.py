@@ -5,18 +5,21 @@ kaldiio.  Trials are Kaldi trials, `enroll test target|nontarget`, or `enroll te
 labels (then scores are written but no EER/minDCF can be computed).
 """
 
+import operator
 import os
 import tempfile
 
 import kaldiio
 import numpy as np
 
+from pytorch_modules import fast_ark
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.metrics import compute_eer, compute_min_dcf
+from pytorch_modules.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
 
-# Trials scored per vectorised step: bounds the gathered (chunk, dim) float32 copies to
-# about 2 x 256 MiB for 1024-d embeddings, whatever the number of trials.
-SCORE_CHUNK = 65536
+# Trials scored per vectorised step: two gathered (chunk, dim) blocks of 4 MiB each for 1024-d
+# float32 embeddings stay in cache, where 65,536-trial blocks (2 x 256 MiB) were written to
+# memory and read back, at a third of the speed.
+SCORE_CHUNK = 1024
 # p_target values reported for minDCF (VoxCeleb / NIST SRE conventions).
 DCF_P_TARGETS = (0.01, 0.001)
 MAX_LISTED_IDS = 5
@@ -82,12 +85,18 @@ def iter_embeddings(scp_path):
 def load_embeddings(scp_path):
     """Read every vector of a Kaldi scp, in scp order.
 
-    Returns (ids, matrix) with matrix float32 of shape (len(ids), dim)."""
+    Returns (ids, matrix) with matrix float32 of shape (len(ids), dim).  Plain embedding arks
+    are read by fast_ark (a few NumPy operations per ark: 0.3 s instead of 3 s for Vox1-E's
+    145,000 vectors); anything else, including every kind of damage, goes through kaldiio
+    one entry at a time, whose errors name the line."""
+    fast = fast_ark.read_vectors(scp_path)
+    if fast is not None:
+        return fast
     ids, vectors = [], []
     for key, vec in iter_embeddings(scp_path):
         ids.append(key)
         vectors.append(vec)
-    return ids, np.stack(vectors).astype(np.float32)
+    return ids, np.stack(vectors).astype(np.float32, copy=False)
 
 
 def embedding_mean(scp_path):
@@ -211,6 +220,10 @@ def read_scores(path, enroll, test):
 
 def _rows(ids, id_to_row, trials_path):
     """Row numbers of ids; ids without an embedding fail with a list of them."""
+    try:  # one C-level lookup per id; a missing id raises and is reported below
+        return np.array(operator.itemgetter(*ids)(id_to_row), dtype=np.int64).reshape(len(ids))
+    except (KeyError, TypeError):  # TypeError: no ids at all
+        pass
     rows = np.fromiter((id_to_row.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
     if (rows < 0).any():
         missing = sorted({i for i in ids if i not in id_to_row})
@@ -229,26 +242,38 @@ def trial_rows(enroll_ids, test_ids, id_to_row, trials_path="the trials"):
 
 def unit_embeddings(emb, id_to_row, used_rows, dtype=np.float32):
     """Length-normalised rows of emb (as dtype); a used row that is zero or not finite is an
-    error (its cosine is undefined), unused ones may be anything."""
-    norms = np.linalg.norm(emb[used_rows], axis=1)
-    bad = used_rows[~(np.isfinite(norms) & (norms > 0))]
+    error (its cosine is undefined), unused ones may be anything.  The norms are taken once,
+    over the whole matrix where it lies (gathering the used rows first copied the table)."""
+    emb = np.asarray(emb, dtype=dtype)
+    norms = np.linalg.norm(emb, axis=1)
+    used = norms[used_rows]
+    bad = used_rows[~(np.isfinite(used) & (used > 0))]
     if bad.size:
         bad_id = next(i for i, row in id_to_row.items() if row == bad[0])
         raise RecipeError(
             f"the embedding of {bad_id} is zero or not finite, so its cosine score is undefined; "
             f"check that utterance's audio and rerun embedding extraction.")
     with np.errstate(invalid="ignore"):  # an unused non-finite row becomes NaN, harmlessly
-        return length_normalise(emb, dtype)
+        return emb / np.maximum(norms, 1e-12)[:, None]  # as length_normalise: zero rows stay 0
 
 
 def pair_scores(unit, enroll_rows, test_rows):
-    """Row-wise dot products unit[enroll_rows[i]] . unit[test_rows[i]] as float64, one gather
-    per chunk of trials."""
-    scores = np.empty(len(enroll_rows), dtype=np.float64)
-    for start in range(0, len(scores), SCORE_CHUNK):
-        stop = start + SCORE_CHUNK
-        scores[start:stop] = np.einsum(
-            "ij,ij->i", unit[enroll_rows[start:stop]], unit[test_rows[start:stop]])
+    """Row-wise dot products unit[enroll_rows[i]] . unit[test_rows[i]] as float64, in trial
+    order.  Trials are visited sorted by enrollment row, so an enrollment vector comes from
+    memory once and from cache for its other trials (same-speaker test vectors, stored next to
+    it, often too); each step gathers SCORE_CHUNK trials into two reused cache-sized buffers."""
+    order = np.argsort(enroll_rows, kind="stable")
+    enroll_sorted, test_sorted = enroll_rows[order], test_rows[order]
+    first = np.empty((min(SCORE_CHUNK, len(order)), unit.shape[1]), dtype=unit.dtype)
+    second = np.empty_like(first)
+    sorted_scores = np.empty(len(order), dtype=np.float64)
+    for start in range(0, len(order), SCORE_CHUNK):
+        n = min(SCORE_CHUNK, len(order) - start)
+        np.take(unit, enroll_sorted[start:start + n], axis=0, out=first[:n])
+        np.take(unit, test_sorted[start:start + n], axis=0, out=second[:n])
+        sorted_scores[start:start + n] = np.einsum("ij,ij->i", first[:n], second[:n])
+    scores = np.empty_like(sorted_scores)
+    scores[order] = sorted_scores
     return scores
 
 
@@ -268,12 +293,14 @@ def evaluate(scores, labels, name, trials_path="the trials"):
     if labels is None:
         return results
     try:
-        eer, threshold = compute_eer(scores, labels)
+        curve = detection_error_tradeoff(scores, labels)  # once for EER and every minDCF
+        eer, threshold = compute_eer(scores, labels, curve=curve)
     except ValueError as err:  # e.g. a trials file with only target trials
         raise RecipeError(f"{trials_path}: {err}") from None
     results["eer_percent"] = f"{100 * eer:.4f}"
     for p_target in DCF_P_TARGETS:
-        results[f"min_dcf_p{p_target:g}"] = f"{compute_min_dcf(scores, labels, p_target)[0]:.4f}"
+        min_dcf = compute_min_dcf(scores, labels, p_target, curve=curve)[0]
+        results[f"min_dcf_p{p_target:g}"] = f"{min_dcf:.4f}"
     results["eer_threshold"] = f"{threshold:.6f}"
     return results
 
