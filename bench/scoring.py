@@ -35,12 +35,9 @@ from scoring_data import scoring_inputs
 
 from pytorch_modules import fast_ark
 from pytorch_modules.metrics import detection_error_tradeoff
-from pytorch_modules.scoring import evaluate, read_trials, write_lines_atomic
+from pytorch_modules.scoring import evaluate, pair_scores, read_trials, write_lines_atomic
 
 PHASES = ("read", "parse", "score", "metrics")
-# Trials per gather-and-dot step: two 1024 x 1024 float32 blocks (8 MiB) stay in L2/L3,
-# where a 65,536-trial step writes and rereads 512 MiB of DRAM.
-PROPOSED_CHUNK = 1024
 
 
 # ---------------------------------------------------------------- PROPOSED for scoring.py
@@ -61,24 +58,9 @@ def proposed_load_embeddings(scp):
     return load_embeddings(scp)
 
 
-def proposed_pair_scores(unit, enroll_rows, test_rows, chunk=PROPOSED_CHUNK):
-    """Row-wise dot products in trial order (float64).  Trials are visited sorted by enrollment
-    row, so each enrollment vector is read from memory once and then hit in cache for its other
-    trials (and same-speaker test vectors, stored next to it, often too); each step gathers
-    into two reused buffers that stay in cache."""
-    order = np.argsort(enroll_rows, kind="stable")
-    enroll_sorted, test_sorted = enroll_rows[order], test_rows[order]
-    sorted_scores = np.empty(len(order), dtype=np.float64)
-    first = np.empty((chunk, unit.shape[1]), dtype=unit.dtype)
-    second = np.empty_like(first)
-    for start in range(0, len(order), chunk):
-        n = min(chunk, len(order) - start)
-        np.take(unit, enroll_sorted[start:start + n], axis=0, out=first[:n])
-        np.take(unit, test_sorted[start:start + n], axis=0, out=second[:n])
-        sorted_scores[start:start + n] = np.einsum("ij,ij->i", first[:n], second[:n])
-    scores = np.empty_like(sorted_scores)
-    scores[order] = sorted_scores
-    return scores
+def proposed_pair_scores(unit, enroll_rows, test_rows):
+    """The proposed gather-and-dot, now the project's own: scoring.pair_scores."""
+    return pair_scores(unit, enroll_rows, test_rows)
 
 
 def proposed_unit(emb):
