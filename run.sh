@@ -27,6 +27,7 @@ exp_dir=
 nj=2
 num_gpus=0
 nproc_per_node=1
+embed_use_gpu=auto
 demo_root=corpora/demo
 demo_seed=777
 demo_options=
@@ -51,6 +52,8 @@ Options:
   --num-gpus <n>            train on n GPUs of this node with torchrun/DDP (default: $num_gpus: CPU)
   --nproc-per-node <n>      CPU training processes (gloo) when --num-gpus is 0 (default: $nproc_per_node)
                             (several nodes: run steps/train.sh with --nnodes/--node-rank, README.md)
+  --embed-use-gpu <auto|true|false>  extract embeddings on GPUs through \$cuda_cmd, one per
+                            job (auto: when --num-gpus > 0; default: $embed_use_gpu)
   --asnorm <true|false>     also score with AS-norm against training-speaker cohorts, which
                             embeds the training set too (default: $asnorm)
   --asnorm-top-n <n>        AS-norm: cohort scores per side (default: $asnorm_top_n)
@@ -187,8 +190,16 @@ cohort_dir=$exp_dir/cohort_$cohort_data
 
 if run_stage 4; then
   banner 4 "embeddings"
+  case $embed_use_gpu in
+    auto) [ "$num_gpus" -gt 0 ] && embed_use_gpu=true || embed_use_gpu=false ;;
+    true|false) ;;
+    *) echo "$0: --embed-use-gpu takes auto, true or false, not '$embed_use_gpu'" >&2; exit 1 ;;
+  esac
+  embed_cmd=$train_cmd
+  [ "$embed_use_gpu" = false ] || embed_cmd=$cuda_cmd
+  embed_opts=(--nj "$nj" --cmd "$embed_cmd" --use-gpu "$embed_use_gpu")
   for set in $(embed_sets); do
-    steps/extract_embeddings.sh --nj "$nj" --cmd "$train_cmd" "$exp_dir/final.pt" \
+    steps/extract_embeddings.sh "${embed_opts[@]}" "$exp_dir/final.pt" \
       "data/$set" "$exp_dir/embeddings_$set"
   done
   if [ "$asnorm" = true ]; then
@@ -201,7 +212,7 @@ if run_stage 4; then
       done
       utils/fix_data_dir.sh "data/$cohort_data"   # writes spk2utt
     fi
-    steps/extract_embeddings.sh --nj "$nj" --cmd "$train_cmd" "$exp_dir/final.pt" \
+    steps/extract_embeddings.sh "${embed_opts[@]}" "$exp_dir/final.pt" \
       "data/$cohort_data" "$exp_dir/embeddings_$cohort_data"
     python -m pytorch_modules.bin.make_cohort "data/$cohort_data/spk2utt" \
       "$exp_dir/embeddings_$cohort_data/xvector.scp" "$cohort_dir"

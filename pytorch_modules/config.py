@@ -91,6 +91,9 @@ class TrainingConfig:
     # CUDA only: channels-last memory layout for the convolutions (faster with tensor cores);
     # ignored on the CPU, with a note in the log.
     channels_last: bool = False
+    # CUDA only: torch.compile the training step (fuses BatchNorm, ReLU and the residual adds;
+    # the first steps of a run spend a minute or so compiling); ignored on the CPU, with a note.
+    compile: bool = False
 
 
 @dataclass

@@ -13,9 +13,9 @@ from pytorch_modules.models import ResCNN
 MIN_FRAMES = 32
 
 
-def load_embedding_model(path) -> ResCNN:
-    """The embedding network of a final.pt (or of a training checkpoint), in eval mode on the
-    CPU; loaded with weights_only=True, so the file cannot run code."""
+def load_embedding_model(path, device="cpu") -> ResCNN:
+    """The embedding network of a final.pt (or of a training checkpoint), in eval mode on
+    `device`; loaded with weights_only=True, so the file cannot run code."""
     state = checkpoints.load(path)
     if not isinstance(state, dict) or not {"model", "config"} <= state.keys():
         raise RecipeError(f"{path} is not a model written by training (it lacks the 'model' "
@@ -24,13 +24,14 @@ def load_embedding_model(path) -> ResCNN:
     model = ResCNN(config.model.widths, config.model.blocks, config.model.embedding_dim,
                   config.model.embedding_bn)
     model.load_state_dict(state["model"])
-    return model.eval()
+    return model.to(device).eval()
 
 
 @torch.inference_mode()
 def embed(model: ResCNN, feats: np.ndarray) -> np.ndarray:
-    """(frames, bins) features of one whole utterance -> (embedding_dim,) float32."""
+    """(frames, bins) features of one whole utterance -> (embedding_dim,) float32, computed on
+    the model's device."""
     if feats.shape[0] < MIN_FRAMES:
         feats = crop_or_pad(feats, 0, MIN_FRAMES)
     x = torch.from_numpy(np.ascontiguousarray(feats.T, dtype=np.float32))[None]
-    return model(x)[0].numpy()
+    return model(x.to(next(model.parameters()).device))[0].cpu().numpy()

@@ -10,11 +10,14 @@ set -euo pipefail
 
 nj=2
 cmd=utils/launch_local.py
+use_gpu=false
 help_message="Usage: $0 [options] <model.pt> <data-dir> <out-dir>
 e.g.: $0 --nj 8 exp/rescnn_dam/final.pt data/vox1_o exp/rescnn_dam/embeddings_vox1_o
 Options:
   --nj <n>             parallel jobs (default: $nj)
-  --cmd <launcher>     job launcher (default: $cmd)"
+  --cmd <launcher>     job launcher (default: $cmd)
+  --use-gpu <bool>     true: each job embeds on a GPU (adds --gpu 1 to the launcher; give
+                       it \$cuda_cmd) (default: $use_gpu)"
 
 . ./path.sh
 . utils/parse_options.sh
@@ -24,6 +27,8 @@ data=$2
 dir=$3
 
 [ -f "$model" ] || { echo "$0: no model at $model; run the training stage first" >&2; exit 1; }
+device_opts=() device=cpu   # parse_options.sh has checked that --use-gpu is true or false
+[ "$use_gpu" = false ] || { device_opts=(--gpu 1); device=cuda; }
 utils/validate_data_dir.sh --no-wav "$data"
 mkdir -p "$dir/log"
 dir=$(cd "$dir" && pwd)
@@ -47,8 +52,8 @@ else
   # --only-failed reruns the jobs whose log does not end in success: these, and any whose
   # log was lost.
   for n in $pending; do rm -f "$dir/log/extract.$n.log" "$dir/xvector.$n.scp"; done
-  $cmd --only-failed true JOB=1:"$nj" "$dir/log/extract.JOB.log" \
-    python -m pytorch_modules.bin.extract_embeddings "$model" \
+  $cmd "${device_opts[@]}" --only-failed true JOB=1:"$nj" "$dir/log/extract.JOB.log" \
+    python -m pytorch_modules.bin.extract_embeddings --device "$device" "$model" \
       "$sdata/JOB/feats.scp" "$dir/xvector.JOB"
 fi
 

@@ -266,6 +266,20 @@ def test_non_finite_features_stop_embedding_naming_the_utterance(tmp_path, monke
                        f"{tmp_path}/data/feats.ark:", "hold NaN or infinite values")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_embedding_on_cuda_without_a_gpu_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    tiny_data.write_feature_dir(tmp_path / "data", 2, 2)
+    model = tiny_data.write_tiny_model(tmp_path / "final.pt")
+    code, _, err = run_in_process(
+        "pytorch_modules.bin.extract_embeddings",
+        ["--device", "cuda", model, tmp_path / "data/feats.scp", tmp_path / "xvector.1"],
+        monkeypatch, capsys)
+    assert code == 1
+    assert_clean_error(err, "extract_embeddings", "--device cuda, but this job sees no CUDA GPU",
+                       "--use-gpu true")
+    assert not (tmp_path / "xvector.1.ark").exists()
+
+
 def write_embeddings(directory, utts):
     rng = np.random.default_rng(0)
     with kaldiio.WriteHelper(f"ark,scp:{directory}/xvector.ark,{directory}/xvector.scp") as w:

@@ -113,3 +113,14 @@ def test_embedding_rerun_redoes_only_the_missing_job(tmp_path):
     os.utime(model)
     assert extract().returncode == 0
     assert len(rewritten(before, log_states(logs))) == NJ
+
+
+def test_embedding_use_gpu_takes_only_true_or_false(tmp_path):
+    recipe = tiny_data.scratch_recipe(tmp_path / "recipe")
+    tiny_data.write_feature_dir(recipe / "data/x", 2, 3)
+    tiny_data.write_tiny_model(recipe / "exp/m/final.pt")
+    result = tiny_data.run_script(recipe, "steps/extract_embeddings.sh", "--use-gpu", "yes",
+                                  "exp/m/final.pt", "data/x", "exp/m/emb")
+    assert result.returncode == 1
+    assert "invalid value 'yes' for --use-gpu: expected true or false" in result.stderr
+    assert not (recipe / "exp/m/emb").exists()

@@ -124,8 +124,8 @@ def test_new_keys_have_their_documented_defaults():
     config = tiny_config()
     assert (config.optim.lr_scaling, config.optim.lr_reference_batch) == ("none", 64)
     t = config.training
-    assert (t.dist_backend, t.sync_batchnorm, t.amp, t.channels_last) == \
-        ("auto", False, "none", False)
+    assert (t.dist_backend, t.sync_batchnorm, t.amp, t.channels_last, t.compile) == \
+        ("auto", False, "none", False, False)
     assert config_from_dict(config.to_dict()) == config
 
 
@@ -201,6 +201,13 @@ def test_cpu_runs_ignore_channels_last_and_say_so(tiny_data, tmp_path):
     assert "training.channels_last is ignored on the CPU" in trainer.setup_summary()
     weight = next(trainer.model.parameters())
     assert weight.is_contiguous()   # the ordinary layout was kept
+
+
+def test_cpu_runs_ignore_compile_and_say_so(tiny_data, tmp_path):
+    trainer = Trainer(tiny_config(training={"device": "cpu", "compile": True}),
+                      tiny_data, str(tmp_path))
+    assert "training.compile is ignored on the CPU" in trainer.setup_summary()
+    assert trainer.forward is trainer.step_module
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -1,6 +1,6 @@
 """Embeds every utterance of a feats.scp with a trained model (one parallel job).
 
-    python -m pytorch_modules.bin.extract_embeddings EXP_DIR/final.pt feats.scp OUT_PREFIX
+    python -m pytorch_modules.bin.extract_embeddings [--device cuda] EXP_DIR/final.pt feats.scp OUT_PREFIX
 
 writes OUT_PREFIX.ark and OUT_PREFIX.scp (Kaldi float vectors); the .scp appears, by rename,
 only when every utterance is done.  Features that cannot be read (a truncated or damaged ark)
@@ -71,13 +71,20 @@ def embed_all(model, entries, ark: str, scp: str) -> int:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads for this job")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="cuda: the first GPU this job sees (the launcher's --gpu 1 "
+                             "chooses which)")
     parser.add_argument("model")
     parser.add_argument("feats_scp")
     parser.add_argument("out_prefix")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    model = load_embedding_model(args.model)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise RecipeError("--device cuda, but this job sees no CUDA GPU (torch "
+                          f"{torch.__version__}); give the job a GPU (--use-gpu true runs it "
+                          f"through the launcher's --gpu 1) or extract on the CPU")
+    model = load_embedding_model(args.model, args.device)
     entries = read_scp_lines(args.feats_scp)
     ark, scp = f"{args.out_prefix}.ark", f"{args.out_prefix}.scp"
     start = time.time()
