@@ -18,13 +18,18 @@ off every embedding (cohort, enrollment and test alike) before length-normalisat
 import numpy as np
 
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.scoring import (iter_embeddings, length_normalise, pair_scores,
-                                     read_spk2utt, trial_rows, unit_embeddings)
+from pytorch_modules.scoring import (iter_embeddings, length_normalise, read_spk2utt,
+                                     row_cosines, trial_rows)
 
 DEFAULT_TOP_N = 300
-# Embeddings scored against the whole cohort per step: 2048 x 6000 float64 scores is 94 MiB,
+# Embeddings scored against the whole cohort per step: 4096 x 6000 float32 scores is 94 MiB,
 # whatever the number of unique ids (Vox1-E/H embed 145,000 utterances).
-COHORT_CHUNK = 2048
+COHORT_CHUNK = 4096
+# Rows whose top-N cohort scores spread (std) less than this are computed again in float64:
+# float32 rounding of a cosine (about 1e-7 per product, some 1e-6 summed over 1024 dims)
+# divided by the spread then reaches 1e-4 of a normalised score.  Real cohorts spread about
+# 0.03 to 0.1.
+FLOAT32_MIN_SPREAD = 0.005
 
 
 def speaker_cohort(scp_path, spk2utt_path, mean=None):
@@ -79,19 +84,41 @@ def effective_top_n(top_n, cohort_size):
     return min(top_n, cohort_size)
 
 
-def cohort_statistics(unit, cohort_unit, top_n):
-    """Mean and standard deviation (float64) of each row's top_n scores against the cohort.
+def top_statistics(emb, rows, cohort_unit, top_n):
+    """Mean and standard deviation (float64) of the top_n cosine scores of each of emb[rows]
+    against cohort_unit (length-normalised), the product in cohort_unit's dtype.
 
-    unit: (n, dim) and cohort_unit: (cohort, dim), both length-normalised.  np.partition finds
-    the top_n of each row without sorting the whole cohort."""
-    unit, cohort_unit = np.asarray(unit, np.float64), np.asarray(cohort_unit, np.float64)
-    means = np.empty(len(unit))
-    stds = np.empty(len(unit))
-    for start in range(0, len(unit), COHORT_CHUNK):
-        scores = unit[start:start + COHORT_CHUNK] @ cohort_unit.T
+    Rows are gathered, scored and divided by their norms a chunk at a time: a normalised copy
+    of the whole table would be 600 MB (float32) to 1.2 GB (float64) of fresh memory for
+    Vox1-E, which took longer than the cohort product.  np.partition finds the top_n of each
+    row without sorting the whole cohort."""
+    dtype = cohort_unit.dtype
+    means = np.empty(len(rows))
+    stds = np.empty(len(rows))
+    for start in range(0, len(rows), COHORT_CHUNK):
+        block = np.asarray(emb[rows[start:start + COHORT_CHUNK]], dtype=dtype)
+        scores = block @ cohort_unit.T
+        scores /= np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]
         top = np.partition(scores, scores.shape[1] - top_n, axis=1)[:, -top_n:]
+        top = top.astype(np.float64, copy=False)
         means[start:start + len(top)] = top.mean(axis=1)
         stds[start:start + len(top)] = top.std(axis=1)
+    return means, stds
+
+
+def cohort_statistics(emb, cohort_unit, top_n, rows=None):
+    """Mean and standard deviation (float64) of the top_n cosine scores of each row of emb
+    (or of emb[rows]) against the length-normalised cohort.
+
+    The cohort product runs in float32, about twice as fast as float64; rows whose spread is
+    under FLOAT32_MIN_SPREAD, where float32 rounding could show, are computed again in
+    float64."""
+    rows = np.arange(len(emb)) if rows is None else rows
+    means, stds = top_statistics(emb, rows, np.asarray(cohort_unit, np.float32), top_n)
+    narrow = np.flatnonzero(stds < FLOAT32_MIN_SPREAD)
+    if narrow.size:
+        means[narrow], stds[narrow] = top_statistics(
+            emb, rows[narrow], np.asarray(cohort_unit, np.float64), top_n)
     return means, stds
 
 
@@ -103,21 +130,20 @@ def asnorm_score(enroll_ids, test_ids, id_to_row, emb, cohort, top_n=DEFAULT_TOP
     (speakers, dim) the cohort embeddings, in the same space (mean already subtracted from
     both when mean subtraction is wanted).  Returns (normalised scores, raw scores).
 
-    Computed in float64: dividing by the spread of the top cohort scores magnifies rounding
-    (a small top-N on a small cohort can have a spread near 1e-3), and the cost is the cohort
-    product, about 30 s for the 145,000 utterances of Vox1-E against 6,000 speakers."""
+    The statistics and the normalisation are float64: dividing by the spread of the top
+    cohort scores magnifies rounding (a small top-N on a small cohort can have a spread near
+    1e-3); the cohort product is float32 where that is safe (cohort_statistics)."""
     enroll_rows, test_rows = trial_rows(enroll_ids, test_ids, id_to_row, trials_path)
-    used = np.union1d(enroll_rows, test_rows)
-    unit = unit_embeddings(emb, id_to_row, used, np.float64)
-    raw = pair_scores(unit, enroll_rows, test_rows)
+    raw = row_cosines(emb, id_to_row, enroll_rows, test_rows)  # checks the rows' norms
     cohort_unit = length_normalise(cohort, np.float64)
     if not np.isfinite(cohort_unit).all():
         raise RecipeError("the AS-norm cohort holds a zero or non-finite embedding; rebuild it "
                           "from the training set's embeddings (pytorch_modules.bin.make_cohort).")
     top_n = effective_top_n(top_n, len(cohort_unit))
     # Statistics of each used row, scattered back to a full-size table indexed by row.
+    used = np.union1d(enroll_rows, test_rows)
     means, stds = np.zeros(len(emb)), np.ones(len(emb))
-    means[used], stds[used] = cohort_statistics(unit[used], cohort_unit, top_n)
+    means[used], stds[used] = cohort_statistics(emb, cohort_unit, top_n, rows=used)
     flat = used[stds[used] == 0]
     if flat.size:
         flat_id = next(i for i, row in id_to_row.items() if row == flat[0])

@@ -7,6 +7,7 @@ import kaldiio
 import numpy as np
 import pytest
 
+from pytorch_modules import scoring
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.metrics import compute_eer, compute_min_dcf
 from pytorch_modules.scoring import cosine_score, load_embeddings, read_trials
@@ -190,3 +191,15 @@ def test_separate_enroll_and_test_scps(tmp_path):
     assert float(score) == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-6)
     assert (tmp_path / "r").read_text() == "name sitw\ntrials 1\n"
     assert "unlabelled" in proc.stdout
+
+
+@pytest.mark.parametrize("trials", [5, 3 * scoring.SCORE_CHUNK + 17])  # one thread; several
+def test_pair_scores_are_the_row_dot_products_in_trial_order(trials):
+    rng = np.random.default_rng(trials)
+    table = rng.normal(size=(50, 24)).astype(np.float32)
+    enroll, test = rng.integers(0, 50, size=trials), rng.integers(0, 50, size=trials)
+    expected = np.array([np.dot(table[e].astype(np.float64), table[t]) for e, t in
+                         zip(enroll, test)])
+    got = scoring.pair_scores(table, enroll, test)
+    assert got.dtype == np.float64 and got.shape == (trials,)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
