@@ -155,6 +155,7 @@ def test_train_sh_refuses_inconsistent_process_options(runs, tmp_path):
     assert "--master-addr must be node 0's address" in refused("--nnodes", 2)
     assert "--nproc-per-node is for CPU runs" in refused("--num-gpus", 2, "--nproc-per-node", 3)
     assert "--num-gpus takes a whole number" in refused("--num-gpus", "two")
+    assert "--cpu-malloc takes auto or system" in refused("--cpu-malloc", "tcmalloc")
     assert not (tmp_path / "exp").exists()
 
 
@@ -269,3 +270,29 @@ def test_only_rank_0_writes_checkpoints_and_the_final_model(spawned):
     assert written == ["epoch_001.pt", "epoch_001_step_000001.pt", "epoch_001_step_000002.pt"]
     assert (spawned / "rank0/final.pt").is_file()
     assert not (spawned / "rank1").exists()
+
+
+def jemalloc_path():
+    found = subprocess.run("{ ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null", shell=True,
+                           capture_output=True, text=True).stdout
+    return next((line.split()[-1] for line in found.splitlines()
+                 if line.split() and line.split()[0] == "libjemalloc.so.2"), None)
+
+
+def test_cpu_training_keeps_freed_memory_unless_told_not_to(runs, tmp_path):
+    # The job's command line (the log's first line) carries the allocator's environment.
+    header = (runs["single"] / "log/train.log").read_text().splitlines()[0]
+    jemalloc = jemalloc_path()
+    if jemalloc:
+        assert f"LD_PRELOAD={jemalloc}" in header
+        assert "MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1" in header
+    else:
+        assert "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1099511627776" in header
+    result = train_sh("--cpu-malloc", "system", "--config", runs["config"], runs["data"],
+                      tmp_path / "system")
+    header = (tmp_path / "system/log/train.log").read_text().splitlines()[0]
+    assert "MALLOC" not in header and "LD_PRELOAD" not in header
+    assert "CPU memory allocator" not in result.stderr
+    # the allocator changes speed, not results
+    assert torch.equal(load(tmp_path / "system/final.pt")["model"]["fc.weight"],
+                       load(runs["single"] / "final.pt")["model"]["fc.weight"])
