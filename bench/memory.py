@@ -11,10 +11,9 @@ RUSAGE_CHILDREN), so one measurement's memory never counts in another's.
             utterances) of each size.  Features are read on demand, so the peak should not
             grow with the corpus: only the scp index does (a few hundred bytes per utterance).
   scoring:  the project's scoring code (read_trials, load_table, cosine_score, evaluate) over
-            generated 1024-d embeddings and 4 trials per embedding, and the proposed path of
-            bench/scoring.py, at each size; the embedding table is held in memory, so this
-            grows with the number of embeddings (4 KiB each at 1024 dims, times the copies
-            made).
+            generated 1024-d embeddings and 4 trials per embedding, at each size; the
+            embedding table is held in memory, so this grows with the number of embeddings
+            (4 KiB each at 1024 dims, times the copies made).
 """
 import argparse
 import json
@@ -75,12 +74,11 @@ def child_train(data_dir, steps):
             "utts": len(data)}
 
 
-def child_score(kind, scp, trials):
+def child_score(scp, trials):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import scoring
     before = peak_rss_bytes()
-    run = scoring.run_project if kind == "project" else scoring.run_proposed
-    run(scp, trials, f"/tmp/bench_scoring/memory_{kind}.scores")
+    scoring.run_project(scp, trials, "/tmp/bench_scoring/memory.scores")
     return {"peak": peak_rss_bytes(), "children": 0, "imports": before}
 
 
@@ -104,8 +102,7 @@ def main():
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
-        result = child_train(rest[0], int(rest[1])) if kind == "train" else \
-            child_score(kind, *rest)
+        result = child_train(rest[0], int(rest[1])) if kind == "train" else child_score(*rest)
         print(json.dumps(result))
         return
 
@@ -129,18 +126,17 @@ def main():
         return
 
     print("-- scoring, 1024-d embeddings, Vox1-E's 4.01 trials per embedding:")
-    for kind in ("project", "proposed"):
-        peaks = []
-        for utts in args.score_utts:
-            scp, trials = scoring_inputs(utts, 1024, round(utts * TRIALS_PER_UTT))
-            result = measure(kind, scp, trials)
-            peaks.append(result["peak"])
-            table = utts * 1024 * 4
-            common.figure(f"{kind}: {utts:,} embeddings: peak RSS", mib(result["peak"]), "MiB",
-                          f"({(result['peak'] - result['imports']) / table:.1f}x the "
-                          f"{mib(table):.0f} MiB float32 table above imports)")
-        common.ratio(f"{kind}: growth from {args.score_utts[0]:,} to {args.score_utts[1]:,}",
-                     peaks[1], peaks[0])
+    peaks = []
+    for utts in args.score_utts:
+        scp, trials = scoring_inputs(utts, 1024, round(utts * TRIALS_PER_UTT))
+        result = measure("score", scp, trials)
+        peaks.append(result["peak"])
+        table = utts * 1024 * 4
+        common.figure(f"{utts:,} embeddings: peak RSS", mib(result["peak"]), "MiB",
+                      f"({(result['peak'] - result['imports']) / table:.1f}x the "
+                      f"{mib(table):.0f} MiB float32 table above imports)")
+    common.ratio(f"growth from {args.score_utts[0]:,} to {args.score_utts[1]:,} embeddings",
+                 peaks[1], peaks[0])
     print(f"   {common.load_line()}")
 
 

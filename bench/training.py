@@ -14,6 +14,9 @@ forward, loss, backward, SGD step; float32 on the CPU, torch threads as the conf
   - the FLOP rate training reaches, as a fraction of torch.mm on large float32 matrices and of
     the best single convolution of the model (each distinct conv shape timed alone, forward),
     both measured in the same run.
+The paper model's step runs in a fresh process under the memory allocator steps/train.sh
+gives CPU training (jemalloc keeping its pages when installed, else glibc without trimming;
+--allocators adds glibc's default, which spends half of each step faulting memory in).
 The paper model is timed at the config's batch of 64 (a step takes 30-50 s on 2 cores; the
 bench takes about 3 minutes); --paper-batch 8 is quicker, but its utterances/s is higher
 (smaller activations stay in cache and fault in less memory), so it is said in the output.
@@ -139,7 +142,9 @@ def loader_rate(data_dir, config, num_workers, batches):
     return count / (time.perf_counter() - start)
 
 
-def report_model(name, config_path, batch, steps, matmul, note=""):
+def report_model(name, config_path, batch, steps, matmul, note="", allocator=None):
+    """The model's FLOPs and training rate; with `allocator` = (name, environment) the step is
+    timed in a fresh process under that environment (as steps/train.sh runs it)."""
     config = load_config(os.path.join(common.ROOT, config_path))
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
@@ -149,7 +154,11 @@ def report_model(name, config_path, batch, steps, matmul, note=""):
     params = sum(p.numel() for p in model.parameters())
     flops, convs = forward_flops(model, batch, config.data.crop_frames)
     conv_rate, conv_name = best_conv_rate(convs)
-    utts, seconds, system, faults = step_rate(config, batch, steps)
+    if allocator:
+        utts, seconds, system, faults, _ = child_step(config_path, batch, steps, allocator[1])
+        note += f", {allocator[0]}"
+    else:
+        utts, seconds, system, faults = step_rate(config, batch, steps)
     achieved = utts * 3 * flops
     print(f"-- {name} ({config_path}: widths {config.model.widths}, {params / 1e6:.2f} M "
           f"parameters, crops of {config.data.crop_frames} frames, batch {batch}{note}, "
@@ -177,6 +186,21 @@ JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 GLIBC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
 
 
+def recipe_allocator():
+    """(name, environment) of the allocator steps/train.sh gives CPU training."""
+    if os.path.exists(JEMALLOC):
+        return "jemalloc, pages kept", {"LD_PRELOAD": JEMALLOC, "MALLOC_CONF": JEMALLOC_CONF}
+    return "glibc, mmap off, no trim", GLIBC_KEEP
+
+
+def child_step(config_path, batch, steps, environment):
+    """step_rate's figures and the peak RSS of a fresh process under `environment`."""
+    out = subprocess.run([sys.executable, __file__, "--child-step", config_path, str(batch),
+                          str(steps)], env={**os.environ, **environment}, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return tuple(map(float, out[-5:]))
+
+
 def allocator_comparison(config_path, batch, steps):
     """The paper step in fresh processes: glibc malloc as it is, glibc keeping its pages, and
     jemalloc keeping its pages (when installed); utterances/s and peak RSS of each."""
@@ -185,10 +209,7 @@ def allocator_comparison(config_path, batch, steps):
         variants.append(("jemalloc, pages kept", {"LD_PRELOAD": JEMALLOC,
                                                   "MALLOC_CONF": JEMALLOC_CONF}))
     for name, extra in variants:
-        out = subprocess.run([sys.executable, __file__, "--child-step", config_path, str(batch),
-                              str(steps)], env={**os.environ, **extra}, check=True,
-                             capture_output=True, text=True).stdout.split()
-        utts, seconds, system, faults, peak = map(float, out[-5:])
+        utts, seconds, system, faults, peak = child_step(config_path, batch, steps, extra)
         common.figure(f"{name}: training utterances/s", utts, "utt/s",
                       f"(step {seconds:.1f} s, system {system:.1f} s, {faults:,.0f} faults, "
                       f"peak RSS {peak / 2**30:.2f} GiB)")
@@ -245,7 +266,7 @@ def main():
         note = (f" (the config's is 64: timed at {args.paper_batch})"
                 if args.paper_batch and args.paper_batch != 64 else "")
         config, utts = report_model("paper ResCNN", "conf/rescnn_dam.yaml", args.paper_batch,
-                                    args.paper_steps, matmul, note)
+                                    args.paper_steps, matmul, note, recipe_allocator())
         report_loader(config, utts, dirs, args.loader_batches)
         if args.allocators:
             print("-- paper step by memory allocator (fresh processes):")
