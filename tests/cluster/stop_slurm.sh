@@ -17,29 +17,12 @@ for arg in "$@"; do
   esac
 done
 
-alive() {  # alive <pid>: the process exists and is not a zombie awaiting its reaper
-  local state
-  state=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $state != Z* ]]
-}
+# shellcheck source=tests/cluster/stop_daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/stop_daemon.sh"
 
-stop() {  # stop <name> <pid-file>: SIGTERM, then SIGKILL after 10 s
-  local name=$1 pid_file=$2 pid
-  [ -s "$pid_file" ] || return 0
-  pid=$(cat "$pid_file")
-  if alive "$pid"; then
-    kill "$pid"
-    for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
-    if alive "$pid"; then
-      echo "$0: $name ($pid) did not stop on SIGTERM; killing it" >&2
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-  fi
-  rm -f "$pid_file"
-}
-
-stop slurmd "$state/slurmd.pid"
-stop slurmctld "$state/slurmctld.pid"
-stop munged "$state/munge/munged.pid"
+stop_daemon slurmd "$state/slurmd.pid"
+stop_daemon slurmctld "$state/slurmctld.pid"
+stop_daemon munged "$state/munge/munged.pid"
 if $purge; then
   rm -rf "$state"
 fi
