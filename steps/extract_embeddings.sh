@@ -27,8 +27,8 @@ data=$2
 dir=$3
 
 [ -f "$model" ] || { echo "$0: no model at $model; run the training stage first" >&2; exit 1; }
-device_opts=() device=cpu   # parse_options.sh has checked that --use-gpu is true or false
-[ "$use_gpu" = false ] || { device_opts=(--gpu 1); device=cuda; }
+device=cpu   # parse_options.sh has checked that --use-gpu is true or false
+[ "$use_gpu" = false ] || { device=cuda; cmd="$cmd --gpu 1"; }
 utils/validate_data_dir.sh --no-wav "$data"
 mkdir -p "$dir/log"
 dir=$(cd "$dir" && pwd)
@@ -42,20 +42,10 @@ if [ "$(cat "$dir/xvector.nj" 2>/dev/null)" != "$nj" ]; then
   echo "$nj" > "$dir/xvector.nj"
 fi
 
-pending=$(utils/pending_jobs.sh "$nj" "$dir/xvector.JOB.scp" "$sdata/JOB/feats.scp" "$model")
-if [ -z "$pending" ]; then
-  echo "$0: all $nj jobs of $dir are already done (delete $dir/xvector.*.scp to redo them)"
-else
-  if [ "$(echo "$pending" | wc -l)" -lt "$nj" ]; then
-    echo "$0: rerunning job(s) ${pending//$'\n'/ } of $nj; the others are done"
-  fi
-  # --only-failed reruns the jobs whose log does not end in success: these, and any whose
-  # log was lost.
-  for n in $pending; do rm -f "$dir/log/extract.$n.log" "$dir/xvector.$n.scp"; done
-  $cmd "${device_opts[@]}" --only-failed true JOB=1:"$nj" "$dir/log/extract.JOB.log" \
-    python -m pytorch_modules.bin.extract_embeddings --device "$device" "$model" \
-      "$sdata/JOB/feats.scp" "$dir/xvector.JOB"
-fi
+utils/run_pending_jobs.sh --cmd "$cmd" "$dir" "$nj" "$dir/xvector.JOB.scp" \
+  "$sdata/JOB/feats.scp $model" "$dir/log/extract.JOB.log" \
+  python -m pytorch_modules.bin.extract_embeddings --device "$device" "$model" \
+    "$sdata/JOB/feats.scp" "$dir/xvector.JOB"
 
 for n in $(seq "$nj"); do cat "$dir/xvector.$n.scp"; done | sort > "$dir/xvector.scp.tmp"
 mv "$dir/xvector.scp.tmp" "$dir/xvector.scp"

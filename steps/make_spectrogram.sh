@@ -58,22 +58,12 @@ if [ "$(cat "$out.nj" 2>/dev/null)" != "$nj" ]; then
   echo "$nj" > "$out.nj"
 fi
 
-pending=$(utils/pending_jobs.sh "$nj" "$out.JOB.scp" "$sdata/JOB/wav.scp" "$feat_config")
-if [ -z "$pending" ]; then
-  echo "$0: all $nj jobs of $data are already done (delete $out.*.scp to redo them)"
-else
-  if [ "$(echo "$pending" | wc -l)" -lt "$nj" ]; then
-    echo "$0: rerunning job(s) ${pending//$'\n'/ } of $nj; the others are done"
-  fi
-  # --only-failed reruns the jobs whose log does not end in success: these, and any whose
-  # log was lost.
-  for n in $pending; do rm -f "$logdir/make_spectrogram_$name.$n.log" "$out.$n.scp"; done
-  # Every job keeps what it can read (--max-fail-fraction 1): the fraction is judged below,
-  # over the whole data dir, so that it does not depend on --nj.
-  $cmd --only-failed true JOB=1:"$nj" "$logdir/make_spectrogram_$name.JOB.log" \
-    python -m pytorch_modules.bin.compute_spectrogram --config "$feat_config" \
-      --compress "$compress" --max-fail-fraction 1 "$sdata/JOB/wav.scp" "$out.JOB"
-fi
+# Every job keeps what it can read (--max-fail-fraction 1): the fraction is judged below,
+# over the whole data dir, so that it does not depend on --nj.
+utils/run_pending_jobs.sh --cmd "$cmd" "$data" "$nj" "$out.JOB.scp" \
+  "$sdata/JOB/wav.scp $feat_config" "$logdir/make_spectrogram_$name.JOB.log" \
+  python -m pytorch_modules.bin.compute_spectrogram --config "$feat_config" \
+    --compress "$compress" --max-fail-fraction 1 "$sdata/JOB/wav.scp" "$out.JOB"
 
 for n in $(seq "$nj"); do cat "$out.$n.scp"; done | sort > "$data/feats.scp.tmp"
 for n in $(seq "$nj"); do cat "$out.$n.utt2num_frames"; done | sort > "$data/utt2num_frames.tmp"
