@@ -115,6 +115,12 @@ case $corpus in
   *) die "unknown --corpus '$corpus' (demo or voxceleb)" ;;
 esac
 [ -f "$config" ] || die "no config file $config"
+# Checked here, not in stage 4: a typo must not wait for training to end.
+case $embed_use_gpu in
+  auto) [ "$num_gpus" -gt 0 ] && embed_use_gpu=true || embed_use_gpu=false ;;
+  true|false) ;;
+  *) die "--embed-use-gpu takes auto, true or false, not '$embed_use_gpu'" ;;
+esac
 if [ -z "$exp_dir" ]; then
   # One exp dir per (training set, config): VoxCeleb1 and VoxCeleb2 models never mix.
   exp_dir=exp/$(basename "$config" .yaml)
@@ -190,11 +196,6 @@ cohort_dir=$exp_dir/cohort_$cohort_data
 
 if run_stage 4; then
   banner 4 "embeddings"
-  case $embed_use_gpu in
-    auto) [ "$num_gpus" -gt 0 ] && embed_use_gpu=true || embed_use_gpu=false ;;
-    true|false) ;;
-    *) echo "$0: --embed-use-gpu takes auto, true or false, not '$embed_use_gpu'" >&2; exit 1 ;;
-  esac
   embed_cmd=$train_cmd
   [ "$embed_use_gpu" = false ] || embed_cmd=$cuda_cmd
   embed_opts=(--nj "$nj" --cmd "$embed_cmd" --use-gpu "$embed_use_gpu")

@@ -4,6 +4,7 @@ Every bench script is run as `python bench/NAME.py`; this module puts the reposi
 sys.path so that `pytorch_modules` imports without path.sh (path.sh sets it too).
 """
 import os
+import shutil
 import sys
 import time
 
@@ -12,6 +13,20 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402  (after the sys.path change, for symmetry with the scripts)
+
+
+def generated_once(directory, generate, regenerate=False):
+    """`directory`, filled by generate(directory) the first time: its .complete marker, written
+    last, makes later calls skip the work (an interrupted generation is redone);
+    `regenerate` starts afresh."""
+    done = f"{directory}/.complete"
+    if regenerate and os.path.isdir(directory):
+        shutil.rmtree(directory)
+    if not os.path.exists(done):
+        os.makedirs(directory, exist_ok=True)
+        generate(directory)
+        open(done, "w").close()
+    return directory
 
 
 def load_line():

@@ -7,8 +7,8 @@ write them.
 The reading cost does not depend on the values, only on the sizes and the format.
 """
 import os
-import shutil
 
+import common
 import numpy as np
 
 from pytorch_modules.kaldi_compress import ArkWriter
@@ -21,12 +21,14 @@ def training_dir(num_utts, speakers=100, compressed=False, num_arks=4, regenerat
     """The data dir's path, generated once for these sizes (utterances of 300..max_frames)."""
     name = (f"u{num_utts}_s{speakers}_{'cm' if compressed else 'fm'}_a{num_arks}"
             f"_f{max_frames}")
-    directory = f"{root}/{name}"
-    if regenerate and os.path.isdir(directory):
-        shutil.rmtree(directory)
-    if os.path.exists(f"{directory}/.complete"):
-        return directory
-    os.makedirs(directory, exist_ok=True)
+    return common.generated_once(
+        f"{root}/{name}",
+        lambda directory: write_data_dir(directory, num_utts, speakers, compressed, num_arks,
+                                         seed, max_frames),
+        regenerate)
+
+
+def write_data_dir(directory, num_utts, speakers, compressed, num_arks, seed, max_frames):
     rng = np.random.default_rng(seed)
     utts = sorted(f"spk{i % speakers:04d}-utt{i:07d}" for i in range(num_utts))
     frames = rng.integers(300, max_frames + 1, size=num_utts)
@@ -48,8 +50,6 @@ def training_dir(num_utts, speakers=100, compressed=False, num_arks=4, regenerat
         by_speaker.setdefault(u.split("-")[0], []).append(u)
     write(f"{directory}/spk2utt", "".join(f"{s} {' '.join(us)}\n"
                                           for s, us in sorted(by_speaker.items())))
-    write(f"{directory}/.complete", "")
-    return directory
 
 
 def write(path, text):

@@ -18,7 +18,6 @@ writer against ours on the same features.  Test audio (tones, chirps and noise, 
 """
 import argparse
 import os
-import shutil
 
 import common  # noqa: F401  (puts the repository root on sys.path)
 import kaldiio
@@ -49,12 +48,7 @@ def synthetic_utterance(rng, seconds):
 
 def test_audio(minutes, regenerate=False):
     """wav.scp entries [(utt, path)] of about `minutes` of audio, generated once."""
-    directory = f"{ROOT}/wav_{minutes:g}min"
-    scp = f"{directory}/wav.scp"
-    if regenerate and os.path.isdir(directory):
-        shutil.rmtree(directory)
-    if not os.path.exists(scp):
-        os.makedirs(directory, exist_ok=True)
+    def generate(directory):
         rng = np.random.default_rng(0)
         lines, total, index = [], 0.0, 0
         while total < minutes * 60:
@@ -64,10 +58,11 @@ def test_audio(minutes, regenerate=False):
             soundfile.write(path, synthetic_utterance(rng, seconds), RATE, subtype="PCM_16")
             lines.append(f"{utt} {path}\n")
             total, index = total + seconds, index + 1
-        with open(f"{scp}.tmp", "w") as f:
+        with open(f"{directory}/wav.scp", "w") as f:
             f.writelines(lines)
-        os.replace(f"{scp}.tmp", scp)
-    with open(scp) as f:
+
+    directory = common.generated_once(f"{ROOT}/wav_{minutes:g}min", generate, regenerate)
+    with open(f"{directory}/wav.scp") as f:
         return [tuple(line.split(None, 1)) for line in f.read().splitlines()]
 
 

@@ -7,8 +7,8 @@ plus one scp, as `--nj` embedding jobs and their merged scp would be.  Trials: `
 target|nontarget` lines, half targets, as Vox1-E's list.
 """
 import os
-import shutil
 
+import common
 import kaldiio
 import numpy as np
 
@@ -82,15 +82,12 @@ def write_trials(path, rng, ids, speakers, count):
 def scoring_inputs(num_utts, dim, num_trials, num_arks=8, regenerate=False, seed=0,
                    root="/tmp/bench_scoring"):
     """(xvector.scp, trials) for these sizes, generated once and cached under `root`."""
-    directory = f"{root}/u{num_utts}_d{dim}_t{num_trials}_a{num_arks}_s{seed}"
-    done = f"{directory}/.complete"
-    if regenerate and os.path.isdir(directory):
-        shutil.rmtree(directory)
-    if not os.path.exists(done):
-        os.makedirs(directory, exist_ok=True)
+    def generate(directory):
         rng = np.random.default_rng(seed)
         ids, speakers = utterance_ids(rng, num_utts)
         write_embeddings(directory, rng, ids, speakers, dim, num_arks)
         write_trials(f"{directory}/trials", rng, ids, speakers, num_trials)
-        open(done, "w").close()
+
+    directory = common.generated_once(
+        f"{root}/u{num_utts}_d{dim}_t{num_trials}_a{num_arks}_s{seed}", generate, regenerate)
     return f"{directory}/xvector.scp", f"{directory}/trials"

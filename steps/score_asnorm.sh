@@ -31,11 +31,9 @@ test=$4
 dir=$5
 [ -n "$name" ] || name=$(basename "$(dirname "$trials")")_asnorm
 
-case $subtract_mean in
-  true) mean_opts=(--mean-scp "$cohort/mean.scp" --cohort-scp "$cohort/xvector_meansub.scp") ;;
-  false) mean_opts=(--cohort-scp "$cohort/xvector.scp") ;;
-  *) echo "$0: --subtract-mean must be true or false, not '$subtract_mean'" >&2; exit 1 ;;
-esac
+# parse_options.sh has checked that --subtract-mean is true or false.
+mean_opts=(--cohort-scp "$cohort/xvector.scp")
+$subtract_mean && mean_opts=(--mean-scp "$cohort/mean.scp" --cohort-scp "$cohort/xvector_meansub.scp")
 for f in "$cohort/mean.scp" "$cohort/xvector.scp" "$cohort/xvector_meansub.scp"; do
   [ -f "$f" ] || { echo "$0: $f does not exist; make the cohort first: python -m pytorch_modules.bin.make_cohort <train-data>/spk2utt <train-embeddings>/xvector.scp $cohort" >&2; exit 1; }
 done

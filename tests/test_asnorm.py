@@ -262,3 +262,22 @@ def test_narrow_cohort_rows_are_computed_again_in_float64():
     exact = asnorm_module.top_statistics(unit, np.arange(len(unit)), np.float64(cohort), 10)
     np.testing.assert_array_equal(means, exact[0])
     np.testing.assert_array_equal(stds, exact[1])
+
+
+def test_score_asnorm_step_without_mean_subtraction_uses_the_plain_cohort(small_sets):
+    s = small_sets
+    cohort_dir = s["root"] / "cohort_plain"
+    assert run_module("pytorch_modules.bin.make_cohort", s["spk2utt"], s["train_scp"],
+                      cohort_dir).returncode == 0
+    emb_dir = s["root"] / "eval_emb"
+    step = subprocess.run(["steps/score_asnorm.sh", "--top-n", "3", "--subtract-mean", "false",
+                           "--name", "plain", s["trials"], str(cohort_dir), str(emb_dir),
+                           str(emb_dir), str(s["out"])], cwd=ROOT, capture_output=True, text=True)
+    assert step.returncode == 0, step.stderr
+    direct = run_module("pytorch_modules.bin.score", "--trials", s["trials"],
+                        "--enroll-scp", s["eval_scp"], "--test-scp", s["eval_scp"],
+                        "--cohort-scp", cohort_dir / "xvector.scp", "--top-n", 3,
+                        "--scores-out", s["out"] / "direct.scores",
+                        "--results-out", s["out"] / "direct.results")
+    assert direct.returncode == 0, direct.stderr
+    assert (s["out"] / "plain.scores").read_text() == (s["out"] / "direct.scores").read_text()

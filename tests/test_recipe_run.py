@@ -141,3 +141,13 @@ def test_loss_comparison_trains_the_four_losses_alike(recipe):
     table = (work / "exp/compare/results.md").read_text().splitlines()
     assert len(table) == 2 + 4
     assert (work / "exp/compare/det_vox1_o.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_bad_embed_use_gpu_stops_run_sh_before_any_stage(tmp_path):
+    for name in LINKED:
+        (tmp_path / name).symlink_to(ROOT / name)
+    result = subprocess.run(["./run.sh", "--embed-use-gpu", "maybe"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "--embed-use-gpu takes auto, true or false, not 'maybe'" in result.stderr
+    assert not (tmp_path / "corpora").exists() and not (tmp_path / "data").exists()
