@@ -13,8 +13,10 @@
 #   1  data preparation                                           data/<train-set>, data/vox1_*, data/sitw_*
 #   2  161-bin log spectrograms -> Kaldi arks                     feats/, data/*/feats.scp
 #   3  train the ResCNN                                           exp/<config>/final.pt
-#   4  embeddings of the evaluation utterances                    exp/<config>/embeddings_*/
-#   5  cosine and AS-norm scoring, EER and minDCF, results table  exp/<config>/scores/, results.md
+#   4  embeddings of the evaluation utterances; the classical     exp/<config>/embeddings_*/,
+#      baselines (MFCC+LDA, GMM-UBM) on the same sets             exp/classical_<train-set>/
+#   5  cosine and AS-norm scoring, EER and minDCF with 95%        exp/<config>/scores/, results.md
+#      intervals, the baselines' rows and paired tests
 #   6  DET curves, margin and cos(theta) figures, decision
 #      threshold, TorchScript/ONNX export                         exp/<config>/plots/, final.threshold, export/
 set -euo pipefail
@@ -39,6 +41,7 @@ sitw_overlap_list=local/voxceleb1_sitw_overlap.txt
 asnorm=true
 asnorm_top_n=300
 cohort_utts_per_spk=0
+baseline=true
 help_message="Usage: $0 [options]
 Options:
   --stage <n>               first stage to run (default: $stage)
@@ -59,6 +62,9 @@ Options:
   --asnorm-top-n <n>        AS-norm: cohort scores per side (default: $asnorm_top_n)
   --cohort-utts-per-spk <n> embed only the first n utterances of each training speaker for the
                             cohort (0: all of them; default: $cohort_utts_per_spk)
+  --baseline <true|false>   also train the classical baselines (MFCC mean+std + LDA, GMM-UBM)
+                            on the training set and score them on the same trials, once per
+                            training set, in exp/classical_<train-set> (default: $baseline)
  demo corpus:
   --demo-root <dir>         where the demo corpus is generated (default: $demo_root)
   --demo-seed <n>           seed of the demo corpus (default: $demo_seed)
@@ -193,6 +199,9 @@ fi
 cohort_data=$train_data
 [ "$cohort_utts_per_spk" -eq 0 ] || cohort_data=${train_data}_cohort$cohort_utts_per_spk
 cohort_dir=$exp_dir/cohort_$cohort_data
+# The classical baselines: trained once per training set, shared by every config.
+classical_dir=exp/classical_$train_data
+classical_systems="mfcc_stats_lda gmm_ubm"
 
 if run_stage 4; then
   banner 4 "embeddings"
@@ -218,37 +227,67 @@ if run_stage 4; then
     python -m pytorch_modules.bin.make_cohort "data/$cohort_data/spk2utt" \
       "$exp_dir/embeddings_$cohort_data/xvector.scp" "$cohort_dir"
   fi
+  if [ "$baseline" = true ]; then
+    # shellcheck disable=SC2046
+    local/run_classical_baselines.sh --nj "$nj" --cmd "$train_cmd" --systems "$classical_systems" \
+      "data/$train_data" "$classical_dir" $(for set in $(embed_sets); do echo "data/$set"; done)
+  fi
 fi
 
-if run_stage 5; then
-  banner 5 "scoring"
-  results=()
+# Scores every trial set with the embeddings under $1 (cosine; AS-norm too when $2 is true),
+# adding each results file to the array `results`.
+score_trial_sets() {
+  local dir=$1 with_asnorm=$2 set part emb
   for set in $(vox1_sets); do
-    emb=$exp_dir/embeddings_voxceleb1_eval
-    steps/score_cosine.sh --name "$set" "data/$set/trials" "$emb" "$emb" "$exp_dir/scores"
-    results+=("$exp_dir/scores/$set.results")
-    if [ "$asnorm" = true ]; then
+    emb=$dir/embeddings_voxceleb1_eval
+    steps/score_cosine.sh --name "$set" "data/$set/trials" "$emb" "$emb" "$dir/scores"
+    results+=("$dir/scores/$set.results")
+    if [ "$with_asnorm" = true ]; then
       steps/score_asnorm.sh --name "${set}_asnorm" --top-n "$asnorm_top_n" "data/$set/trials" \
-        "$cohort_dir" "$emb" "$emb" "$exp_dir/scores"
-      results+=("$exp_dir/scores/${set}_asnorm.results")
+        "$cohort_dir" "$emb" "$emb" "$dir/scores"
+      results+=("$dir/scores/${set}_asnorm.results")
     fi
   done
   for part in $sitw_parts; do
     # One embedding per SITW model: the mean of its enrollment utterances.
     steps/score_cosine.sh --name "sitw_$part" --enroll-spk2utt "data/sitw_${part}_enroll/spk2utt" \
-      "data/sitw_${part}_test/trials" "$exp_dir/embeddings_sitw_${part}_enroll" \
-      "$exp_dir/embeddings_sitw_${part}_test" "$exp_dir/scores"
-    results+=("$exp_dir/scores/sitw_$part.results")
-    if [ "$asnorm" = true ]; then
+      "data/sitw_${part}_test/trials" "$dir/embeddings_sitw_${part}_enroll" \
+      "$dir/embeddings_sitw_${part}_test" "$dir/scores"
+    results+=("$dir/scores/sitw_$part.results")
+    if [ "$with_asnorm" = true ]; then
       steps/score_asnorm.sh --name "sitw_${part}_asnorm" --top-n "$asnorm_top_n" \
         --enroll-spk2utt "data/sitw_${part}_enroll/spk2utt" "data/sitw_${part}_test/trials" \
-        "$cohort_dir" "$exp_dir/embeddings_sitw_${part}_enroll" \
-        "$exp_dir/embeddings_sitw_${part}_test" "$exp_dir/scores"
-      results+=("$exp_dir/scores/sitw_${part}_asnorm.results")
+        "$cohort_dir" "$dir/embeddings_sitw_${part}_enroll" \
+        "$dir/embeddings_sitw_${part}_test" "$dir/scores"
+      results+=("$dir/scores/sitw_${part}_asnorm.results")
     fi
   done
+}
+
+if run_stage 5; then
+  banner 5 "scoring"
+  results=()
+  score_trial_sets "$exp_dir" "$asnorm"
+  model_results=("${results[@]}")
+  results=()
+  if [ "$baseline" = true ]; then
+    for system in $classical_systems; do score_trial_sets "$classical_dir/$system" false; done
+  fi
   python -m pytorch_modules.bin.results_table --paper-table local/paper_table1.txt \
-    --train-set "$paper_train_set" --loss "$loss" "${results[@]}" > "$exp_dir/results.md.tmp"
+    --train-set "$paper_train_set" --loss "$loss" "${model_results[@]}" \
+    ${results[@]:+--baselines "${results[@]}"} > "$exp_dir/results.md.tmp"
+  if [ "$baseline" = true ]; then
+    # The model against each baseline on the same trials: paired speaker bootstrap.
+    for set in $(vox1_sets); do
+      systems=("$(basename "$exp_dir")=$exp_dir/scores/$set.scores")
+      for system in $classical_systems; do
+        systems+=("$system=$classical_dir/$system/scores/$set.scores")
+      done
+      { echo; echo "Paired comparison on $set (cosine scores):"; echo
+        python -m pytorch_modules.bin.compare_systems --trials "data/$set/trials" "${systems[@]}"
+      } >> "$exp_dir/results.md.tmp"
+    done
+  fi
   mv "$exp_dir/results.md.tmp" "$exp_dir/results.md"
   echo
   cat "$exp_dir/results.md"

@@ -27,7 +27,7 @@ import torch
 
 from pytorch_modules.config import load_config
 from pytorch_modules.embedding import embed
-from pytorch_modules.training import build_model
+from pytorch_modules.models import build_model
 
 BINS = 161
 FRAMES_PER_SECOND = 100
@@ -76,7 +76,7 @@ def dropped_fraction(feats, size):
 def report(name, config_path, feats, bucket_size, repeats):
     config = load_config(os.path.join(common.ROOT, config_path))
     torch.manual_seed(0)
-    model = build_model(config).eval()
+    model = build_model(config.model).eval()
     audio = sum(f.shape[0] for f in feats) / FRAMES_PER_SECOND
     embed(model, feats[0][:400])  # warm-up: oneDNN kernel choices
     single_s, _ = common.best_of(lambda: one_at_a_time(model, feats), repeats)

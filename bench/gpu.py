@@ -42,7 +42,8 @@ from training import BINS, SPEAKERS, forward_flops, loader_rate
 from pytorch_modules.config import load_config
 from pytorch_modules.data import read_training_set
 from pytorch_modules.losses import build_head
-from pytorch_modules.training import Position, Throughput, Trainer, TrainStep, build_model
+from pytorch_modules.models import build_model
+from pytorch_modules.training import Position, Throughput, Trainer, TrainStep
 
 PAPER_CONFIG = "conf/rescnn_dam.yaml"
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s.
@@ -75,7 +76,7 @@ def bf16_matmul_rate(size=8192, repeats=10):
 def make_step(config, batch, amp, channels_last, compiled):
     """A closure running one training step on fixed random inputs; returns the loss."""
     torch.manual_seed(0)
-    model = build_model(config).cuda()
+    model = build_model(config.model).cuda()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     head = build_head(config.loss.type, config.model.embedding_dim, SPEAKERS,
@@ -204,7 +205,7 @@ def embed_bucketed(model, feats, size, amp):
 def report_embedding(utts, bucket):
     config = load_config(os.path.join(common.ROOT, PAPER_CONFIG))
     torch.manual_seed(0)
-    model = build_model(config).cuda().eval()
+    model = build_model(config.model).cuda().eval()
     feats = utterances(utts, bucket)
     audio = sum(f.shape[0] for f in feats) / 100
     print(f"-- embedding extraction, paper ResCNN, {len(feats)} utterances of 4-20 s "
@@ -252,7 +253,7 @@ def main():
     common.figure("dense bf16 peak (datasheet)", peak / 1e12, "TFLOP/s")
     common.figure("bf16 torch.mm 8192^3, measured", matmul / 1e12, "TFLOP/s")
     config = load_config(os.path.join(common.ROOT, PAPER_CONFIG))
-    flops, _ = forward_flops(build_model(config), 2, config.data.crop_frames)
+    flops, _ = forward_flops(build_model(config.model), 2, config.data.crop_frames)
     common.figure("forward + backward FLOPs per 3-s crop", 3 * flops / 1e9, "GFLOP")
     if "steps" not in skip:
         print("-- paper ResCNN training step (median of "

@@ -50,12 +50,13 @@ def child_train(data_dir, steps):
     from pytorch_modules.config import load_config
     from pytorch_modules.data import EpochBatches, epoch_loader, read_training_set
     from pytorch_modules.losses import build_head
-    from pytorch_modules.training import TrainStep, build_model
+    from pytorch_modules.models import build_model
+    from pytorch_modules.training import TrainStep
     config = load_config(os.path.join(common.ROOT, "conf/demo_dam.yaml"))
     torch.set_num_threads(config.training.threads or torch.get_num_threads())
     before = peak_rss_bytes()
     data = read_training_set(data_dir)
-    model = build_model(config)
+    model = build_model(config.model)
     head = build_head(config.loss.type, config.model.embedding_dim, len(data.speakers),
                       **config.loss.options)
     step_module = TrainStep(model, head).train()

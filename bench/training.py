@@ -41,7 +41,8 @@ from torch import nn
 from pytorch_modules.config import load_config
 from pytorch_modules.data import EpochBatches, epoch_loader, read_training_set
 from pytorch_modules.losses import build_head
-from pytorch_modules.training import TrainStep, build_model
+from pytorch_modules.models import build_model
+from pytorch_modules.training import TrainStep
 
 BINS = 161
 SPEAKERS = 1211  # VoxCeleb1 dev: the classifier size of the paper's first Table 1 rows
@@ -100,7 +101,7 @@ def step_rate(config, batch, steps):
     """(utterances/s of the best of `steps` training steps after a warm-up, step seconds,
     system seconds per step, minor page faults per step)."""
     torch.manual_seed(0)
-    model = build_model(config)
+    model = build_model(config.model)
     head = build_head(config.loss.type, config.model.embedding_dim, SPEAKERS,
                       **config.loss.options)
     step_module = TrainStep(model, head).train()
@@ -150,7 +151,7 @@ def report_model(name, config_path, batch, steps, matmul, note="", allocator=Non
         torch.set_num_threads(config.training.threads)
     threads = torch.get_num_threads()
     batch = batch or config.data.batch_size
-    model = build_model(config)
+    model = build_model(config.model)
     params = sum(p.numel() for p in model.parameters())
     flops, convs = forward_flops(model, batch, config.data.crop_frames)
     conv_rate, conv_name = best_conv_rate(convs)

@@ -15,6 +15,7 @@ import yaml
 
 from pytorch_modules import losses
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.models.rescnn import POOLINGS
 
 
 class ConfigError(RecipeError):
@@ -34,6 +35,8 @@ class ModelConfig:
     blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     embedding_dim: int = 1024
     embedding_bn: bool = True     # BatchNorm1d on the embedding (ours; see models/rescnn.py)
+    pooling: str = "avg"          # avg (the paper's) | stats (ours: mean + std over time)
+    input_bins: int = 161         # feature bins, which stats pooling needs to size the FC
 
 
 @dataclass
@@ -56,6 +59,12 @@ class OptimConfig:
     lr: float = 0.1               # the paper's initial learning rate
     final_lr: float = 0.001       # exponential decay from lr to final_lr over training
     warmup_epochs: float = 0.0    # linear warm-up from 0 to lr
+    # Margin warm-up (ours; the paper applies the margin in full from the first step): the
+    # margin heads (am_softmax, dam_softmax) train with margin 0 for margin_warmup_start
+    # epochs, then their margin rises linearly to the configured m over margin_warmup_epochs
+    # (as WeSpeaker's margin scheduler does); 0 and 0 = the full margin from step 0.
+    margin_warmup_start: float = 0.0
+    margin_warmup_epochs: float = 0.0
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0001
@@ -217,6 +226,7 @@ def _check_ranges(config: Config, source: str):
          "model.widths and model.blocks need the same length (one width per stage)"),
         (all(w > 0 for w in config.model.widths), "model.widths must be positive"),
         (config.model.embedding_dim > 0, "model.embedding_dim must be positive"),
+        (config.model.input_bins > 0, "model.input_bins must be positive"),
         (config.data.crop_frames > 0, "data.crop_frames must be positive"),
         (config.data.batch_size > 0, "data.batch_size must be positive"),
         (config.data.num_workers >= 0, "data.num_workers must be 0 or more"),
@@ -224,8 +234,17 @@ def _check_ranges(config: Config, source: str):
         (0 < config.optim.final_lr <= config.optim.lr, "need 0 < optim.final_lr <= optim.lr"),
         (config.training.keep_checkpoints >= 1, "training.keep_checkpoints must be at least 1"),
         (config.optim.lr_reference_batch > 0, "optim.lr_reference_batch must be positive"),
+        (config.optim.warmup_epochs >= 0, "optim.warmup_epochs must be 0 or more"),
+        (config.optim.margin_warmup_start >= 0 and config.optim.margin_warmup_epochs >= 0,
+         "optim.margin_warmup_start and optim.margin_warmup_epochs must be 0 or more"),
+        (not (config.optim.margin_warmup_start or config.optim.margin_warmup_epochs)
+         or config.loss.type in losses.SCHEDULED_MARGIN_TYPES,
+         f"optim.margin_warmup_start/margin_warmup_epochs apply to the additive-margin heads "
+         f"({', '.join(losses.SCHEDULED_MARGIN_TYPES)}), not to {config.loss.type}; set them "
+         f"to 0 (a_softmax has its own annealing, lambda_base)"),
     ]
     choices = [
+        ("model.pooling", config.model.pooling, POOLINGS),
         ("optim.lr_scaling", config.optim.lr_scaling, LR_SCALINGS),
         ("training.device", config.training.device, DEVICES),
         ("training.dist_backend", config.training.dist_backend, BACKENDS),

@@ -6,7 +6,7 @@ from pytorch_modules import checkpoints
 from pytorch_modules.config import config_from_dict
 from pytorch_modules.data import crop_or_pad
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.models import ResCNN
+from pytorch_modules.models import ResCNN, build_model
 
 # The network halves time four times; shorter inputs are repeated up to this many frames so
 # every stage still sees a few frames (only matters for utterances under a third of a second).
@@ -21,8 +21,7 @@ def load_embedding_model(path, device="cpu") -> ResCNN:
         raise RecipeError(f"{path} is not a model written by training (it lacks the 'model' "
                           f"and 'config' entries); give exp/<model>/final.pt.")
     config = config_from_dict(state["config"], source=str(path))
-    model = ResCNN(config.model.widths, config.model.blocks, config.model.embedding_dim,
-                  config.model.embedding_bn)
+    model = build_model(config.model)
     model.load_state_dict(state["model"])
     return model.to(device).eval()
 

@@ -36,7 +36,7 @@ class SpectrogramOptions:
     log_floor: float = 1e-10          # power floor before the log: digital silence stays finite
     normalize_mean: bool = True       # per-utterance mean normalisation
     normalize_variance: bool = False
-    # Which audio is used (pytorch_modules/bin/compute_spectrogram.py):
+    # Which audio is used (pytorch_modules/feature_job.py):
     allow_resample: bool = False      # resample other rates to sample_frequency, else refuse them
     min_rms_dbfs: float = -80.0       # quieter utterances are skipped as silent; -inf keeps all
 
@@ -73,9 +73,10 @@ def _parse_value(raw: str, kind, where: str):
         raise FeatureConfigError(f"{where}: expected a {kind.__name__}, got '{raw}'") from None
 
 
-def parse_options_file(path) -> SpectrogramOptions:
-    """Reads `--key=value` lines ('#' starts a comment) into SpectrogramOptions."""
-    kinds = {f.name: f.type for f in fields(SpectrogramOptions)}
+def parse_options(path, cls):
+    """Reads `--key=value` lines ('#' starts a comment) into the options dataclass `cls`; an
+    unknown key or a value of the wrong kind is an error naming the file and line."""
+    kinds = {f.name: f.type for f in fields(cls)}
     kinds = {name: {"int": int, "float": float, "str": str, "bool": bool}.get(k, k)
              for name, k in kinds.items()}
     values = {}
@@ -92,7 +93,12 @@ def parse_options_file(path) -> SpectrogramOptions:
             known = ", ".join("--" + k.replace("_", "-") for k in kinds)
             raise FeatureConfigError(f"{where}: unknown option --{key} (known: {known})")
         values[name] = _parse_value(raw, kinds[name], where)
-    options = SpectrogramOptions(**values)
+    return cls(**values)
+
+
+def parse_options_file(path) -> SpectrogramOptions:
+    """The spectrogram's options (conf/spectrogram.conf), checked."""
+    options = parse_options(path, SpectrogramOptions)
     if options.window_type not in ("hamming", "hanning", "rectangular"):
         raise FeatureConfigError(f"{path}: --window-type must be hamming, hanning or rectangular")
     if options.n_fft < options.window_samples:

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 LOSS_TYPES = ("softmax", "a_softmax", "am_softmax", "dam_softmax")
+# Heads whose margin follows the margin warm-up of the training schedule (margin_scale).
+SCHEDULED_MARGIN_TYPES = ("am_softmax", "dam_softmax")
 
 
 @dataclass
@@ -91,15 +93,22 @@ class CosineHead(nn.Module):
 
 
 class AMSoftmaxHead(CosineHead):
-    """Additive margin: logit_y = s (cos(theta_y) - m) (Eq 5-6)."""
+    """Additive margin: logit_y = s (cos(theta_y) - m) (Eq 5-6).
+
+    margin_scale (in [0, 1]) multiplies the margin: the trainer sets it each step from the
+    margin warm-up schedule (training.margin_scale); 1, the paper's loss, unless warmed up.
+    A tensor, not a float, so that a compiled step does not recompile for every new value;
+    not saved in checkpoints (it is a function of the training position).
+    """
 
     def __init__(self, embedding_dim: int, num_classes: int, margin: float = 0.2,
                  scale: float = 30.0):
         super().__init__(embedding_dim, num_classes)
         self.margin, self.scale = margin, scale
+        self.register_buffer("margin_scale", torch.ones(()), persistent=False)
 
     def target_margin(self, target_cos: torch.Tensor) -> torch.Tensor:
-        return torch.full_like(target_cos, self.margin)
+        return torch.full_like(target_cos, self.margin_scale * self.margin)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> HeadOutput:
         cos = self.cosines(x)
@@ -121,7 +130,7 @@ class DAMSoftmaxHead(AMSoftmaxHead):
 
     def target_margin(self, target_cos: torch.Tensor) -> torch.Tensor:
         source = target_cos if self.margin_grad else target_cos.detach()
-        return dynamic_margin(source, self.margin, self.lam)
+        return dynamic_margin(source, self.margin_scale * self.margin, self.lam)
 
 
 class ASoftmaxHead(CosineHead):

@@ -61,25 +61,47 @@ def _validated(scores, labels):
     return scores, labels
 
 
-def detection_error_tradeoff(scores, labels):
+def detection_error_tradeoff(scores, labels, weights=None):
     """Sweep the threshold over every unique score; return a DetCurve (see the module doc).
 
-    scores: 1-D array of floats; labels: 1-D array of 1 (target) / 0 (nontarget).
+    scores: 1-D array of floats; labels: 1-D array of 1 (target) / 0 (nontarget); weights
+    (optional, >= 0): how many times each trial counts, as the speaker bootstrap
+    (bootstrap.py) weighs them; P_miss and P_fa are then fractions of the weighted counts.
     Sorts once and uses cumulative counts, so 10^6 trials take a fraction of a second."""
-    scores, labels = _validated(scores, labels)
-    order = np.argsort(-scores, kind="stable")  # highest score first
-    sorted_scores = scores[order]
-    targets_accepted = np.cumsum(labels[order])
-    nontargets_accepted = np.arange(1, scores.size + 1) - targets_accepted
-    # Accepting at a unique score accepts its whole run of ties: use the run's last index.
-    run_ends = np.flatnonzero(np.append(sorted_scores[1:] != sorted_scores[:-1], True))
-    n_target = targets_accepted[-1]
-    n_nontarget = nontargets_accepted[-1]
-    p_miss = (n_target - targets_accepted[run_ends]) / n_target
-    p_fa = nontargets_accepted[run_ends] / n_nontarget
-    return DetCurve(p_miss=np.concatenate(([1.0], p_miss)),
-                    p_fa=np.concatenate(([0.0], p_fa)),
-                    thresholds=np.concatenate(([np.inf], sorted_scores[run_ends])))
+    return SortedTrials(scores, labels).curve(weights)
+
+
+class SortedTrials:
+    """Trials sorted by score once, for many sweeps with different trial weights."""
+
+    def __init__(self, scores, labels):
+        scores, labels = _validated(scores, labels)
+        self.order = np.argsort(-scores, kind="stable")  # highest score first
+        self.sorted_scores = scores[self.order]
+        self.sorted_labels = labels[self.order]
+        # Accepting at a unique score accepts its whole run of ties: use the run's last index.
+        self.run_ends = np.flatnonzero(np.append(self.sorted_scores[1:] != self.sorted_scores[:-1],
+                                                 True))
+
+    def curve(self, weights=None) -> DetCurve:
+        """The DET curve with trial i counted weights[i] times (weights in the caller's trial
+        order; None: once each).  Raises ValueError when the weights leave no target or no
+        nontarget trial."""
+        if weights is None:
+            targets = np.cumsum(self.sorted_labels)
+            nontargets = np.arange(1, self.sorted_labels.size + 1) - targets
+        else:
+            w = np.asarray(weights, dtype=np.float64)[self.order]
+            targets = np.cumsum(np.where(self.sorted_labels, w, 0.0))
+            nontargets = np.cumsum(np.where(self.sorted_labels, 0.0, w))
+        n_target, n_nontarget = targets[-1], nontargets[-1]
+        if n_target <= 0 or n_nontarget <= 0:
+            raise ValueError("the trial weights leave no target or no nontarget trial.")
+        p_miss = (n_target - targets[self.run_ends]) / n_target
+        p_fa = nontargets[self.run_ends] / n_nontarget
+        return DetCurve(p_miss=np.concatenate(([1.0], p_miss)),
+                        p_fa=np.concatenate(([0.0], p_fa)),
+                        thresholds=np.concatenate(([np.inf], self.sorted_scores[self.run_ends])))
 
 
 def compute_eer(scores, labels, curve=None):
@@ -90,7 +112,7 @@ def compute_eer(scores, labels, curve=None):
     these scores and labels when the caller has it already (each sweep sorts every score)."""
     if curve is None:
         curve = detection_error_tradeoff(scores, labels)
-    gap = curve.p_miss - curve.p_fa  # strictly decreasing from +1 to -1
+    gap = curve.p_miss - curve.p_fa  # falls from +1 to -1 (strictly, unless weights are 0)
     i = int(np.argmax(gap <= 0))     # first point on or past the crossing; i >= 1
     if gap[i] == 0:
         return float(curve.p_miss[i]), float(curve.thresholds[i])

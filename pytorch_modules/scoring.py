@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import kaldiio
 import numpy as np
 
-from pytorch_modules import fast_ark
+from pytorch_modules import bootstrap, fast_ark
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
 
@@ -318,8 +318,12 @@ def row_cosines(emb, id_to_row, enroll_rows, test_rows):
     return pair_scores(emb, enroll_rows, test_rows) / (norms[enroll_rows] * norms[test_rows])
 
 
-def evaluate(scores, labels, name, trials_path="the trials"):
-    """Results as an ordered dict of `key value` strings (the results-file format)."""
+def evaluate(scores, labels, name, trials_path="the trials", clusters=None,
+             replicates=bootstrap.DEFAULT_REPLICATES, seed=bootstrap.DEFAULT_SEED):
+    """Results as an ordered dict of `key value` strings (the results-file format).
+
+    `clusters` (bootstrap.Clusters) adds the 95% bootstrap interval of each metric
+    (`<metric>_ci_low`, `<metric>_ci_high`) and how it was drawn."""
     results = {"name": name, "trials": str(len(scores))}
     if labels is None:
         return results
@@ -333,7 +337,24 @@ def evaluate(scores, labels, name, trials_path="the trials"):
         min_dcf = compute_min_dcf(scores, labels, p_target, curve=curve)[0]
         results[f"min_dcf_p{p_target:g}"] = f"{min_dcf:.4f}"
     results["eer_threshold"] = f"{threshold:.6f}"
+    if clusters is not None:
+        results.update(bootstrap_intervals(scores, labels, clusters, replicates, seed))
     return results
+
+
+def bootstrap_intervals(scores, labels, clusters, replicates, seed):
+    """The `*_ci_low/high` and `bootstrap_*` results keys (see bootstrap.py)."""
+    reps = bootstrap.replicate_metrics([scores], labels, clusters, replicates, seed)[:, 0]
+    keys = {}
+    for k, (metric, scale, digits) in enumerate(
+            [("eer_percent", 100, 4)] + [(f"min_dcf_p{p:g}", 1, 4) for p in DCF_P_TARGETS]):
+        low, high = bootstrap.interval(reps[:, k])
+        keys[f"{metric}_ci_low"] = f"{scale * low:.{digits}f}"
+        keys[f"{metric}_ci_high"] = f"{scale * high:.{digits}f}"
+    keys.update(bootstrap_unit=clusters.unit.replace(" ", "_"),
+                bootstrap_clusters=str(len(clusters.names)),
+                bootstrap_replicates=str(replicates), bootstrap_seed=str(seed))
+    return keys
 
 
 def summary_line(results):
@@ -341,8 +362,11 @@ def summary_line(results):
     if "eer_percent" not in results:
         return f"{results['name']}: {results['trials']} trials scored (unlabelled: no EER)"
     dcfs = "  ".join(f"minDCF({p:g}) {results[f'min_dcf_p{p:g}']}" for p in DCF_P_TARGETS)
-    return (f"{results['name']}: EER {float(results['eer_percent']):.2f}%  {dcfs}  "
-            f"({results['trials']} trials)")
+    eer = f"EER {float(results['eer_percent']):.2f}%"
+    if "eer_percent_ci_low" in results:
+        eer += (f" [{float(results['eer_percent_ci_low']):.2f}, "
+                f"{float(results['eer_percent_ci_high']):.2f}]")
+    return f"{results['name']}: {eer}  {dcfs}  ({results['trials']} trials)"
 
 
 def write_lines_atomic(path, lines):

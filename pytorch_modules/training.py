@@ -23,8 +23,8 @@ from pytorch_modules.cos_histogram import CosThetaHistogram, write_epoch
 from pytorch_modules.config import Config
 from pytorch_modules.data import EpochBatches, TrainingSet, epoch_loader
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.losses import HeadOutput, build_head
-from pytorch_modules.models import ResCNN
+from pytorch_modules.losses import SCHEDULED_MARGIN_TYPES, HeadOutput, build_head
+from pytorch_modules.models import build_model
 
 
 def lr_scale(config: Config) -> float:
@@ -47,9 +47,18 @@ def learning_rate(config: Config, global_step: int, steps_per_epoch: int) -> flo
     return lr_scale(config) * o.lr * (o.final_lr / o.lr) ** progress
 
 
-def build_model(config: Config) -> ResCNN:
-    return ResCNN(config.model.widths, config.model.blocks, config.model.embedding_dim,
-                  config.model.embedding_bn)
+def margin_scale(config: Config, global_step: int, steps_per_epoch: int) -> float:
+    """The fraction of the margin in force at `global_step` (0-based): 0 for the first
+    optim.margin_warmup_start epochs, then a linear rise reaching 1 after a further
+    optim.margin_warmup_epochs; 1 throughout when both are 0."""
+    o = config.optim
+    start = o.margin_warmup_start * steps_per_epoch
+    ramp = o.margin_warmup_epochs * steps_per_epoch
+    if global_step < start:
+        return 0.0
+    if global_step >= start + ramp:
+        return 1.0
+    return (global_step - start) / ramp
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -114,7 +123,7 @@ class Trainer:
         self.notes = []   # set-up facts for the log's head
 
         torch.manual_seed(t.seed)   # the same initial weights in every process
-        self.model = self.prepare_model(build_model(config))
+        self.model = self.prepare_model(build_model(config.model))
         self.head = build_head(config.loss.type, config.model.embedding_dim,
                                len(data.speakers), **config.loss.options).to(self.device)
         params = list(self.model.parameters()) + list(self.head.parameters())
@@ -281,6 +290,9 @@ class Trainer:
             lr = learning_rate(c, self.global_step(), self.steps_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
+            if c.loss.type in SCHEDULED_MARGIN_TYPES:
+                self.head.margin_scale.fill_(
+                    margin_scale(c, self.global_step(), self.steps_per_epoch))
             with torch.autocast(self.device.type, dtype=self.amp_dtype,
                                 enabled=self.amp_dtype is not None):
                 out = self.forward(feats, labels)
@@ -308,9 +320,16 @@ class Trainer:
             if log_now:
                 self.log(f"epoch {self.position.epoch}/{c.optim.epochs} step "
                          f"{step}/{self.steps_per_epoch} | {sums.report()} "
-                         f"lr {lr:.5f} | {clock.report(self.global_step())}")
+                         f"lr {lr:.5f}{self.margin_note()} | {clock.report(self.global_step())}")
             if save_now:
                 self.save(finished_epoch=False)
+
+    def margin_note(self) -> str:
+        """' margin 0.100' in log lines while the margin warm-up is on, else nothing."""
+        o = self.config.optim
+        if not (o.margin_warmup_start or o.margin_warmup_epochs):
+            return ""
+        return f" margin {float(self.head.margin_scale) * self.head.margin:.3f}"
 
     def read_sums(self, unread: list, sums: "RunningSums", keep: int) -> None:
         """Moves all but the newest `keep` steps of `unread` to the host, checks their losses

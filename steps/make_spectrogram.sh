@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Computes the paper's 161-bin log spectrograms for a data dir in --nj parallel jobs, writing
-# Kaldi arks to <feat-dir> and feats.scp + utt2num_frames to the data dir.
+# Kaldi arks to <feat-dir> and feats.scp + utt2num_frames to the data dir.  With
+# --feature-type mfcc (steps/make_mfcc.sh) the same job runs the classical baselines' MFCCs
+# (pytorch_modules/mfcc.py) instead, into a data dir of their own (data/<set>_mfcc).
 #
 # Bad audio does not stop the stage: each utterance that cannot be used (missing, unreadable,
 # truncated, several channels, another sample rate, silent, ...) is named in its job's log and
@@ -16,7 +18,8 @@ set -euo pipefail
 
 nj=2
 cmd=utils/launch_local.py
-feat_config=conf/spectrogram.conf
+feature_type=spectrogram
+feat_config=
 compress=false
 max_fail_fraction=0.05
 help_message="Usage: $0 [options] <data-dir> <feat-dir>
@@ -24,7 +27,9 @@ e.g.: $0 --nj 8 data/voxceleb1_dev feats
 Options:
   --nj <n>                     parallel jobs (default: $nj)
   --cmd <launcher>             job launcher, e.g. \"\$train_cmd\" (default: $cmd)
-  --feat-config <file>         Kaldi-style feature options (default: $feat_config)
+  --feature-type <type>        spectrogram or mfcc (default: $feature_type)
+  --feat-config <file>         Kaldi-style feature options (default: conf/spectrogram.conf,
+                               conf/mfcc.conf for mfcc)
   --compress <true|false>      Kaldi compressed matrices, ~4x smaller (default: $compress)
   --max-fail-fraction <f>      fail when more than this fraction of the utterances cannot be
                                used (default: $max_fail_fraction)"
@@ -38,13 +43,19 @@ name=$(basename "$data")
 logdir=$data/log
 
 die() { echo "$0: $*" >&2; exit 1; }
+case $feature_type in
+  spectrogram) prefix=raw_spec program=compute_spectrogram ;;
+  mfcc) prefix=raw_mfcc program=compute_mfcc ;;
+  *) die "--feature-type must be spectrogram or mfcc, not '$feature_type'" ;;
+esac
+[ -n "$feat_config" ] || feat_config=conf/$feature_type.conf
 [ -f "$feat_config" ] || die "no feature config $feat_config"
 [[ "$max_fail_fraction" =~ ^(0|1|0?\.[0-9]+)$ ]] ||
   die "--max-fail-fraction takes a fraction from 0 to 1, like 0.05, not '$max_fail_fraction'"
 utils/validate_data_dir.sh --no-feats "$data"
 mkdir -p "$featdir" "$logdir"
 featdir=$(cd "$featdir" && pwd)   # feats.scp must hold absolute paths: data dirs get copied
-out=$featdir/raw_spec_$name        # job n writes $out.n.{ark,scp,utt2num_frames}
+out=$featdir/${prefix}_$name       # job n writes $out.n.{ark,scp,utt2num_frames}
 rm -f "$data/feats.scp" "$data/utt2num_frames"   # stale until every job is done
 
 utils/split_data.sh --per-utt "$data" "$nj"
@@ -61,8 +72,8 @@ fi
 # Every job keeps what it can read (--max-fail-fraction 1): the fraction is judged below,
 # over the whole data dir, so that it does not depend on --nj.
 utils/run_pending_jobs.sh --cmd "$cmd" "$data" "$nj" "$out.JOB.scp" \
-  "$sdata/JOB/wav.scp $feat_config" "$logdir/make_spectrogram_$name.JOB.log" \
-  python -m pytorch_modules.bin.compute_spectrogram --config "$feat_config" \
+  "$sdata/JOB/wav.scp $feat_config" "$logdir/make_${feature_type}_$name.JOB.log" \
+  python -m pytorch_modules.bin.$program --config "$feat_config" \
     --compress "$compress" --max-fail-fraction 1 "$sdata/JOB/wav.scp" "$out.JOB"
 
 for n in $(seq "$nj"); do cat "$out.$n.scp"; done | sort > "$data/feats.scp.tmp"
@@ -72,7 +83,7 @@ total=$(wc -l < "$data/utt2spk")
 lost=$((total - $(wc -l < "$data/feats.scp.tmp")))
 if [ "$lost" -gt 0 ]; then  # the reasons, from the jobs' logs (awk, not head: no SIGPIPE)
   for n in $(seq "$nj"); do
-    grep -h "skipping" "$logdir/make_spectrogram_$name.$n.log" 2>/dev/null || true
+    grep -h "skipping" "$logdir/make_${feature_type}_$name.$n.log" 2>/dev/null || true
   done | awk 'NR <= 20; END { if (NR > 20) print "... and " NR - 20 " more" }' >&2
 fi
 if awk -v lost="$lost" -v total="$total" -v f="$max_fail_fraction" 'BEGIN { exit !(lost > f * total) }'; then
@@ -82,7 +93,7 @@ if awk -v lost="$lost" -v total="$total" -v f="$max_fail_fraction" 'BEGIN { exit
     [ "$(wc -l < "$out.$n.scp")" -eq "$(wc -l < "$sdata/$n/wav.scp")" ] || rm -f "$out.$n.scp"
   done
   die "$lost of $total utterances of $data could not be used, more than --max-fail-fraction" \
-    "$max_fail_fraction; the reasons are above and in $logdir/make_spectrogram_$name.*.log." \
+    "$max_fail_fraction; the reasons are above and in $logdir/make_${feature_type}_$name.*.log." \
     "Fix the audio or wav.scp and rerun (only the jobs that lost utterances are redone), or" \
     "remove those utterances from wav.scp and run utils/fix_data_dir.sh $data"
 fi
@@ -93,4 +104,4 @@ if [ "$lost" -gt 0 ]; then
   echo "$0: $lost of $total utterances of $data could not be used (see above); dropping them" >&2
   utils/fix_data_dir.sh "$data"
 fi
-echo "$0: features for $(wc -l < "$data/feats.scp") utterances of $data in $featdir"
+echo "$0: $feature_type features for $(wc -l < "$data/feats.scp") utterances of $data in $featdir"

@@ -1,4 +1,4 @@
-"""ResCNN structure against the paper's Fig 4/5 and the sizes in DESIGN.md."""
+"""ResCNN structure against the paper's Fig 4/5 and its size (27.5 M parameters, 33.8 GFLOPs)."""
 import pytest
 import torch
 from torch import nn
@@ -64,3 +64,27 @@ def test_residual_block_is_identity_plus_residual():
 def test_mismatched_widths_and_blocks_are_refused():
     with pytest.raises(ValueError, match="one width per stage"):
         ResCNN(widths=(8, 16), blocks=(3, 4, 6))
+
+
+def test_stats_pooling_is_mean_and_std_over_time_of_each_channel_and_frequency_row():
+    model = ResCNN(widths=(4, 8, 8, 8), blocks=(1, 1, 1, 1), embedding_dim=6,
+                   embedding_bn=False, pooling="stats", input_bins=161).eval()
+    # 161 bins -> 81 -> 41 -> 21 -> 11 rows after the four stride-2 link convolutions.
+    assert model.fc.in_features == 2 * 8 * 11
+    feats = torch.randn(2, 161, 90)
+    with torch.no_grad():
+        maps = model.trunk(feats.unsqueeze(1)).flatten(1, 2)        # (2, 88, T')
+        pooled = torch.cat([maps.mean(2), maps.var(2, unbiased=False).sqrt()], dim=1)
+        assert torch.allclose(model(feats), model.fc(pooled), atol=1e-6)
+
+
+def test_stats_pooling_refuses_features_of_another_size():
+    model = ResCNN(widths=(4, 8), blocks=(1, 1), embedding_dim=6, pooling="stats",
+                   input_bins=161).eval()
+    with pytest.raises(ValueError, match="built for 161-bin features, got 80 bins"):
+        model(torch.randn(1, 80, 50))
+
+
+def test_average_pooling_does_not_depend_on_the_number_of_bins():
+    model = ResCNN(widths=(4, 8), blocks=(1, 1), embedding_dim=6).eval()
+    assert model(torch.randn(1, 80, 50)).shape == model(torch.randn(1, 161, 50)).shape

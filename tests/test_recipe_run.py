@@ -124,22 +124,34 @@ def test_figures_threshold_and_export(recipe):
     assert (work / "exp/tiny/export/embedding.ts.pt").is_file()
 
 
-def test_loss_comparison_trains_the_four_losses_alike(recipe):
+def test_loss_comparison_trains_each_loss_with_each_seed_alike(recipe):
     work, _ = recipe
     result = subprocess.run(["local/compare_losses.sh", "--base-config", "tiny.yaml",
-                             "--out-dir", "exp/compare"], cwd=work, capture_output=True,
-                            text=True)
+                             "--out-dir", "exp/compare", "--losses", "softmax am_softmax dam_softmax",
+                             "--seeds", "1 2"], cwd=work, capture_output=True, text=True)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     configs = {}
-    for loss in ("softmax", "a_softmax", "am_softmax", "dam_softmax"):
-        configs[loss] = yaml.safe_load((work / f"exp/compare/conf/{loss}.yaml").read_text())
-        assert configs[loss]["loss"]["type"] == loss
-        assert (work / f"exp/compare/{loss}/final.pt").is_file()
-    # everything but the loss is the base config's
-    without_loss = [{k: v for k, v in c.items() if k != "loss"} for c in configs.values()]
-    assert all(c == without_loss[0] for c in without_loss)
-    table = (work / "exp/compare/results.md").read_text().splitlines()
-    assert len(table) == 2 + 4
+    for loss in ("softmax", "am_softmax", "dam_softmax"):
+        for seed in (1, 2):
+            run = f"{loss}_seed{seed}"
+            configs[run] = yaml.safe_load((work / f"exp/compare/conf/{run}.yaml").read_text())
+            assert configs[run]["loss"]["type"] == loss
+            assert configs[run]["training"]["seed"] == seed
+            assert (work / f"exp/compare/{run}/final.pt").is_file()
+    # everything but the loss and the seed is the base config's
+    rest = [{k: v for k, v in c.items() if k != "loss"} for c in configs.values()]
+    for c in rest:
+        c["training"] = {k: v for k, v in c["training"].items() if k != "seed"}
+    assert all(c == rest[0] for c in rest)
+    lines = (work / "exp/compare/results.md").read_text().splitlines()
+    assert len([line for line in lines if line.startswith("| exp/compare/")]) == 6
+    # the seeds' summary: one row per loss, DAM and softmax tested against AM-Softmax
+    summary = lines[lines.index("Seeds 1 2 on vox1_o:") + 2:]
+    assert summary[0].startswith("| system | seeds | EER (%) mean | EER sd ")
+    assert "EER - am_softmax (%) [95% CI]" in summary[0]
+    rows = {row.split(" | ")[0][2:]: row.split(" | ") for row in summary[2:5]}
+    assert set(rows) == {"softmax", "am_softmax", "dam_softmax"}
+    assert rows["am_softmax"][6:] == ["-", "- |"] and rows["dam_softmax"][1] == "2"
     assert (work / "exp/compare/det_vox1_o.png").read_bytes()[:4] == b"\x89PNG"
 
 

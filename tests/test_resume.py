@@ -84,7 +84,10 @@ def runs(tmp_path_factory):
     short = np.random.default_rng(1).standard_normal((10, 161)).astype(np.float32)
     tiny_data.write_feature_dir(data, num_speakers=8, utts_per_speaker=25,
                                 special={"spk1-001": short})
-    config = tiny_data.write_train_config(work / "tiny.yaml")
+    # Every schedule option on: the kill lands inside the lr and margin warm-ups.
+    config = tiny_data.write_train_config(
+        work / "tiny.yaml", optim=", warmup_epochs: 0.5, margin_warmup_start: 0.02, "
+                                  "margin_warmup_epochs: 1.0")
 
     straight = work / "exp_straight"
     result = tiny_data.train(config, data, straight)

@@ -137,7 +137,10 @@ def test_score_entry_point_writes_results(scored):
     lines = (scored["out"] / "vox1_o.results").read_text().splitlines()
     results = dict(line.split() for line in lines)
     assert [line.split()[0] for line in lines] == [
-        "name", "trials", "eer_percent", "min_dcf_p0.01", "min_dcf_p0.001", "eer_threshold"]
+        "name", "trials", "eer_percent", "min_dcf_p0.01", "min_dcf_p0.001", "eer_threshold",
+        "eer_percent_ci_low", "eer_percent_ci_high", "min_dcf_p0.01_ci_low",
+        "min_dcf_p0.01_ci_high", "min_dcf_p0.001_ci_low", "min_dcf_p0.001_ci_high",
+        "bootstrap_unit", "bootstrap_clusters", "bootstrap_replicates", "bootstrap_seed"]
     scores = np.array([float(line.split()[2])
                        for line in (scored["out"] / "vox1_o.scores").read_text().splitlines()])
     eer, _ = compute_eer(scores, scored["labels"])
@@ -145,8 +148,15 @@ def test_score_entry_point_writes_results(scored):
     assert float(results["eer_percent"]) == pytest.approx(100 * eer, abs=1e-3)
     assert float(results["min_dcf_p0.01"]) == pytest.approx(
         compute_min_dcf(scores, scored["labels"], 0.01)[0], abs=1e-3)
+    # No utt2spk beside the trials: the enrollment ids are what the bootstrap resamples.
+    assert (results["bootstrap_unit"], results["bootstrap_replicates"]) == (
+        "enrollment_model", "1000")
+    assert results["bootstrap_clusters"] == str(len({e for e, _ in scored["pairs"]}))
+    assert float(results["eer_percent_ci_low"]) <= 100 * eer <= float(
+        results["eer_percent_ci_high"])
     stdout = scored["proc"].stdout.strip()
-    assert stdout.startswith(f"vox1_o: EER {100 * eer:.2f}%  minDCF(0.01) ")
+    assert stdout.startswith(f"vox1_o: EER {100 * eer:.2f}% [{float(results['eer_percent_ci_low']):.2f}, "
+                             f"{float(results['eer_percent_ci_high']):.2f}]  minDCF(0.01) ")
     assert stdout.endswith("(60 trials)")
 
 
@@ -155,9 +165,15 @@ def test_results_table(scored, tmp_path):
     proc = run_module("pytorch_modules.bin.results_table", results, results)
     assert proc.returncode == 0, proc.stderr
     header, rule, *rows = proc.stdout.splitlines()
-    assert header == "| results | set | trials | EER (%) | minDCF(0.01) | minDCF(0.001) |"
+    assert header == ("| results | set | trials | EER (%) [95% CI] | minDCF(0.01) [95% CI] | "
+                      "minDCF(0.001) |")
     assert rule.startswith("|---|")
-    assert len(rows) == 2 and rows[0].startswith(f"| {results} | vox1_o | 60 | ")
+    r = dict(line.split() for line in open(results))
+    assert len(rows) == 2 and rows[0] == (
+        f"| {results} | vox1_o | 60 | {float(r['eer_percent']):.2f} "
+        f"[{float(r['eer_percent_ci_low']):.2f}, {float(r['eer_percent_ci_high']):.2f}] | "
+        f"{r['min_dcf_p0.01']} [{r['min_dcf_p0.01_ci_low']}, {r['min_dcf_p0.01_ci_high']}] | "
+        f"{r['min_dcf_p0.001']} |")
 
 
 def test_score_entry_point_reports_missing_id_without_traceback(tmp_path):
@@ -203,3 +219,46 @@ def test_pair_scores_are_the_row_dot_products_in_trial_order(trials):
     got = scoring.pair_scores(table, enroll, test)
     assert got.dtype == np.float64 and got.shape == (trials,)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def score_with_utt2spk(tmp_path, utt2spk_lines, **extra):
+    rng = np.random.default_rng(8)
+    vectors = random_vectors(rng, 12)
+    scp = write_embeddings(tmp_path, vectors)
+    ids = sorted(vectors)
+    pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+    (tmp_path / "set").mkdir()
+    trials = write_text(tmp_path / "set" / "trials",
+                        [f"{a} {b} {'target' if a[:4] == b[:4] else 'nontarget'}"
+                         for a, b in pairs])
+    write_text(tmp_path / "set" / "utt2spk", utt2spk_lines(ids))
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in extra.items()]
+    return run_module("pytorch_modules.bin.score", "--trials", trials, "--enroll-scp", scp,
+                      "--test-scp", scp, "--scores-out", str(tmp_path / "s"),
+                      "--results-out", str(tmp_path / "r"), *args)
+
+
+def test_the_utt2spk_beside_the_trials_makes_it_a_speaker_bootstrap(tmp_path):
+    proc = score_with_utt2spk(tmp_path, lambda ids: [f"{u} {u[:4]}" for u in ids],
+                              bootstrap_replicates=50, bootstrap_seed=3)
+    assert proc.returncode == 0, proc.stderr
+    results = dict(line.split() for line in (tmp_path / "r").read_text().splitlines())
+    assert (results["bootstrap_unit"], results["bootstrap_clusters"],
+            results["bootstrap_replicates"], results["bootstrap_seed"]) == (
+        "speaker", "3", "50", "3")
+
+
+def test_a_utt2spk_that_contradicts_the_labels_stops_before_any_output(tmp_path):
+    proc = score_with_utt2spk(tmp_path, lambda ids: [f"{u} {u[:4] if i else 'spk9'}"
+                                                     for i, u in enumerate(ids)])
+    assert proc.returncode == 1
+    assert "is a target trial of two speakers according to" in proc.stderr
+    assert "utt2spk and the trials disagree" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
+def test_no_bootstrap_when_asked_for_none(tmp_path):
+    proc = score_with_utt2spk(tmp_path, lambda ids: [f"{u} {u[:4]}" for u in ids],
+                              bootstrap_replicates=0)
+    assert proc.returncode == 0, proc.stderr
+    assert "ci_low" not in (tmp_path / "r").read_text()

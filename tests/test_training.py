@@ -16,7 +16,8 @@ from pytorch_modules import checkpoints, distributed
 from pytorch_modules.config import ConfigError, config_from_dict
 from pytorch_modules.data import read_training_set
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.training import Trainer, learning_rate, lr_scale
+from pytorch_modules.losses import build_head
+from pytorch_modules.training import Trainer, learning_rate, lr_scale, margin_scale
 
 BINS = 161
 
@@ -89,6 +90,53 @@ def test_without_warmup_the_first_step_uses_lr():
     assert learning_rate(config, 0, 7) == pytest.approx(0.1)
     assert learning_rate(config, 21, 7) == pytest.approx(0.01)
     assert learning_rate(config, 10, 7) == pytest.approx(0.1 * 0.1 ** (10 / 21))
+
+
+# -- margin warm-up -------------------------------------------------------------------------
+
+def test_margin_warmup_holds_zero_then_rises_linearly_to_the_full_margin():
+    config = tiny_config(optim={"epochs": 4, "margin_warmup_start": 1.0,
+                                "margin_warmup_epochs": 2.0})
+    steps = 10                      # per epoch: steps 0-9 at 0, 10-29 rising, 30- at 1
+    scales = [margin_scale(config, s, steps) for s in range(40)]
+    assert scales[:11] == [0.0] * 11
+    assert scales[11:30] == pytest.approx([k / 20 for k in range(1, 20)])
+    assert scales[30:] == [1.0] * 10
+
+
+def test_without_margin_warmup_the_margin_is_full_from_step_0():
+    config = tiny_config()
+    assert [margin_scale(config, s, 7) for s in (0, 1, 100)] == [1.0, 1.0, 1.0]
+
+
+def test_margin_warmup_with_no_hold_starts_rising_at_step_0():
+    config = tiny_config(optim={"margin_warmup_epochs": 0.5})
+    assert [margin_scale(config, s, 8) for s in range(6)] == [0, 0.25, 0.5, 0.75, 1, 1]
+
+
+@pytest.mark.parametrize("loss_type", ["am_softmax", "dam_softmax"])
+def test_the_margin_scale_multiplies_the_margin_of_the_head(loss_type):
+    head = build_head(loss_type, 4, 3, margin=0.2, scale=30.0)
+    cos = torch.tensor([0.0, 0.5, 1.0])
+    full = head.target_margin(cos)
+    head.margin_scale.fill_(0.25)
+    assert head.target_margin(cos) == pytest.approx(0.25 * full)
+    assert "margin_scale" not in head.state_dict()      # a function of the step, not state
+
+
+@pytest.mark.parametrize("loss_type", ["softmax", "a_softmax"])
+def test_margin_warmup_on_a_head_without_an_additive_margin_is_refused(loss_type):
+    data = tiny_config(optim={"margin_warmup_epochs": 1.0}).to_dict()
+    data["loss"] = {"type": loss_type}
+    with pytest.raises(ConfigError, match=f"apply to the additive-margin heads .* not to "
+                                          f"{loss_type}"):
+        config_from_dict(data, "test config")
+
+
+@pytest.mark.parametrize("key", ["margin_warmup_start", "margin_warmup_epochs", "warmup_epochs"])
+def test_negative_warmups_are_refused(key):
+    with pytest.raises(ConfigError, match="must be 0 or more"):
+        tiny_config(optim={key: -1.0})
 
 
 @pytest.mark.parametrize("scaling, factor", [("none", 1.0), ("linear", 4.0), ("sqrt", 2.0)])
@@ -165,9 +213,14 @@ def assert_states_identical(a: dict, b: dict) -> None:
     assert (a["epoch"], a["step"]) == (b["epoch"], b["step"])
 
 
-def test_resuming_mid_epoch_ends_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path):
+# With the warm-ups on, the resumed run must pick up the lr and the margin mid-ramp.
+@pytest.mark.parametrize("optim", [{}, {"warmup_epochs": 1.0, "margin_warmup_start": 0.2,
+                                        "margin_warmup_epochs": 1.0}])
+def test_resuming_mid_epoch_ends_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path,
+                                                                      optim):
     config = tiny_config(training={"seed": 3, "device": "cpu", "checkpoint_every_steps": 1,
-                                   "keep_checkpoints": 20, "log_every_steps": 100})
+                                   "keep_checkpoints": 20, "log_every_steps": 100},
+                         optim=optim)
     whole = run_to_the_end(config, tiny_data, tmp_path / "whole")
     names = [p.name for p in checkpoints.list_checkpoints(tmp_path / "whole/checkpoints")]
     assert "epoch_001_step_000002.pt" in names and "epoch_002.pt" in names

@@ -21,7 +21,7 @@ TINY_TRAIN_CONFIG = """\
 model: {{widths: [4, 8, 8, 8], blocks: [1, 1, 1, 1], embedding_dim: 16}}
 loss: {{type: dam_softmax, margin: 0.2, scale: 30, lambda: 2}}
 data: {{crop_frames: 40, batch_size: 4, num_workers: {num_workers}}}
-optim: {{epochs: {epochs}, lr: 0.01, final_lr: 0.001}}
+optim: {{epochs: {epochs}, lr: 0.01, final_lr: 0.001{optim}}}
 training: {{seed: 5, threads: 1, log_every_steps: 5, checkpoint_every_steps: 2, keep_checkpoints: {keep}}}
 """
 
@@ -77,8 +77,10 @@ def write_feature_dir(data: Path, num_speakers=4, utts_per_speaker=6, frames=(50
     return feats
 
 
-def write_train_config(path: Path, epochs=2, num_workers=0, keep=3) -> Path:
-    path.write_text(TINY_TRAIN_CONFIG.format(epochs=epochs, num_workers=num_workers, keep=keep))
+def write_train_config(path: Path, epochs=2, num_workers=0, keep=3, optim="") -> Path:
+    """`optim`: more keys of the optim section, e.g. ", warmup_epochs: 1.0"."""
+    path.write_text(TINY_TRAIN_CONFIG.format(epochs=epochs, num_workers=num_workers, keep=keep,
+                                             optim=optim))
     return path
 
 
@@ -90,12 +92,12 @@ def write_tiny_model(path: Path) -> Path:
     """A final.pt as training writes it (model, config, speakers), untrained: embeddings only
     need to be computed here, not to be good."""
     from pytorch_modules.config import config_from_dict
-    from pytorch_modules.training import build_model
+    from pytorch_modules.models import build_model
 
     config = config_from_dict({"model": {"widths": [4, 8, 8, 8], "blocks": [1, 1, 1, 1],
                                          "embedding_dim": 16}})
     torch.manual_seed(0)
-    model = build_model(config).eval()
+    model = build_model(config.model).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict(), "config": config.to_dict(),
                 "speakers": ["spk1", "spk2"]}, path)

@@ -1,8 +1,11 @@
-"""Prints a config that equals BASE_CONFIG except for its loss, with the paper's values.
+"""Prints a config that equals BASE_CONFIG except for its loss, with the paper's values (and,
+with --seed, its training seed).
 
-    python -m pytorch_modules.bin.loss_variant_config conf/demo_dam.yaml am_softmax > am.yaml
+    python -m pytorch_modules.bin.loss_variant_config [--seed 2] conf/demo_dam.yaml am_softmax > am.yaml
 
-Used by local/compare_losses.sh so that the four losses share data, seed and schedule.
+Used by local/compare_losses.sh so that the four losses share data, seed and schedule.  The
+margin warm-up of the base config (optim.margin_warmup_*) is kept for the additive-margin
+losses and set to 0 for softmax and A-Softmax, which have no additive margin to warm up.
 """
 import argparse
 
@@ -10,6 +13,7 @@ import yaml
 
 from pytorch_modules.config import config_from_dict, load_config
 from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.losses import SCHEDULED_MARGIN_TYPES
 
 # The paper's settings of each loss (Sec 2, 4): m = 4 for A-Softmax as in SphereFace,
 # m = 0.2 and s = 30 for the additive margins, lambda = 2 for the dynamic one.
@@ -25,13 +29,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("base_config")
     parser.add_argument("loss", help=" | ".join(PAPER_LOSSES))
+    parser.add_argument("--seed", type=int, help="training.seed (default: the base config's)")
     args = parser.parse_args()
     if args.loss not in PAPER_LOSSES:
         raise RecipeError(f"unknown loss '{args.loss}' (choose one of {', '.join(PAPER_LOSSES)})")
     data = load_config(args.base_config).to_dict()
     data["loss"] = {"type": args.loss, **PAPER_LOSSES[args.loss]}
+    if args.loss not in SCHEDULED_MARGIN_TYPES:
+        data["optim"].update(margin_warmup_start=0.0, margin_warmup_epochs=0.0)
+    if args.seed is not None:
+        data["training"]["seed"] = args.seed
     config_from_dict(data, f"{args.base_config} with loss {args.loss}")  # checks the result
-    print(f"# {args.base_config} with the loss replaced by {args.loss} (local/compare_losses.sh)")
+    seed = f", seed {args.seed}" if args.seed is not None else ""
+    print(f"# {args.base_config} with the loss replaced by {args.loss}{seed} "
+          f"(local/compare_losses.sh)")
     print(yaml.safe_dump(data, sort_keys=False, default_flow_style=None), end="")
 
 

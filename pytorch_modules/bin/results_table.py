@@ -1,8 +1,12 @@
 """Prints a Markdown table of results files written by pytorch_modules.bin.score.
 
-    python -m pytorch_modules.bin.results_table exp/*/scores/*.results
+    python -m pytorch_modules.bin.results_table exp/*/scores/*.results \
+        [--baselines exp/classical_voxceleb1_dev/*/scores/*.results]
 
 One row per file, in the order given; values a file lacks (unlabelled trials) show as '-'.
+EER and minDCF carry their 95% bootstrap interval in brackets when the file has one.  Rows of
+--baselines (the classical systems scored on the same trials) follow, without a paper column
+value: the paper's figures belong to the model's rows.
 """
 import argparse
 import os
@@ -12,8 +16,10 @@ from pytorch_modules.scoring import read_results
 
 PROG = "results_table"
 # (results-file key, column heading); the file path comes first so rows of models differ.
-COLUMNS = [("name", "set"), ("trials", "trials"), ("eer_percent", "EER (%)"),
-           ("min_dcf_p0.01", "minDCF(0.01)"), ("min_dcf_p0.001", "minDCF(0.001)")]
+COLUMNS = [("name", "set"), ("trials", "trials"), ("eer_percent", "EER (%) [95% CI]"),
+           ("min_dcf_p0.01", "minDCF(0.01) [95% CI]"), ("min_dcf_p0.001", "minDCF(0.001)")]
+# Digits shown: EER with 2 decimals, as papers quote it; minDCF with 4 as written.
+DIGITS = {"eer_percent": 2, "min_dcf_p0.01": 4, "min_dcf_p0.001": 4}
 
 
 def read_paper_eers(path, train_set, loss):
@@ -33,31 +39,42 @@ def read_paper_eers(path, train_set, loss):
     return eers
 
 
-def markdown_table(paths, paper=None):
-    """The table as a list of lines; `paper` ({set: EER}) adds the paper's EER column."""
+def markdown_table(paths, paper=None, baselines=()):
+    """The table as a list of lines; `paper` ({set: EER}) adds the paper's EER column, which
+    stays '-' on the rows of `baselines`."""
     paper_head = " | paper EER (%)" if paper is not None else ""
     lines = ["| results | " + " | ".join(head for _, head in COLUMNS) + paper_head + " |",
              "|---|" + "---:|" * (len(COLUMNS) + (paper is not None))]
-    for path in paths:
+    for path in list(paths) + list(baselines):
         if not os.path.isfile(path):
             raise RecipeError(f"{path} does not exist; run the scoring stage first.")
         results = read_results(path)
-        cells = [_format(path, key, results.get(key, "-")) for key, _ in COLUMNS]
+        cells = [_cell(path, key, results) for key, _ in COLUMNS]
         if paper is not None:
-            cells.append(paper.get(results.get("name"), "-"))
+            cells.append(paper.get(results.get("name"), "-") if path in paths else "-")
         lines.append(f"| {path} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _format(path, key, value):
-    """EER with 2 decimals, as papers quote it; everything else as written."""
-    if key != "eer_percent" or value == "-":
+def _cell(path, key, results):
+    """A value as written, or a metric with its digits and, when present, its interval."""
+    value = results.get(key, "-")
+    if key not in DIGITS or value == "-":
         return value
+    digits = DIGITS[key]
+    text = f"{_number(path, key, value):.{digits}f}"
+    if key == "min_dcf_p0.001" or f"{key}_ci_low" not in results:
+        return text
+    low = _number(path, f"{key}_ci_low", results[f"{key}_ci_low"])
+    high = _number(path, f"{key}_ci_high", results.get(f"{key}_ci_high", "-"))
+    return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _number(path, key, value):
     try:
-        return f"{float(value):.2f}"
+        return float(value)
     except ValueError:
-        raise RecipeError(
-            f"{path}: eer_percent is {value!r}, not a number; rerun scoring.") from None
+        raise RecipeError(f"{path}: {key} is {value!r}, not a number; rerun scoring.") from None
 
 
 def main():
@@ -67,10 +84,13 @@ def main():
     parser.add_argument("--train-set", default="", help="e.g. voxceleb1 or voxceleb2")
     parser.add_argument("--loss", default="", help="e.g. dam_softmax or am_softmax")
     parser.add_argument("results", nargs="+", metavar="RESULTS_FILE")
+    parser.add_argument("--baselines", nargs="+", default=[], metavar="RESULTS_FILE",
+                        help="results of baseline systems on the same trials (rows after the "
+                        "model's)")
     args = parser.parse_args()
     paper = (read_paper_eers(args.paper_table, args.train_set, args.loss)
              if args.paper_table else None)
-    print("\n".join(markdown_table(args.results, paper)))
+    print("\n".join(markdown_table(args.results, paper, args.baselines)))
 
 
 if __name__ == "__main__":

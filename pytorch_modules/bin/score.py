@@ -4,11 +4,18 @@
         --enroll-scp exp/m/xvectors_vox1_o/xvector.scp \
         --test-scp exp/m/xvectors_vox1_o/xvector.scp \
         --scores-out exp/m/scores/vox1_o.scores --results-out exp/m/scores/vox1_o.results \
-        [--name vox1_o] [--mean-scp SCP] [--cohort-scp SCP [--cohort-spk2utt F] [--top-n 300]]
+        [--name vox1_o] [--utt2spk data/vox1_o/utt2spk] [--mean-scp SCP]
+        [--cohort-scp SCP [--cohort-spk2utt F] [--top-n 300]]
 
 writes `enroll test score` lines in trial order and a `key value` results file (name, trials,
 eer_percent, min_dcf_p0.01, min_dcf_p0.001, eer_threshold; only name and trials when the trials
 carry no target/nontarget labels), both by rename, and prints one summary line.
+
+Each metric comes with a 95% interval from a speaker-level bootstrap (pytorch_modules/
+bootstrap.py): --utt2spk (by default the utt2spk beside the trials, as in data/vox1_o/) names
+the speaker of every trial id, and test speakers are resampled; without one (SITW, whose test
+files have no speaker labels) the enrollment models are.  The
+results then add <metric>_ci_low, <metric>_ci_high and bootstrap_{unit,clusters,replicates,seed}.
 
 --mean-scp subtracts the average of its embeddings (the training set's, or the one-entry
 mean.scp of pytorch_modules.bin.make_cohort) from every embedding before length-normalisation.
@@ -23,7 +30,10 @@ import os
 
 import numpy as np
 
+from pytorch_modules import bootstrap
+from pytorch_modules.audio import read_scp_lines
 from pytorch_modules.asnorm import DEFAULT_TOP_N, asnorm_score, effective_top_n, speaker_cohort
+from pytorch_modules.bootstrap import DEFAULT_REPLICATES, DEFAULT_SEED
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.scoring import (cosine_score, embedding_mean, evaluate, load_embeddings,
                                      mean_by_model, read_trials, subtract_mean, summary_line,
@@ -44,6 +54,14 @@ def parse_args():
     parser.add_argument("--name", help="set name in the results (default: the trials' folder name)")
     parser.add_argument("--enroll-spk2utt", help="average the enrollment embeddings per model "
                         "(spk2utt: model utt ...); trials then name models as enroll ids")
+    parser.add_argument("--utt2spk", help="speaker of every trial id, for the speaker-level "
+                        "bootstrap (default: the utt2spk beside --trials when there is one and "
+                        "no --enroll-spk2utt; else the enrollment models are resampled)")
+    parser.add_argument("--bootstrap-replicates", type=int, default=DEFAULT_REPLICATES,
+                        help=f"bootstrap replicates of the 95%% intervals (default "
+                        f"{DEFAULT_REPLICATES}; 0: no intervals)")
+    parser.add_argument("--bootstrap-seed", type=int, default=DEFAULT_SEED,
+                        help=f"seed of the bootstrap draws (default {DEFAULT_SEED})")
     parser.add_argument("--mean-scp", help="subtract the mean of these embeddings (the training "
                         "set's xvector.scp, or make_cohort's mean.scp) before length-normalisation")
     parser.add_argument("--cohort-scp", help="AS-norm against this cohort (make_cohort's "
@@ -57,7 +75,23 @@ def parse_args():
     args = parser.parse_args()
     if args.cohort_spk2utt and not args.cohort_scp:
         parser.error("--cohort-spk2utt needs --cohort-scp")
+    if args.bootstrap_replicates < 0 or args.bootstrap_replicates == 1:
+        parser.error("--bootstrap-replicates takes 0 (no intervals) or at least 2")
     return args
+
+
+def trial_clusters(args, enroll_ids, test_ids, labels):
+    """What the bootstrap resamples (checked before any embedding is read), or None."""
+    if labels is None or args.bootstrap_replicates == 0:
+        return None
+    utt2spk = args.utt2spk
+    beside = os.path.join(os.path.dirname(os.path.abspath(args.trials)), "utt2spk")
+    if utt2spk is None and not args.enroll_spk2utt and os.path.isfile(beside):
+        utt2spk = beside
+    if utt2spk:
+        return bootstrap.speaker_clusters(enroll_ids, test_ids, labels,
+                                          dict(read_scp_lines(utt2spk)), args.trials, utt2spk)
+    return bootstrap.enrollment_clusters(enroll_ids)
 
 
 def load_table(enroll_scp, test_scp, enroll_spk2utt=None, mean=None):
@@ -98,13 +132,14 @@ def load_cohort(cohort_scp, cohort_spk2utt, mean):
 def main():
     args = parse_args()
     inputs = [args.trials, args.enroll_scp, args.test_scp, args.mean_scp, args.cohort_scp,
-              args.cohort_spk2utt, args.enroll_spk2utt]
+              args.cohort_spk2utt, args.enroll_spk2utt, args.utt2spk]
     for path in filter(None, inputs):
         if not os.path.isfile(path):
             raise RecipeError(f"{path} does not exist; run the stage that makes it first.")
     name = args.name or os.path.basename(os.path.dirname(os.path.abspath(args.trials)))
 
     enroll_ids, test_ids, labels = read_trials(args.trials)
+    clusters = trial_clusters(args, enroll_ids, test_ids, labels)
     mean = embedding_mean(args.mean_scp) if args.mean_scp else None
     id_to_row, emb = load_table(args.enroll_scp, args.test_scp, args.enroll_spk2utt, mean)
     if args.cohort_scp:
@@ -117,7 +152,8 @@ def main():
                                  trials_path=args.trials)
     else:
         scores = cosine_score(enroll_ids, test_ids, id_to_row, emb, trials_path=args.trials)
-    results = evaluate(scores, labels, name, trials_path=args.trials)
+    results = evaluate(scores, labels, name, trials_path=args.trials, clusters=clusters,
+                       replicates=args.bootstrap_replicates, seed=args.bootstrap_seed)
     if mean is not None or args.cohort_scp:
         results["mean_subtracted"] = str(mean is not None).lower()
     if args.cohort_scp:

@@ -1,4 +1,10 @@
 """Speaker-embedding networks."""
-from pytorch_modules.models.rescnn import ResCNN
+from pytorch_modules.models.rescnn import POOLINGS, ResCNN
 
-__all__ = ["ResCNN"]
+__all__ = ["POOLINGS", "ResCNN", "build_model"]
+
+
+def build_model(model_config) -> ResCNN:
+    """The network of a config's `model:` section (config.ModelConfig)."""
+    m = model_config
+    return ResCNN(m.widths, m.blocks, m.embedding_dim, m.embedding_bn, m.pooling, m.input_bins)

@@ -4,20 +4,30 @@ Input: log spectrogram batches of shape (batch, freq=161, frames).  The network 
 one-channel images:
 
     Conv1 -> Res1 (3 blocks) -> Conv2 -> Res2 (4) -> Conv3 -> Res3 (6) -> Conv4 -> Res4 (3)
-    -> 2-D adaptive average pool -> FC -> embedding
+    -> pooling -> FC -> embedding
 
 Conv1..Conv4 are 5x5 stride-2 "link" convolutions that change the width; a residual block is two
 3x3 stride-1 convolutions with an identity shortcut.  BatchNorm + ReLU follow every convolution
 (in a block the second ReLU comes after the addition, as in ResNet).  With widths 64-128-256-512
-and a 1024-d embedding this gives 27.5 M parameters and 33.8 GFLOPs per 3-s crop, the figures in
-DESIGN.md; the widths are not given in the paper, so they are a config value.
+and a 1024-d embedding this gives 27.5 M parameters and 33.8 GFLOPs per 3-s crop; the widths
+are not given in the paper, so they are a config value.
+
+Pooling (`model.pooling`):
+  avg    2-D average over frequency and time of the last stage's maps (C values): the
+         paper's "average pooling".
+  stats  (ours) statistics pooling as in x-vectors and WeSpeaker's ResNets: the maps' frequency
+         rows are kept apart (C x F' channels, F' = 11 for 161 bins), and their mean and
+         standard deviation over time are concatenated (2 C F' values).  The standard deviation
+         says how the voice varies, which an average cannot; it needs the number of input bins
+         (`input_bins`) to size the FC.
 
 embedding_bn (ours, default on): a BatchNorm1d on the FC output.  The pooled trunk output is
 post-ReLU, so every utterance's vector shares a large positive common component; the FC maps
 it to embeddings that all point the same way (mean pairwise cosine 0.97 at initialisation,
 0.999 after a few steps), and a cosine-margin head cannot separate them: training with
 AM/DAM-Softmax then stalls at chance.  Normalising each embedding dimension over the batch
-removes that common component; it costs 2 x embedding_dim parameters.
+removes that common component.  It has no parameters (no affine), only running statistics,
+and at test time it centres and scales each dimension with them before cosine scoring.
 """
 from typing import Sequence
 
@@ -51,16 +61,28 @@ class ResidualBlock(nn.Module):
         return self.relu(out + x)
 
 
+POOLINGS = ("avg", "stats")
+
+
+def downsampled(size: int, stages: int) -> int:
+    """A size after `stages` 5x5 stride-2 convolutions with padding 2."""
+    for _ in range(stages):
+        size = (size - 1) // 2 + 1
+    return size
+
+
 class ResCNN(nn.Module):
     """Maps (batch, freq, frames) features to (batch, embedding_dim) speaker embeddings."""
 
     def __init__(self, widths: Sequence[int] = (64, 128, 256, 512),
                  blocks: Sequence[int] = (3, 4, 6, 3), embedding_dim: int = 1024,
-                 embedding_bn: bool = True):
+                 embedding_bn: bool = True, pooling: str = "avg", input_bins: int = 161):
         super().__init__()
         if len(widths) != len(blocks):
             raise ValueError(f"ResCNN needs one width per stage: widths {list(widths)}, "
                              f"blocks {list(blocks)}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling '{pooling}' (choose one of {', '.join(POOLINGS)})")
         stages = []
         in_ch = 1
         for width, num_blocks in zip(widths, blocks):
@@ -68,13 +90,21 @@ class ResCNN(nn.Module):
             stages.extend(ResidualBlock(width) for _ in range(num_blocks))
             in_ch = width
         self.trunk = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_ch, embedding_dim)
+        self.pooling, self.input_bins = pooling, input_bins
+        pooled = in_ch if pooling == "avg" else 2 * in_ch * downsampled(input_bins, len(widths))
+        self.fc = nn.Linear(pooled, embedding_dim)
         self.embedding_bn = nn.BatchNorm1d(embedding_dim, affine=False) if embedding_bn else nn.Identity()
         self.embedding_dim = embedding_dim
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "stats" and feats.shape[1] != self.input_bins:
+            raise ValueError(f"this model was built for {self.input_bins}-bin features, got "
+                             f"{feats.shape[1]} bins")
         x = self.trunk(feats.unsqueeze(1))
-        # Average over frequency and time: any utterance length maps to one vector.
-        x = self.pool(x).flatten(1)
+        # Over time (and frequency, for avg): any utterance length maps to one vector.
+        if self.pooling == "avg":
+            x = x.mean(dim=(2, 3))
+        else:
+            x = x.flatten(1, 2)                       # (batch, C F', T')
+            x = torch.cat([x.mean(dim=2), x.std(dim=2, unbiased=False)], dim=1)
         return self.embedding_bn(self.fc(x))

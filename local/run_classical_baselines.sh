@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The classical baselines of every results table (pytorch_modules/classical.py): MFCC mean+std
+# with LDA (mfcc_stats_lda) and a GMM-UBM supervector system with PCA + LDA (gmm_ubm), trained
+# on the same training set as the neural model and embedding the same evaluation sets, so that
+# run.sh stage 5 scores them on the same trials.  Writes
+#   data/<set>_mfcc/                      copies of the data dirs with MFCC feats.scp
+#   <mfcc-dir>/raw_mfcc_<set>.*           the MFCC arks (steps/make_mfcc.sh, --nj jobs)
+#   <exp-dir>/<system>/embeddings_<set>/  xvector.scp per evaluation set
+#   <exp-dir>/<system>/log/train.log      the training log (one job through --cmd)
+# Restartable: MFCC jobs that are done are kept (steps/make_spectrogram.sh), and a system whose
+# embeddings are newer than every MFCC feats.scp it was made from is not trained again.
+set -euo pipefail
+
+nj=2
+cmd=utils/launch_local.py
+systems="mfcc_stats_lda gmm_ubm"
+num_gauss=128
+mfcc_dir=mfcc
+help_message="Usage: $0 [options] <train-data-dir> <exp-dir> <eval-data-dir> [<eval-data-dir> ...]
+e.g.: $0 --nj 8 --cmd \"\$train_cmd\" data/voxceleb1_dev exp/classical_voxceleb1_dev data/voxceleb1_eval
+Options:
+  --nj <n>              parallel MFCC jobs (default: $nj)
+  --cmd <launcher>      job launcher (default: $cmd)
+  --systems <list>      which baselines (default: \"$systems\")
+  --num-gauss <n>       UBM components of gmm_ubm (default: $num_gauss)
+  --mfcc-dir <dir>      where the MFCC arks go (default: $mfcc_dir)"
+
+. ./path.sh
+. utils/parse_options.sh
+[ $# -ge 3 ] || { echo "$help_message" >&2; exit 1; }
+train=$1
+exp=$2
+shift 2
+evals=("$@")
+
+die() { echo "$0: $*" >&2; exit 1; }
+for system in $systems; do
+  case $system in mfcc_stats_lda|gmm_ubm) ;; *) die "unknown system '$system' (mfcc_stats_lda, gmm_ubm)" ;; esac
+done
+[[ "$num_gauss" =~ ^[1-9][0-9]*$ ]] || die "--num-gauss takes a positive number, not '$num_gauss'"
+
+# data/<set>_mfcc: the set's wav.scp, utt2spk and spk2utt, copied only when they changed (a
+# fresh copy would look newer than the finished MFCC jobs), and its MFCCs.
+mfcc_sets=()
+for data in "$train" "${evals[@]}"; do
+  utils/validate_data_dir.sh --no-feats "$data"
+  out=${data%/}_mfcc
+  mkdir -p "$out"
+  for f in wav.scp utt2spk spk2utt; do
+    cmp -s "$data/$f" "$out/$f" || cp "$data/$f" "$out/$f"
+  done
+  steps/make_mfcc.sh --nj "$nj" --cmd "$cmd" "$out" "$mfcc_dir"
+  mfcc_sets+=("$out")
+done
+mfcc_evals=("${mfcc_sets[@]:1}")
+
+for system in $systems; do
+  dir=$exp/$system
+  done_already=true
+  for data in "${mfcc_evals[@]}"; do
+    scp=$dir/embeddings_$(basename "${data%_mfcc}")/xvector.scp
+    for feats in "${mfcc_sets[@]}"; do
+      [ -f "$scp" ] && [ "$scp" -nt "$feats/feats.scp" ] || done_already=false
+    done
+  done
+  if $done_already; then
+    echo "$0: $system is already trained on $train (delete $dir to redo it)"
+    continue
+  fi
+  $cmd "$dir/log/train.log" python -m pytorch_modules.bin.classical_baseline --system "$system" \
+    --num-gauss "$num_gauss" "${mfcc_sets[0]}" "$dir" "${mfcc_evals[@]}" ||
+    die "training $system failed; see $dir/log/train.log"
+  grep "^classical_baseline: wrote" "$dir/log/train.log"
+done

@@ -1,0 +1,129 @@
+"""One feature job: every utterance of a wav.scp through a feature extractor into a Kaldi ark.
+
+Shared by the feature entry points (bin/compute_spectrogram.py, bin/compute_mfcc.py): the
+audio checks, the skipping of unusable utterances, the atomic .scp/.utt2num_frames and the
+disk-full sentence are the same whatever the features are.  An extractor is a callable
+(samples) -> (frames, dims) float32 with an `options` attribute holding the audio-selection
+fields (sample_frequency, allow_resample, frame_length, num_frames(), min_rms_dbfs).
+"""
+import errno
+import os
+import sys
+import time
+from pathlib import Path
+
+from pytorch_modules.audio import AudioError, load_audio, read_scp_lines, rms_dbfs
+from pytorch_modules.errors import RecipeError
+from pytorch_modules import kaldi_compress
+
+# errno values that mean "the disk (or the user's quota) is full".
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def add_job_arguments(parser) -> None:
+    """The command line every feature job takes."""
+    parser.add_argument("--config", required=True, help="Kaldi-style feature options file")
+    parser.add_argument("--compress", choices=["true", "false"], default="false",
+                        help="write Kaldi compressed matrices (about 4x smaller, lossy)")
+    parser.add_argument("--max-fail-fraction", type=float, default=0.05,
+                        help="fail the job when more than this fraction of utterances is lost")
+    parser.add_argument("wav_scp")
+    parser.add_argument("out_prefix", help="writes OUT_PREFIX.ark, .scp and .utt2num_frames")
+
+
+def write_atomic_lines(path: str, lines) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.writelines(lines)
+    os.replace(tmp, path)
+
+
+def usable_samples(utt: str, source: str, options, config: str):
+    """The utterance's samples, or an AudioError saying why it cannot be used."""
+    samples = load_audio(utt, source, options.sample_frequency, options.allow_resample)
+    if options.num_frames(len(samples)) == 0:
+        raise AudioError(f"utterance {utt}: '{source}' is only {len(samples)} samples, "
+                         f"shorter than one {options.frame_length:g}-ms frame")
+    level = rms_dbfs(samples)
+    if level < options.min_rms_dbfs:
+        # Silence gives the log floor in every bin: features that say nothing of the speaker,
+        # and an embedding that scores the same against everyone.
+        raise AudioError(f"utterance {utt}: '{source}' is silent (RMS level {level:.1f} dBFS, "
+                         f"below --min-rms-dbfs={options.min_rms_dbfs:g} in {config}); check the "
+                         f"recording, or lower --min-rms-dbfs to keep it")
+    return samples
+
+
+class Job:
+    """One job's pass over its wav.scp: what was written and what was skipped."""
+
+    def __init__(self, prog: str, args, extractor):
+        self.prog, self.args, self.extractor = prog, args, extractor
+        self.options = extractor.options
+        self.failed, self.num_frames, self.audio_seconds = [], [], 0.0
+
+    def extract(self, entries, writer) -> None:
+        for utt, source in entries:
+            try:
+                samples = usable_samples(utt, source, self.options, self.args.config)
+            except AudioError as e:
+                print(f"{self.prog}: skipping: {e}", file=sys.stderr)
+                self.failed.append(utt)
+                continue
+            feats = self.extractor(samples)
+            writer(utt, feats)
+            self.num_frames.append(f"{utt} {feats.shape[0]}\n")
+            self.audio_seconds += len(samples) / self.options.sample_frequency
+
+
+def write_features(job: Job, entries, ark: str, scp: str) -> None:
+    """The ark and a temporary scp; on a write error the partial files are removed (they
+    only take space) and the error says what to do."""
+    # kaldi_compress writes the bytes kaldiio's WriteHelper writes (compressed: its
+    # compression_method=2), the compressed ones about 10x faster.
+    try:
+        compress = job.args.compress == "true"
+        with kaldi_compress.ArkWriter(ark, f"{scp}.tmp", compress=compress) as writer:
+            job.extract(entries, writer)
+    except OSError as e:
+        for partial in (ark, f"{scp}.tmp"):
+            Path(partial).unlink(missing_ok=True)
+        raise write_error(e, ark) from None
+
+
+def write_error(e: OSError, path: str) -> RecipeError:
+    if e.errno in DISK_FULL:
+        return RecipeError(f"no space left on device writing {path}; free space and rerun the "
+                           f"stage: finished jobs are kept")
+    return RecipeError(f"cannot write {e.filename or path}: {e.strerror}; check that the "
+                       f"feature folder is writable and rerun the stage")
+
+
+def run_job(prog: str, args, extractor) -> None:
+    """The whole job: args has wav_scp, out_prefix, config, compress, max_fail_fraction."""
+    entries = read_scp_lines(args.wav_scp)
+    if not entries:
+        raise RecipeError(f"{args.wav_scp} lists no utterances")
+
+    ark, scp = f"{args.out_prefix}.ark", f"{args.out_prefix}.scp"
+    start = time.time()
+    job = Job(prog, args, extractor)
+    write_features(job, entries, ark, scp)
+    elapsed = time.time() - start
+    done = len(entries) - len(job.failed)
+    print(f"{prog}: {done} of {len(entries)} utterances, {job.audio_seconds / 3600:.2f} h of "
+          f"audio in {elapsed:.1f} s ({job.audio_seconds / max(elapsed, 1e-9):.0f}x real time)")
+    if job.failed:
+        print(f"{prog}: {len(job.failed)} utterance(s) skipped: {' '.join(job.failed[:20])}"
+              + (" ..." if len(job.failed) > 20 else ""), file=sys.stderr)
+    if len(job.failed) > args.max_fail_fraction * len(entries):
+        raise RecipeError(f"{len(job.failed)} of {len(entries)} utterances in {args.wav_scp} "
+                          f"could not be used (more than --max-fail-fraction "
+                          f"{args.max_fail_fraction}); fix the audio or wav.scp, or drop them "
+                          f"with utils/fix_data_dir.sh")
+    try:
+        write_atomic_lines(f"{args.out_prefix}.utt2num_frames", job.num_frames)
+        os.replace(f"{scp}.tmp", scp)  # last: the .scp marks the job as done
+    except OSError as e:
+        raise write_error(e, f"{args.out_prefix}.utt2num_frames") from None
+
