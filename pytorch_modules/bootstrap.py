@@ -44,6 +44,11 @@ class Clusters:
     names: list[str]
     unit: str            # "speaker" or "enrollment model"
 
+    def reordered(self, order: np.ndarray) -> "Clusters":
+        """The same clusters with the trials taken in `order`."""
+        return Clusters(self.enroll[order], None if self.test is None else self.test[order],
+                        self.names, self.unit)
+
     def weights(self, counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Each trial's weight for draw counts `counts` (one per cluster)."""
         enroll = counts[self.enroll].astype(np.float64)
@@ -97,12 +102,15 @@ def replicate_metrics(score_sets, labels, clusters: Clusters, replicates=DEFAULT
     trial left (one speaker drawn S times) is NaN for all systems."""
     labels = np.asarray(labels)
     sorted_sets = [SortedTrials(scores, labels) for scores in score_sets]
+    # Each system's trials in its score order once, so that a replicate gathers its weights
+    # straight into that order.
+    in_order = [clusters.reordered(trials.order) for trials in sorted_sets]
     out = np.full((replicates, len(sorted_sets), len(METRICS)), np.nan)
     for r, counts in enumerate(draws(len(clusters.names), replicates, seed)):
-        weights = clusters.weights(counts, labels)
         for j, trials in enumerate(sorted_sets):
+            weights = in_order[j].weights(counts, trials.sorted_labels)
             try:
-                curve = trials.curve(weights)
+                curve = trials.curve(weights, presorted=True)
             except ValueError:
                 break
             out[r, j, 0] = compute_eer(None, None, curve=curve)[0]

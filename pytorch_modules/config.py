@@ -15,7 +15,7 @@ import yaml
 
 from pytorch_modules import losses
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.models.rescnn import POOLINGS
+from pytorch_modules.models.rescnn import INPUT_NORMS, POOLINGS
 
 
 class ConfigError(RecipeError):
@@ -35,6 +35,7 @@ class ModelConfig:
     blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     embedding_dim: int = 1024
     embedding_bn: bool = True     # BatchNorm1d on the embedding (ours; see models/rescnn.py)
+    input_norm: str = "utterance_mean"  # ours: utterance_mean | none (models/rescnn.py)
     pooling: str = "avg"          # avg (the paper's) | stats (ours: mean + std over time)
     input_bins: int = 161         # feature bins, which stats pooling needs to size the FC
 
@@ -245,6 +246,7 @@ def _check_ranges(config: Config, source: str):
     ]
     choices = [
         ("model.pooling", config.model.pooling, POOLINGS),
+        ("model.input_norm", config.model.input_norm, INPUT_NORMS),
         ("optim.lr_scaling", config.optim.lr_scaling, LR_SCALINGS),
         ("training.device", config.training.device, DEVICES),
         ("training.dist_backend", config.training.dist_backend, BACKENDS),

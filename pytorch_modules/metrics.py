@@ -83,17 +83,19 @@ class SortedTrials:
         self.run_ends = np.flatnonzero(np.append(self.sorted_scores[1:] != self.sorted_scores[:-1],
                                                  True))
 
-    def curve(self, weights=None) -> DetCurve:
+    def curve(self, weights=None, presorted=False) -> DetCurve:
         """The DET curve with trial i counted weights[i] times (weights in the caller's trial
-        order; None: once each).  Raises ValueError when the weights leave no target or no
-        nontarget trial."""
+        order, or in score order when `presorted`; None: once each).  Raises ValueError when
+        the weights leave no target or no nontarget trial."""
         if weights is None:
             targets = np.cumsum(self.sorted_labels)
             nontargets = np.arange(1, self.sorted_labels.size + 1) - targets
         else:
-            w = np.asarray(weights, dtype=np.float64)[self.order]
-            targets = np.cumsum(np.where(self.sorted_labels, w, 0.0))
-            nontargets = np.cumsum(np.where(self.sorted_labels, 0.0, w))
+            w = np.asarray(weights, dtype=np.float64)
+            if not presorted:
+                w = w[self.order]
+            targets = np.cumsum(w * self.sorted_labels)
+            nontargets = np.cumsum(w) - targets
         n_target, n_nontarget = targets[-1], nontargets[-1]
         if n_target <= 0 or n_nontarget <= 0:
             raise ValueError("the trial weights leave no target or no nontarget trial.")

@@ -68,7 +68,7 @@ def test_mismatched_widths_and_blocks_are_refused():
 
 def test_stats_pooling_is_mean_and_std_over_time_of_each_channel_and_frequency_row():
     model = ResCNN(widths=(4, 8, 8, 8), blocks=(1, 1, 1, 1), embedding_dim=6,
-                   embedding_bn=False, pooling="stats", input_bins=161).eval()
+                   embedding_bn=False, pooling="stats", input_bins=161, input_norm="none").eval()
     # 161 bins -> 81 -> 41 -> 21 -> 11 rows after the four stride-2 link convolutions.
     assert model.fc.in_features == 2 * 8 * 11
     feats = torch.randn(2, 161, 90)
@@ -88,3 +88,14 @@ def test_stats_pooling_refuses_features_of_another_size():
 def test_average_pooling_does_not_depend_on_the_number_of_bins():
     model = ResCNN(widths=(4, 8), blocks=(1, 1), embedding_dim=6).eval()
     assert model(torch.randn(1, 80, 50)).shape == model(torch.randn(1, 161, 50)).shape
+
+
+def test_utterance_mean_normalisation_removes_a_fixed_channel_and_none_keeps_it():
+    feats = torch.randn(2, 161, 60)
+    channel = torch.linspace(-3, 3, 161)[None, :, None]      # a per-bin gain in the log domain
+    for norm, same in (("utterance_mean", True), ("none", False)):
+        torch.manual_seed(0)
+        model = ResCNN(widths=(4, 8), blocks=(1, 1), embedding_dim=6, embedding_bn=False,
+                       input_norm=norm).eval()
+        with torch.no_grad():
+            assert torch.allclose(model(feats), model(feats + channel), atol=1e-5) == same

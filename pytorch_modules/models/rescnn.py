@@ -12,6 +12,14 @@ Conv1..Conv4 are 5x5 stride-2 "link" convolutions that change the width; a resid
 and a 1024-d embedding this gives 27.5 M parameters and 33.8 GFLOPs per 3-s crop; the widths
 are not given in the paper, so they are a config value.
 
+Input normalisation (`model.input_norm`, ours: the paper does not say): utterance_mean
+subtracts each bin's mean over the input's frames (the whole utterance at test time, the crop
+in training), so a fixed channel or recording level drops out, as Kaldi's and WeSpeaker's
+cepstral mean normalisation does; none leaves the log spectrum as it is, so the network also
+sees each speaker's long-term spectrum and channel (see README, "Small real corpora").  The
+feature arks hold the spectrum without normalisation; the model applies its own, so that
+verification and the exported models need no separate feature setting.
+
 Pooling (`model.pooling`):
   avg    2-D average over frequency and time of the last stage's maps (C values): the
          paper's "average pooling".
@@ -62,6 +70,7 @@ class ResidualBlock(nn.Module):
 
 
 POOLINGS = ("avg", "stats")
+INPUT_NORMS = ("utterance_mean", "none")
 
 
 def downsampled(size: int, stages: int) -> int:
@@ -76,13 +85,18 @@ class ResCNN(nn.Module):
 
     def __init__(self, widths: Sequence[int] = (64, 128, 256, 512),
                  blocks: Sequence[int] = (3, 4, 6, 3), embedding_dim: int = 1024,
-                 embedding_bn: bool = True, pooling: str = "avg", input_bins: int = 161):
+                 embedding_bn: bool = True, pooling: str = "avg", input_bins: int = 161,
+                 input_norm: str = "utterance_mean"):
         super().__init__()
         if len(widths) != len(blocks):
             raise ValueError(f"ResCNN needs one width per stage: widths {list(widths)}, "
                              f"blocks {list(blocks)}")
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling '{pooling}' (choose one of {', '.join(POOLINGS)})")
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"unknown input_norm '{input_norm}' "
+                             f"(choose one of {', '.join(INPUT_NORMS)})")
+        self.input_norm = input_norm
         stages = []
         in_ch = 1
         for width, num_blocks in zip(widths, blocks):
@@ -100,6 +114,8 @@ class ResCNN(nn.Module):
         if self.pooling == "stats" and feats.shape[1] != self.input_bins:
             raise ValueError(f"this model was built for {self.input_bins}-bin features, got "
                              f"{feats.shape[1]} bins")
+        if self.input_norm == "utterance_mean":
+            feats = feats - feats.mean(dim=2, keepdim=True)
         x = self.trunk(feats.unsqueeze(1))
         # Over time (and frequency, for avg): any utterance length maps to one vector.
         if self.pooling == "avg":
