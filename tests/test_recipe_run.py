@@ -91,9 +91,19 @@ def test_scores_and_results(recipe):
     results = read_table(work / "exp/tiny/scores/vox1_o.results")
     assert 0.0 <= float(results["eer_percent"]) <= 100.0
     assert "| exp/tiny/scores/vox1_o.results | vox1_o | 40 |" in stdout
-    table = (work / "exp/tiny/results.md").read_text().splitlines()
-    assert [row.split("|")[2].strip() for row in table[2:]] == ["vox1_o", "vox1_o_asnorm"]
+    text = (work / "exp/tiny/results.md").read_text()
+    table = text.split("\n\n")[0].splitlines()
+    # The model's rows, then the classical baselines' rows on the same trials
+    assert [(row.split("|")[1].strip(), row.split("|")[2].strip()) for row in table[2:]] == [
+        ("exp/tiny/scores/vox1_o.results", "vox1_o"),
+        ("exp/tiny/scores/vox1_o_asnorm.results", "vox1_o_asnorm"),
+        ("exp/classical_voxceleb1_dev/mfcc_stats_lda/scores/vox1_o.results", "vox1_o"),
+        ("exp/classical_voxceleb1_dev/gmm_ubm/scores/vox1_o.results", "vox1_o")]
     assert all(row.rstrip().endswith("| - |") for row in table[2:])  # no paper figure: demo
+    # The paired test of each baseline against the model uses the EER of the results files
+    comparison = text.split("Paired comparison on vox1_o (cosine scores):")[1]
+    model_row = next(r for r in comparison.splitlines() if r.startswith("| tiny |"))
+    assert model_row.split("|")[3].strip() == f"{float(results['eer_percent']):.2f}"
     assert (work / "exp/tiny/results.md").read_text() in stdout
 
 

@@ -262,3 +262,26 @@ def test_no_bootstrap_when_asked_for_none(tmp_path):
                               bootstrap_replicates=0)
     assert proc.returncode == 0, proc.stderr
     assert "ci_low" not in (tmp_path / "r").read_text()
+
+
+def test_the_results_are_those_of_the_scores_as_written(tmp_path):
+    """Embeddings that differ by 1e-5 have cosines that all round to 1.000000: the file holds
+    one tie, so its EER is 50%, and the results file must say the same (computed on the
+    unrounded cosines it would be anything)."""
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal(16)
+    vectors = {f"spk{i % 3}-u{i}": (base + 1e-5 * rng.standard_normal(16)).astype(np.float32)
+               for i in range(12)}
+    scp = write_embeddings(tmp_path, vectors)
+    ids = sorted(vectors)
+    trials = write_text(tmp_path / "trials",
+                        [f"{a} {b} {'target' if a[:4] == b[:4] else 'nontarget'}"
+                         for i, a in enumerate(ids) for b in ids[i + 1:]])
+    proc = run_module("pytorch_modules.bin.score", "--trials", trials, "--enroll-scp", scp,
+                      "--test-scp", scp, "--scores-out", str(tmp_path / "s"),
+                      "--results-out", str(tmp_path / "r"), "--bootstrap-replicates", "0")
+    assert proc.returncode == 0, proc.stderr
+    written = {line.split()[2] for line in (tmp_path / "s").read_text().splitlines()}
+    assert written == {"1.000000"}
+    results = dict(line.split() for line in (tmp_path / "r").read_text().splitlines())
+    assert results["eer_percent"] == "50.0000"

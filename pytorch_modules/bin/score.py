@@ -152,6 +152,11 @@ def main():
                                  trials_path=args.trials)
     else:
         scores = cosine_score(enroll_ids, test_ids, id_to_row, emb, trials_path=args.trials)
+    # The metrics are those of the scores file as written (6 decimals), so that anything that
+    # reads it back (compare_systems, plots) finds the same EER; near-equal scores of a weak
+    # model can otherwise tie after rounding and move the EER.
+    texts = [f"{s:.6f}" for s in scores]
+    scores = np.array(texts, dtype=np.float64)
     results = evaluate(scores, labels, name, trials_path=args.trials, clusters=clusters,
                        replicates=args.bootstrap_replicates, seed=args.bootstrap_seed)
     if mean is not None or args.cohort_scp:
@@ -160,8 +165,8 @@ def main():
         results.update(cohort_size=str(len(cohort)),
                        top_n=str(effective_top_n(args.top_n, len(cohort))))
 
-    write_lines_atomic(args.scores_out, (f"{e} {t} {s:.6f}"
-                                         for e, t, s in zip(enroll_ids, test_ids, scores)))
+    write_lines_atomic(args.scores_out, (f"{e} {t} {s}"
+                                         for e, t, s in zip(enroll_ids, test_ids, texts)))
     write_lines_atomic(args.results_out, (f"{key} {value}" for key, value in results.items()))
     print(summary_line(results))
 
