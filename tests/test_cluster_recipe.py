@@ -30,7 +30,10 @@ def recipe(tmp_path_factory, name, cmd_sh=None, env=None):
     if cmd_sh:
         (work / "cmd.sh").write_text(cmd_sh)
     (work / "tiny.yaml").write_text(CONFIG)
-    result = subprocess.run(["./run.sh", "--config", "tiny.yaml", "--demo-options", TINY_CORPUS],
+    # Stages 0-5 of the model: what the parallel launchers run (the classical baselines and
+    # stage 6 are the demo recipe test's).
+    result = subprocess.run(["./run.sh", "--config", "tiny.yaml", "--demo-options", TINY_CORPUS,
+                             "--stop-stage", "5", "--baseline", "false"],
                             cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     return work

@@ -213,14 +213,17 @@ def assert_states_identical(a: dict, b: dict) -> None:
     assert (a["epoch"], a["step"]) == (b["epoch"], b["step"])
 
 
-# With the warm-ups on, the resumed run must pick up the lr and the margin mid-ramp.
-@pytest.mark.parametrize("optim", [{}, {"warmup_epochs": 1.0, "margin_warmup_start": 0.2,
-                                        "margin_warmup_epochs": 1.0}])
+# With the warm-ups on, the resumed run must pick up the lr and the margin mid-ramp; the
+# second case also has every other option of the small-corpus configs on.
+@pytest.mark.parametrize("model, optim", [
+    ({}, {}),
+    ({"pooling": "stats", "input_norm": "none"},
+     {"warmup_epochs": 1.0, "margin_warmup_start": 0.2, "margin_warmup_epochs": 1.0})])
 def test_resuming_mid_epoch_ends_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path,
-                                                                      optim):
+                                                                      model, optim):
     config = tiny_config(training={"seed": 3, "device": "cpu", "checkpoint_every_steps": 1,
                                    "keep_checkpoints": 20, "log_every_steps": 100},
-                         optim=optim)
+                         model=model, optim=optim)
     whole = run_to_the_end(config, tiny_data, tmp_path / "whole")
     names = [p.name for p in checkpoints.list_checkpoints(tmp_path / "whole/checkpoints")]
     assert "epoch_001_step_000002.pt" in names and "epoch_002.pt" in names
