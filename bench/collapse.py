@@ -6,9 +6,11 @@ outputs that are 0 (dead ReLU channels), the spread of the FC output before the 
 BatchNorm, the mean norm of the class weights, and the gradient norm of the trunk.
 
     .venv/bin/python bench/collapse.py data/voxceleb1_dev [--epochs 10] [--variants a b ...]
+        [--base-config conf/demo_dam.yaml]
 
-Every variant starts from the same seed and sees the same batches; the base is
-conf/demo_dam.yaml's model at batch 64 and lr 0.1 decaying to 0.01.  Nothing is asserted; the
+Every variant starts from the same seed and sees the same batches; the base is the model of
+--base-config (default conf/demo_dam.yaml) at batch 64 and lr 0.1 decaying to 0.01, with no
+warm-up.  Nothing is asserted; the
 figures measured on a real corpus are in bench/README.md and README.md.
 """
 import argparse
@@ -50,16 +52,18 @@ COLUMNS = ["loss", "acc", "target_cos", "nontarget_max", "pairwise_cos", "dead_p
            "fc_out_std", "class_w_norm", "trunk_grad"]
 
 
-def base_config(epochs: int) -> dict:
-    data = yaml.safe_load((ROOT / "conf/demo_dam.yaml").read_text())
+def base_config(path: Path, epochs: int) -> dict:
+    data = yaml.safe_load(path.read_text())
     data["data"]["batch_size"] = 64
-    data["optim"].update(lr=0.1, final_lr=0.01, epochs=epochs, lr_reference_batch=64)
+    data["optim"].update(lr=0.1, final_lr=0.01, epochs=epochs, lr_reference_batch=64,
+                         lr_scaling="none", warmup_epochs=0.0, margin_warmup_start=0.0,
+                         margin_warmup_epochs=0.0)
     data["training"].update(log_every_steps=10 ** 6, threads=2)
     return data
 
 
-def variant_config(name: str, epochs: int):
-    data = base_config(epochs)
+def variant_config(name: str, base: Path, epochs: int):
+    data = base_config(base, epochs)
     for key, value in VARIANTS[name].items():
         if key == "loss":
             data["loss"] = value
@@ -108,8 +112,8 @@ class Probe:
         self.current = {}
 
 
-def run(name: str, data, epochs: int):
-    config = variant_config(name, epochs)
+def run(name: str, data, base: Path, epochs: int):
+    config = variant_config(name, base, epochs)
     with tempfile.TemporaryDirectory() as exp:
         trainer = training.Trainer(config, data, exp, log=lambda *a: None)
         probe = Probe(trainer)
@@ -129,13 +133,16 @@ def main():
     parser.add_argument("data_dir", help="a training data dir with feats.scp (stage 2 output)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--base-config", type=Path, default=ROOT / "conf/demo_dam.yaml",
+                        help="the model, loss and crops of every variant (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = read_training_set(args.data_dir)
-    print(f"{len(data)} utterances of {len(data.speakers)} speakers; demo_dam model, batch 64, "
-          f"lr 0.1 -> 0.01 over {args.epochs} epochs; means over each epoch's steps")
+    print(f"{len(data)} utterances of {len(data.speakers)} speakers; the model of "
+          f"{args.base_config}, batch 64, lr 0.1 -> 0.01 over {args.epochs} epochs; means over "
+          f"each epoch's steps")
     for name in args.variants:
-        run(name, data, args.epochs)
+        run(name, data, args.base_config, args.epochs)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@
 #   <mfcc-dir>/raw_mfcc_<set>.*           the MFCC arks (steps/make_mfcc.sh, --nj jobs)
 #   <exp-dir>/<system>/embeddings_<set>/  xvector.scp per evaluation set
 #   <exp-dir>/<system>/log/train.log      the training log (one job through --cmd)
-# Restartable: MFCC jobs that are done are kept (steps/make_spectrogram.sh), and a system whose
-# embeddings are newer than every MFCC feats.scp it was made from is not trained again.
+# Restartable: MFCC jobs that are done are kept (steps/make_spectrogram.sh), and a system is
+# trained again only when its MFCCs or options differ from those it was trained on
+# (<exp-dir>/<system>/inputs.sha256).
 set -euo pipefail
 
 nj=2
@@ -54,21 +55,33 @@ for data in "$train" "${evals[@]}"; do
 done
 mfcc_evals=("${mfcc_sets[@]:1}")
 
+# What a system is made from: its options and every MFCC set (the feats.scp lines and the
+# size and time of each ark they point into).  Stage 2 rewrites feats.scp on every run, so
+# file times alone would retrain the baselines each time; this changes only when the MFCCs do.
+inputs_of() {
+  echo "system=$1 num_gauss=$num_gauss"
+  for data in "${mfcc_sets[@]}"; do
+    echo "$data"; cat "$data/feats.scp"
+    cut -d' ' -f2- "$data/feats.scp" | sed 's/:[0-9]*$//' | sort -u | xargs stat -c '%n %s %Y'
+  done | sha256sum | cut -d' ' -f1
+}
+
 for system in $systems; do
   dir=$exp/$system
+  inputs=$(inputs_of "$system")
   done_already=true
+  [ "$(cat "$dir/inputs.sha256" 2>/dev/null)" = "$inputs" ] || done_already=false
   for data in "${mfcc_evals[@]}"; do
-    scp=$dir/embeddings_$(basename "${data%_mfcc}")/xvector.scp
-    for feats in "${mfcc_sets[@]}"; do
-      [ -f "$scp" ] && [ "$scp" -nt "$feats/feats.scp" ] || done_already=false
-    done
+    [ -f "$dir/embeddings_$(basename "${data%_mfcc}")/xvector.scp" ] || done_already=false
   done
   if $done_already; then
-    echo "$0: $system is already trained on $train (delete $dir to redo it)"
+    echo "$0: $system is already trained on $train from these MFCCs (delete $dir to redo it)"
     continue
   fi
+  rm -f "$dir/inputs.sha256"
   $cmd "$dir/log/train.log" python -m pytorch_modules.bin.classical_baseline --system "$system" \
     --num-gauss "$num_gauss" "${mfcc_sets[0]}" "$dir" "${mfcc_evals[@]}" ||
     die "training $system failed; see $dir/log/train.log"
+  echo "$inputs" > "$dir/inputs.sha256"
   grep "^classical_baseline: wrote" "$dir/log/train.log"
 done

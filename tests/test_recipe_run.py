@@ -116,6 +116,9 @@ def test_rerunning_a_stage_reproduces_its_output(recipe):
     assert "resuming from" in log and "epoch 1/2" not in log
     assert "=== stage 5:" in stdout
     assert (work / "exp/tiny/scores/vox1_o.scores").read_text() == before
+    # the MFCCs did not change, so neither baseline is trained again
+    for system in ("mfcc_stats_lda", "gmm_ubm"):
+        assert f"{system} is already trained on data/voxceleb1_dev from these MFCCs" in stdout
 
 
 def test_figures_threshold_and_export(recipe):
