@@ -1,0 +1,66 @@
+"""The shipped training configs: each loads, the paper's keep the paper's values, and each
+pair that is meant to differ in one thing differs in that alone."""
+from pathlib import Path
+
+import pytest
+
+from pytorch_modules.config import load_config
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+TRAINING_CONFIGS = sorted(p.name for p in CONF.glob("*.yaml"))
+
+
+def load(name):
+    return load_config(CONF / name).to_dict()
+
+
+def without(config, *keys):
+    """The config with section.key entries (or whole sections) removed."""
+    out = {section: dict(values) for section, values in config.items()}
+    for key in keys:
+        section, _, field = key.partition(".")
+        if field:
+            del out[section][field]
+        else:
+            del out[section]
+    return out
+
+
+def test_every_shipped_config_loads():
+    assert {"rescnn_dam.yaml", "rescnn_am.yaml", "demo_dam.yaml", "demo_am.yaml",
+            "small_dam.yaml", "small_am.yaml", "small_dam_lr0.1.yaml"} <= set(TRAINING_CONFIGS)
+    for name in TRAINING_CONFIGS:
+        load_config(CONF / name)
+
+
+@pytest.mark.parametrize("name, loss", [("rescnn_dam.yaml", {"type": "dam_softmax",
+                                                              "margin": 0.2, "scale": 30.0,
+                                                              "lambda": 2.0}),
+                                         ("rescnn_am.yaml", {"type": "am_softmax",
+                                                             "margin": 0.2, "scale": 30.0})])
+def test_the_paper_configs_keep_the_papers_values(name, loss):
+    config = load(name)
+    assert {k: v for k, v in config["loss"].items() if k != "margin_grad"} == loss
+    assert (config["optim"]["lr"], config["data"]["batch_size"]) == (0.1, 64)
+    assert config["model"]["widths"] == [64, 128, 256, 512]
+    assert config["model"]["blocks"] == [3, 4, 6, 3]
+    assert (config["model"]["pooling"], config["data"]["crop_frames"]) == ("avg", 300)
+    # the fix for lr 0.1 (ours): both warm-ups on
+    assert config["optim"]["warmup_epochs"] > 0 and config["optim"]["margin_warmup_epochs"] > 0
+
+
+@pytest.mark.parametrize("dam, am", [("rescnn_dam.yaml", "rescnn_am.yaml"),
+                                     ("demo_dam.yaml", "demo_am.yaml"),
+                                     ("small_dam.yaml", "small_am.yaml")])
+def test_each_am_baseline_differs_from_its_dam_config_only_in_the_loss(dam, am):
+    assert without(load(dam), "loss") == without(load(am), "loss")
+    assert load(am)["loss"]["type"] == "am_softmax"
+
+
+def test_the_small_lr_0_1_config_is_the_small_config_at_the_papers_lr_with_warm_ups():
+    small, fast = load("small_dam.yaml"), load("small_dam_lr0.1.yaml")
+    changed = ("data.batch_size", "optim.lr", "optim.final_lr", "optim.warmup_epochs",
+               "optim.margin_warmup_epochs", "optim.lr_reference_batch")
+    assert without(small, *changed) == without(fast, *changed)
+    assert (fast["optim"]["lr"], fast["data"]["batch_size"]) == (0.1, 64)
+    assert fast["optim"]["warmup_epochs"] > 0 and fast["optim"]["margin_warmup_epochs"] > 0
