@@ -149,25 +149,21 @@ def test_unknown_loss_and_bad_options_are_refused():
 
 @pytest.mark.parametrize("loss, warmup_kept", [("softmax", False), ("a_softmax", False),
                                                ("am_softmax", True), ("dam_softmax", True)])
-def test_loss_variant_config_replaces_only_the_loss_and_the_seed(tmp_path, loss, warmup_kept):
-    import subprocess
-    import sys
-    from pathlib import Path
-
+def test_loss_variant_config_replaces_only_the_loss_and_the_seed(tmp_path, monkeypatch, capsys,
+                                                                loss, warmup_kept):
     import yaml
 
-    root = Path(__file__).resolve().parents[1]
+    from pytorch_modules.bin import loss_variant_config
+
     base = tmp_path / "base.yaml"
     base.write_text("model: {widths: [4, 8], blocks: [1, 1], embedding_dim: 16}\n"
                     "loss: {type: dam_softmax, margin: 0.3, scale: 20, lambda: 3}\n"
                     "optim: {epochs: 4, lr: 0.1, final_lr: 0.01, warmup_epochs: 1.0,\n"
                     "        margin_warmup_start: 1.0, margin_warmup_epochs: 2.0}\n"
                     "training: {seed: 5}\n")
-    proc = subprocess.run([sys.executable, "-m", "pytorch_modules.bin.loss_variant_config",
-                           "--seed", "2", str(base), loss], cwd=root, capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-    variant = yaml.safe_load(proc.stdout)
+    monkeypatch.setattr("sys.argv", ["loss_variant_config", "--seed", "2", str(base), loss])
+    loss_variant_config.main()
+    variant = yaml.safe_load(capsys.readouterr().out)
     paper = {"softmax": {}, "a_softmax": {"margin": 4},
              "am_softmax": {"margin": 0.2, "scale": 30.0},
              "dam_softmax": {"margin": 0.2, "scale": 30.0, "lambda": 2.0}}[loss]
