@@ -1,9 +1,9 @@
 """Training configuration: conf/*.yaml parsed with yaml.safe_load into checked dataclasses.
 
-A config is data, never code: unknown keys, missing keys and values of the wrong type are
-errors that name the file and the key.  Every value the paper fixes has its paper value in
-conf/rescnn_dam.yaml; the dataclass defaults below are the paper's values too, so a key left
-out of a config means "as in the paper".
+A config is data, never code: unknown keys and values of the wrong type are errors that name
+the file and the key.  A key left out takes the dataclass default below: the paper's value
+where the paper gives one (sizes, loss, lr 0.1, batch 64, 3-s crops), otherwise ours, marked
+"ours" (conf/rescnn_dam.yaml writes every key out, with the paper's values).
 """
 import dataclasses
 import inspect
@@ -31,10 +31,10 @@ AMP_MODES = ("none", "bf16", "fp16")
 
 @dataclass
 class ModelConfig:
-    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])  # ours: not given
     blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     embedding_dim: int = 1024
-    embedding_bn: bool = True     # BatchNorm1d on the embedding (ours; see models/rescnn.py)
+    embedding_bn: bool = True     # ours: BatchNorm1d on the embedding (models/rescnn.py)
     input_norm: str = "utterance_mean"  # ours: utterance_mean | none (models/rescnn.py)
     pooling: str = "avg"          # avg (the paper's) | stats (ours: mean + std over time)
     input_bins: int = 161         # feature bins, which stats pooling needs to size the FC
@@ -51,22 +51,22 @@ class LossConfig:
 class DataConfig:
     crop_frames: int = 300        # 3-s training crops at the 10-ms frame shift
     batch_size: int = 64          # global batch (split over ranks when distributed)
-    num_workers: int = 1          # DataLoader processes reading features
+    num_workers: int = 1          # ours: DataLoader processes reading features
 
 
 @dataclass
 class OptimConfig:
-    epochs: int = 30
+    epochs: int = 30              # ours
     lr: float = 0.1               # the paper's initial learning rate
-    final_lr: float = 0.001       # exponential decay from lr to final_lr over training
-    warmup_epochs: float = 0.0    # linear warm-up from 0 to lr
+    final_lr: float = 0.001       # ours: exponential decay from lr to final_lr
+    warmup_epochs: float = 0.0    # ours: linear warm-up from 0 to lr
     # Margin warm-up (ours; the paper applies the margin in full from the first step): the
     # margin heads (am_softmax, dam_softmax) train with margin 0 for margin_warmup_start
     # epochs, then their margin rises linearly to the configured m over margin_warmup_epochs
     # (as WeSpeaker's margin scheduler does); 0 and 0 = the full margin from step 0.
     margin_warmup_start: float = 0.0
     margin_warmup_epochs: float = 0.0
-    momentum: float = 0.9
+    momentum: float = 0.9         # ours (momentum, nesterov, weight decay)
     nesterov: bool = False
     weight_decay: float = 0.0001
     # The lr above is for a global batch of lr_reference_batch utterances (the paper's 64).

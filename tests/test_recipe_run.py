@@ -110,7 +110,7 @@ def test_scores_and_results(recipe):
 def test_rerunning_a_stage_reproduces_its_output(recipe):
     work, _ = recipe
     before = (work / "exp/tiny/scores/vox1_o.scores").read_text()
-    stdout = run(work, "--config", "tiny.yaml", "--stage", "3")
+    stdout = run(work, "--config", "tiny.yaml", "--stage", "3", "--stop-stage", "5")
     # training was complete: the rerun resumes after the last epoch and trains nothing
     log = (work / "exp/tiny/log/train.log").read_text()
     assert "resuming from" in log and "epoch 1/2" not in log
