@@ -200,6 +200,9 @@ def _build_loss(data, where: str) -> LossConfig:
             raise ConfigError(f"{where}: key '{key}' does not apply to {loss_type} "
                               f"(its keys: {', '.join(shown) or 'none'})")
         options[name] = _check_value(value, type(allowed[name].default), f"{where}.{key}")
+        bad = losses.option_range_error(loss_type, name, options[name])
+        if bad:
+            raise ConfigError(f"{where}.{key} is {value!r}, but {loss_type} needs it {bad}")
     return LossConfig(type=loss_type, options=options)
 
 
@@ -221,23 +224,45 @@ def config_from_dict(data, source: str = "config") -> Config:
     return config
 
 
+# The range of every numeric key (section.key -> (test, the range in words)); a value outside
+# it is refused when the config is loaded, naming the file, the key, the value and the range.
+POSITIVE, NON_NEGATIVE = (lambda v: v > 0, "> 0"), (lambda v: v >= 0, ">= 0")
+RANGES = {
+    "model.widths": (lambda v: all(w > 0 for w in v), "all > 0"),
+    "model.blocks": (lambda v: all(b >= 0 for b in v), "all >= 0"),
+    "model.embedding_dim": POSITIVE,
+    "model.input_bins": POSITIVE,
+    "data.crop_frames": POSITIVE,
+    "data.batch_size": POSITIVE,
+    "data.num_workers": NON_NEGATIVE,
+    "optim.epochs": POSITIVE,
+    "optim.lr": POSITIVE,
+    "optim.final_lr": (lambda v: v > 0, "> 0 and <= optim.lr"),
+    "optim.warmup_epochs": NON_NEGATIVE,
+    "optim.margin_warmup_start": NON_NEGATIVE,
+    "optim.margin_warmup_epochs": NON_NEGATIVE,
+    "optim.momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "optim.weight_decay": NON_NEGATIVE,
+    "optim.lr_reference_batch": POSITIVE,
+    "training.threads": (lambda v: v >= 0, ">= 0 (0: all cores)"),
+    "training.log_every_steps": POSITIVE,
+    "training.checkpoint_every_steps": (lambda v: v >= 0, ">= 0 (0: at the end of each epoch)"),
+    "training.keep_checkpoints": POSITIVE,
+}
+
+
 def _check_ranges(config: Config, source: str):
+    for key, (test, words) in RANGES.items():
+        section, field_name = key.split(".")
+        value = getattr(getattr(config, section), field_name)
+        if not test(value):
+            raise ConfigError(f"{source}: {key} is {value!r}, but it must be {words}")
     checks = [
         (len(config.model.widths) == len(config.model.blocks),
          "model.widths and model.blocks need the same length (one width per stage)"),
-        (all(w > 0 for w in config.model.widths), "model.widths must be positive"),
-        (config.model.embedding_dim > 0, "model.embedding_dim must be positive"),
-        (config.model.input_bins > 0, "model.input_bins must be positive"),
-        (config.data.crop_frames > 0, "data.crop_frames must be positive"),
-        (config.data.batch_size > 0, "data.batch_size must be positive"),
-        (config.data.num_workers >= 0, "data.num_workers must be 0 or more"),
-        (config.optim.epochs > 0, "optim.epochs must be positive"),
-        (0 < config.optim.final_lr <= config.optim.lr, "need 0 < optim.final_lr <= optim.lr"),
-        (config.training.keep_checkpoints >= 1, "training.keep_checkpoints must be at least 1"),
-        (config.optim.lr_reference_batch > 0, "optim.lr_reference_batch must be positive"),
-        (config.optim.warmup_epochs >= 0, "optim.warmup_epochs must be 0 or more"),
-        (config.optim.margin_warmup_start >= 0 and config.optim.margin_warmup_epochs >= 0,
-         "optim.margin_warmup_start and optim.margin_warmup_epochs must be 0 or more"),
+        (config.optim.final_lr <= config.optim.lr,
+         f"optim.final_lr is {config.optim.final_lr!r}, but it must be <= optim.lr "
+         f"({config.optim.lr!r}): the lr decays from lr to final_lr"),
         (not (config.optim.margin_warmup_start or config.optim.margin_warmup_epochs)
          or config.loss.type in losses.SCHEDULED_MARGIN_TYPES,
          f"optim.margin_warmup_start/margin_warmup_epochs apply to the additive-margin heads "

@@ -178,6 +178,30 @@ class ASoftmaxHead(CosineHead):
         return HeadOutput(F.cross_entropy(logits, labels), logits, target_cos.detach())
 
 
+# The values each head option may take, checked when a config is loaded (config.py), so that a
+# run never trains uselessly to the end (s = 0 leaves every logit at 0, chance for ever):
+# option -> (test, the range in words); (loss type, option) entries override a plain option.
+OPTION_RANGES = {
+    "scale": (lambda v: v > 0, "> 0"),
+    "margin": (lambda v: 0 <= v < 1, "in [0, 1) (a cosine margin)"),
+    ("a_softmax", "margin"): (lambda v: v >= 1, ">= 1 (an integer multiple of the angle)"),
+    "lam": (lambda v: v > 0, "> 0"),
+    "lambda_base": (lambda v: v >= 0, ">= 0"),
+    "lambda_min": (lambda v: v >= 0, ">= 0"),
+    "lambda_gamma": (lambda v: v >= 0, ">= 0"),
+    "lambda_power": (lambda v: v >= 0, ">= 0"),
+}
+
+
+def option_range_error(loss_type: str, name: str, value) -> str | None:
+    """The allowed range of option `name` of `loss_type` when `value` lies outside it, else
+    None (options without a range, such as margin_grad, are never out of range)."""
+    test, words = OPTION_RANGES.get((loss_type, name), OPTION_RANGES.get(name, (None, None)))
+    if test is None or isinstance(value, bool):
+        return None
+    return None if test(value) else words
+
+
 HEADS = {"softmax": SoftmaxHead, "a_softmax": ASoftmaxHead,
          "am_softmax": AMSoftmaxHead, "dam_softmax": DAMSoftmaxHead}
 

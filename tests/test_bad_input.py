@@ -226,6 +226,21 @@ def test_a_non_finite_loss_stops_training_at_its_step_keeping_the_checkpoints(
     ("training: {seed: 5, chekpoint_every_steps: 2}",
      "training: unknown key 'chekpoint_every_steps' (known keys: "),
     ("data: {crop_frames: forty}", "data.crop_frames must be an integer, got 'forty'"),
+    # values out of range: refused before any work, never a run that trains at chance
+    ("loss: {type: dam_softmax, scale: 0}",
+     "loss.scale is 0, but dam_softmax needs it > 0"),
+    ("loss: {type: dam_softmax, lambda: -1}",
+     "loss.lambda is -1, but dam_softmax needs it > 0"),
+    ("loss: {type: am_softmax, margin: 1.5}",
+     "loss.margin is 1.5, but am_softmax needs it in [0, 1) (a cosine margin)"),
+    ("loss: {type: a_softmax, margin: 0}",
+     "loss.margin is 0, but a_softmax needs it >= 1 (an integer multiple of the angle)"),
+    ("training: {log_every_steps: 0}", "training.log_every_steps is 0, but it must be > 0"),
+    ("training: {threads: -2}", "training.threads is -2, but it must be >= 0 (0: all cores)"),
+    ("optim: {momentum: 1.0}", "optim.momentum is 1.0, but it must be in [0, 1)"),
+    ("optim: {lr: .nan}", "optim.lr is nan, but it must be > 0"),
+    ("optim: {lr: 0.01, final_lr: 0.1}",
+     "optim.final_lr is 0.1, but it must be <= optim.lr (0.01)"),
 ])
 def test_a_bad_config_names_the_file_and_key(tmp_path, monkeypatch, capsys, section, words):
     config = tmp_path / "bad.yaml"

@@ -135,7 +135,7 @@ def test_margin_warmup_on_a_head_without_an_additive_margin_is_refused(loss_type
 
 @pytest.mark.parametrize("key", ["margin_warmup_start", "margin_warmup_epochs", "warmup_epochs"])
 def test_negative_warmups_are_refused(key):
-    with pytest.raises(ConfigError, match="must be 0 or more"):
+    with pytest.raises(ConfigError, match=f"optim.{key} is -1.0, but it must be >= 0"):
         tiny_config(optim={key: -1.0})
 
 
