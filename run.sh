@@ -132,7 +132,8 @@ if [ -z "$exp_dir" ]; then
   exp_dir=exp/$(basename "$config" .yaml)
   [ "$corpus" = demo ] || exp_dir=exp/${train_set}_$(basename "$config" .yaml)
 fi
-loss=$(python -c "import sys; from pytorch_modules.config import load_config; print(load_config(sys.argv[1]).loss.type)" "$config")
+# The whole config is checked now, not when training starts: a bad value stops here.
+loss=$(python -m pytorch_modules.bin.config_value "$config" loss.type) || exit 1
 
 # The VoxCeleb1 trial sets that stage 1 prepared (E/H and the original lists are optional).
 vox1_sets() { for d in data/vox1_*; do [ -f "$d/trials" ] && basename "$d"; done; }

@@ -176,3 +176,16 @@ def test_a_bad_embed_use_gpu_stops_run_sh_before_any_stage(tmp_path):
     assert result.returncode == 1
     assert "--embed-use-gpu takes auto, true or false, not 'maybe'" in result.stderr
     assert not (tmp_path / "corpora").exists() and not (tmp_path / "data").exists()
+
+
+def test_a_bad_config_value_stops_run_sh_before_any_stage(tmp_path):
+    for name in LINKED:
+        (tmp_path / name).symlink_to(ROOT / name)
+    (tmp_path / "bad.yaml").write_text(TINY_CONFIG.replace("scale: 30", "scale: 0"))
+    result = subprocess.run(["./run.sh", "--config", "bad.yaml"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "config_value: bad.yaml: loss.scale is 0, but dam_softmax needs it > 0")
+    assert "Traceback" not in result.stderr and "=== stage" not in result.stdout
+    assert not (tmp_path / "corpora").exists() and not (tmp_path / "data").exists()
