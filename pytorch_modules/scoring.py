@@ -7,6 +7,7 @@ labels (then scores are written but no EER/minDCF can be computed).
 
 import operator
 import os
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -168,31 +169,57 @@ def mean_by_model(ids, emb, spk2utt_path):
     return models, np.stack(means).astype(np.float32)
 
 
-def read_trials(path):
+def read_trials(path, warn=None):
     """Read Kaldi trials.
 
     Returns (enroll ids, test ids, labels): labels is an int8 array, 1 = target and
-    0 = nontarget, or None when the file has no label column."""
+    0 = nontarget, or None when the file has no label column.  Blank lines are skipped.  A
+    trial listed again is kept once (it would otherwise count twice in EER and minDCF), with
+    a warning through `warn` (default: stderr); listed again with the other label, it is an
+    error naming both lines."""
     enroll, test, labels = [], [], []
     n_fields = None
+    first_line = {}     # (enroll, test) -> (line number, label)
+    repeats = []        # (line number, line number of the first listing)
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             fields = line.split()
+            if not fields:
+                continue
             if n_fields is None:
-                n_fields = len(fields)  # the first line decides labelled vs unlabelled
+                n_fields = len(fields)  # the first trial decides labelled vs unlabelled
             if len(fields) != n_fields or n_fields not in (2, 3) or (
                     n_fields == 3 and fields[2] not in ("target", "nontarget")):
                 raise RecipeError(
                     f"{path}:{line_no}: malformed trial {line.rstrip()!r}; expected "
                     f"'ENROLL TEST target|nontarget' (or 'ENROLL TEST' on every line for "
                     f"unlabelled trials).")
+            pair, label = (fields[0], fields[1]), fields[2:]
+            if pair in first_line:
+                first_no, first_label = first_line[pair]
+                if first_label != label:
+                    raise RecipeError(
+                        f"{path}:{line_no}: trial '{pair[0]} {pair[1]}' is {label[0]} here but "
+                        f"{first_label[0]} on line {first_no}; a trial has one label, correct "
+                        f"the list.")
+                repeats.append((line_no, first_no))
+                continue
+            first_line[pair] = (line_no, label)
             enroll.append(fields[0])
             test.append(fields[1])
             if n_fields == 3:
                 labels.append(fields[2] == "target")
     if not enroll:
         raise RecipeError(f"{path} holds no trials.")
+    if repeats:
+        (warn or _warn_on_stderr)(
+            f"warning: {path} lists {len(repeats)} trial(s) again (first: line {repeats[0][0]}, "
+            f"the trial of line {repeats[0][1]}); each trial is scored and counted once.")
     return enroll, test, (np.array(labels, dtype=np.int8) if n_fields == 3 else None)
+
+
+def _warn_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def read_scores(path, enroll, test):
@@ -223,26 +250,32 @@ def read_scores(path, enroll, test):
     return scores
 
 
-def _rows(ids, id_to_row, trials_path):
-    """Row numbers of ids; ids without an embedding fail with a list of them."""
-    try:  # one C-level lookup per id; a missing id raises and is reported below
+def _rows(ids, id_to_row):
+    """Row numbers of ids in the embedding matrix, -1 where an id has none."""
+    try:  # one C-level lookup per id; a missing id raises and is handled below
         return np.array(operator.itemgetter(*ids)(id_to_row), dtype=np.int64).reshape(len(ids))
     except (KeyError, TypeError):  # TypeError: no ids at all
-        pass
-    rows = np.fromiter((id_to_row.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
-    if (rows < 0).any():
-        missing = sorted({i for i in ids if i not in id_to_row})
-        shown = ", ".join(missing[:MAX_LISTED_IDS])
-        more = f" and {len(missing) - MAX_LISTED_IDS} more" if len(missing) > MAX_LISTED_IDS else ""
-        raise RecipeError(
-            f"{len(missing)} id(s) in {trials_path} have no embedding: {shown}{more}. Rerun "
-            f"embedding extraction for the set these trials belong to.")
-    return rows
+        return np.fromiter((id_to_row.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
 
 
 def trial_rows(enroll_ids, test_ids, id_to_row, trials_path="the trials"):
-    """(enroll rows, test rows) of the trials' ids in the embedding matrix."""
-    return _rows(enroll_ids, id_to_row, trials_path), _rows(test_ids, id_to_row, trials_path)
+    """(enroll rows, test rows) of the trials' ids in the embedding matrix; ids without an
+    embedding, on either side, fail with a list of both sides' missing ids."""
+    enroll_rows, test_rows = _rows(enroll_ids, id_to_row), _rows(test_ids, id_to_row)
+    if (enroll_rows < 0).any() or (test_rows < 0).any():
+        parts = []
+        for side, ids, rows in (("enrollment", enroll_ids, enroll_rows),
+                                ("test", test_ids, test_rows)):
+            missing = sorted({ids[i] for i in np.flatnonzero(rows < 0)})
+            if missing:
+                shown = ", ".join(missing[:MAX_LISTED_IDS])
+                more = (f" and {len(missing) - MAX_LISTED_IDS} more"
+                        if len(missing) > MAX_LISTED_IDS else "")
+                parts.append(f"{len(missing)} {side} id(s) ({shown}{more})")
+        raise RecipeError(
+            f"{' and '.join(parts)} of {trials_path} have no embedding. Rerun embedding "
+            f"extraction for the set these trials belong to.")
+    return enroll_rows, test_rows
 
 
 def row_norms(emb, id_to_row, used_rows):

@@ -108,7 +108,8 @@ def scored(tmp_path):
     vectors = random_vectors(rng, 12)
     scp = write_embeddings(tmp_path, vectors)
     ids = list(vectors)
-    pairs = [(ids[i], ids[j]) for i, j in rng.integers(0, 12, size=(60, 2))]
+    every_pair = [(a, b) for a in ids for b in ids if a != b]
+    pairs = [every_pair[k] for k in rng.choice(len(every_pair), size=60, replace=False)]
     labels = [int(e[:4] == t[:4]) for e, t in pairs]  # same 'spkN' prefix = target
     trials = write_text(tmp_path / "trials",
                         [f"{e} {t} {'target' if l else 'nontarget'}"
@@ -178,12 +179,16 @@ def test_results_table(scored, tmp_path):
 
 def test_score_entry_point_reports_missing_id_without_traceback(tmp_path):
     scp = write_embeddings(tmp_path, random_vectors(np.random.default_rng(4), 3))
-    trials = write_text(tmp_path / "trials", ["spk0-utt000 nobody target"])
+    trials = write_text(tmp_path / "trials", ["spk0-utt000 nobody target",
+                                              "ghost spk0-utt000 nontarget",
+                                              "ghost nobody2 nontarget"])
     proc = run_module("pytorch_modules.bin.score", "--trials", trials, "--enroll-scp", scp,
                       "--test-scp", scp, "--scores-out", str(tmp_path / "s"),
                       "--results-out", str(tmp_path / "r"))
     assert proc.returncode == 1
-    assert proc.stderr.startswith("score: 1 id(s) in ") and "nobody" in proc.stderr
+    # both sides' missing ids, in one sentence
+    assert proc.stderr.startswith(f"score: 1 enrollment id(s) (ghost) and 2 test id(s) "
+                                  f"(nobody, nobody2) of {trials} have no embedding.")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
 
@@ -285,3 +290,20 @@ def test_the_results_are_those_of_the_scores_as_written(tmp_path):
     assert written == {"1.000000"}
     results = dict(line.split() for line in (tmp_path / "r").read_text().splitlines())
     assert results["eer_percent"] == "50.0000"
+
+
+def test_trials_skip_blank_lines_and_count_a_repeated_trial_once(tmp_path):
+    path = write_text(tmp_path / "trials", ["a b target", "", "a c nontarget", "  ",
+                                            "a b target", "a c nontarget", ""])
+    warnings = []
+    enroll, test, labels = read_trials(path, warn=warnings.append)
+    assert (enroll, test, labels.tolist()) == (["a", "a"], ["b", "c"], [1, 0])
+    assert warnings == [f"warning: {path} lists 2 trial(s) again (first: line 5, the trial "
+                        f"of line 1); each trial is scored and counted once."]
+
+
+def test_a_trial_listed_with_both_labels_is_an_error_naming_both_lines(tmp_path):
+    path = write_text(tmp_path / "trials", ["a b target", "a c nontarget", "a b nontarget"])
+    with pytest.raises(RecipeError, match=rf"{path}:3: trial 'a b' is nontarget here but "
+                                          rf"target on line 1"):
+        read_trials(path)
