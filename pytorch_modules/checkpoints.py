@@ -5,12 +5,13 @@ Names say where training stands: `epoch_003.pt` is written when epoch 3 ends, an
 numbers, strings, lists and dicts, so it loads with torch.load(weights_only=True): nothing in it
 can execute code.
 """
-import os
+import io
 import re
 from pathlib import Path
 
 import torch
 
+from pytorch_modules.atomic import written_whole
 from pytorch_modules.errors import RecipeError
 
 _NAME = re.compile(r"^epoch_(\d{3,})(?:_step_(\d{6,}))?\.pt$")
@@ -41,14 +42,15 @@ def list_checkpoints(directory) -> list[Path]:
 
 def save_atomic(state: dict, path) -> None:
     """Writes to a temporary file and renames, so `path` is always either absent or complete."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    # Serialised in memory first: torch.save reports a failed write to a file as a bare
+    # RuntimeError ("iostream error"), a plain write of the bytes as the OSError it is.
+    data = io.BytesIO()
+    torch.save(state, data)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with written_whole(path, "the previous checkpoints are intact: free some space and "
+                                 "rerun to resume") as tmp, open(tmp, "wb") as f:
+            f.write(data.getbuffer())
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise RecipeError(f"could not write checkpoint {path}: {e.strerror}; the previous "
                           f"checkpoints are intact (free disk space and rerun to resume)") from None
 

@@ -13,11 +13,11 @@ also holds cos = 1).  Writing an epoch drops the lines of that epoch and of late
 resumed or rerun training leaves exactly one histogram per epoch.
 """
 import os
-import tempfile
 
 import numpy as np
 import torch
 
+from pytorch_modules.atomic import written_whole
 from pytorch_modules.errors import RecipeError
 
 NUM_BINS = 100
@@ -71,12 +71,9 @@ def write_epoch(path, epoch, edges, counts):
     lines = [HEADER] + _lines_before(path, epoch) + [
         f"{epoch}\t{lo:.6f}\t{hi:.6f}\t{int(round(float(n)))}"
         for lo, hi, n in zip(edges[:-1], edges[1:], counts)]
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".cos_theta_hist.", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with written_whole(path, "free some space and rerun training to resume") as tmp, \
+            open(tmp, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
 
 
 def read_histograms(path):

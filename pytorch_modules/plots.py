@@ -4,8 +4,6 @@ distribution of cos(theta_y) during training (Fig 1).
 matplotlib is used through its object interface (Figure + the Agg canvas), never pyplot: no
 display, no global figure state, and nothing to close.  Files are written by rename.
 """
-import os
-import tempfile
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pytorch_modules.atomic import written_whole
 from pytorch_modules.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
 
 # NIST's DET axes: error rates on the normal-deviate (probit) scale, ticks in percent.
@@ -39,17 +38,8 @@ def probit(p):
 def save_figure(fig, out_png, dpi=100):
     """Render with Agg and write the PNG by rename, so a reader never sees half a file."""
     FigureCanvasAgg(fig)
-    directory = os.path.dirname(os.path.abspath(out_png))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out_png) + ".", suffix=".png",
-                               dir=directory)
-    os.close(fd)
-    try:
+    with written_whole(out_png) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, out_png)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 class DetSystem(NamedTuple):

@@ -8,13 +8,13 @@ labels (then scores are written but no EER/minDCF can be computed).
 import operator
 import os
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import kaldiio
 import numpy as np
 
 from pytorch_modules import bootstrap, fast_ark
+from pytorch_modules.atomic import written_whole
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
 
@@ -403,18 +403,10 @@ def summary_line(results):
 
 
 def write_lines_atomic(path, lines):
-    """Write lines to path through a temporary file renamed into place, so that a crash
-    never leaves a truncated scores or results file behind."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(line + "\n" for line in lines)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write lines to path whole or not at all (atomic.written_whole), so that a crash never
+    leaves a truncated scores or results file behind."""
+    with written_whole(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(line + "\n" for line in lines)
 
 
 def read_results(path):

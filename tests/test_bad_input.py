@@ -403,3 +403,51 @@ def test_a_full_disk_fails_the_stage_and_a_rerun_finishes_it(tmp_path, small_dis
     assert result.returncode == 0, result.stderr
     assert (recipe / "data/x/log/make_spectrogram_x.1.log").read_text() == log1
     assert sorted(kaldiio.load_scp(str(recipe / "data/x/feats.scp"))) == sorted(sources)
+
+
+def test_a_full_disk_while_writing_a_checkpoint_is_a_sentence_and_leaves_nothing(small_disk):
+    from pytorch_modules import checkpoints
+    from pytorch_modules.errors import RecipeError
+    checkpoints.save_atomic({"w": torch.zeros(10)}, small_disk / "epoch_001.pt")
+    target = small_disk / "epoch_002.pt"
+    with pytest.raises(RecipeError) as error:   # 1 MB on a 300 KiB disk
+        checkpoints.save_atomic({"w": torch.zeros(256 * 1024)}, target)
+    assert str(error.value) == (f"the disk is full: {target} could not be written; the "
+                                f"previous checkpoints are intact: free some space and rerun "
+                                f"to resume")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["epoch_001.pt"]
+
+
+def test_a_full_disk_while_writing_scores_is_a_sentence_and_leaves_nothing(small_disk):
+    from pytorch_modules.errors import RecipeError
+    from pytorch_modules.scoring import write_lines_atomic
+    target = small_disk / "vox1_o.scores"
+    with pytest.raises(RecipeError, match=rf"^the disk is full: {target} could not be "
+                                          rf"written; free some space and rerun this stage$"):
+        write_lines_atomic(target, (f"enroll{n} test{n} 0.123456" for n in range(40_000)))
+    assert list(small_disk.iterdir()) == []
+
+
+# ---- permissions ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)])
+def test_written_outputs_have_the_mode_of_the_users_umask(tmp_path, umask, mode):
+    """Scores, results, figures, histograms and checkpoints are written through temporary files,
+    which mkstemp makes 0600; they must end as readable as any other output."""
+    import os
+
+    from matplotlib.figure import Figure
+
+    from pytorch_modules import checkpoints, cos_histogram, plots
+    from pytorch_modules.scoring import write_lines_atomic
+    old = os.umask(umask)
+    try:
+        write_lines_atomic(tmp_path / "s.scores", ["a b 0.5"])
+        plots.save_figure(Figure(), tmp_path / "det.png")
+        cos_histogram.write_epoch(tmp_path / "hist.tsv", 1, np.array([0.0, 0.5, 1.0]),
+                                  np.array([1, 2]))
+        checkpoints.save_atomic({"w": torch.zeros(2)}, tmp_path / "epoch_001.pt")
+    finally:
+        os.umask(old)
+    for name in ("s.scores", "det.png", "hist.tsv", "epoch_001.pt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
