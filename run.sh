@@ -22,7 +22,7 @@
 set -euo pipefail
 
 stage=0
-stop_stage=100
+stop_stage=6
 corpus=demo
 config=
 exp_dir=
@@ -45,7 +45,7 @@ baseline=true
 help_message="Usage: $0 [options]
 Options:
   --stage <n>               first stage to run (default: $stage)
-  --stop-stage <n>          last stage to run (default: all)
+  --stop-stage <n>          last stage to run (default: $stop_stage, the last)
   --corpus <demo|voxceleb>  the generated demo corpus, or the real corpora (default: $corpus)
   --config <yaml>           training config (default: conf/demo_dam.yaml for the demo,
                             conf/rescnn_dam.yaml for voxceleb)
@@ -87,6 +87,15 @@ cd "$(dirname "$0")"
 die() { echo "$0: $*" >&2; exit 1; }
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 banner() { echo; echo "=== stage $1: $2 ($(date '+%H:%M:%S'))"; }
+# need FILE STAGE MAKER: STAGE cannot start without FILE, which stage MAKER writes.
+need() {
+  [ -e "$1" ] || die "stage $2 needs $1, which stage $3 writes; run ./run.sh --stage $3 (with the same options) first"
+}
+last_stage=6
+[[ "$stage" =~ ^[0-9]+$ ]] && [ "$stage" -le $last_stage ] ||
+  die "--stage takes a stage of this recipe, 0 to $last_stage, not '$stage' (./run.sh --help lists them)"
+[[ "$stop_stage" =~ ^[0-9]+$ ]] && [ "$stop_stage" -ge "$stage" ] && [ "$stop_stage" -le $last_stage ] ||
+  die "--stop-stage takes a stage from --stage ($stage) to $last_stage, not '$stop_stage'"
 
 # Which data each stage works on:
 #   train_data   the training set (data/<train_data>)
@@ -184,6 +193,7 @@ fi
 
 if run_stage 2; then
   banner 2 "features"
+  need "data/$train_data/wav.scp" 2 1
   for set in $train_data $(embed_sets); do
     steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" "data/$set" feats
   done
@@ -191,6 +201,7 @@ fi
 
 if run_stage 3; then
   banner 3 "training $exp_dir with $config"
+  need "data/$train_data/feats.scp" 3 2
   steps/train.sh --cmd "$cuda_cmd" --num-gpus "$num_gpus" --nproc-per-node "$nproc_per_node" \
     --config "$config" "data/$train_data" "$exp_dir"
 fi
@@ -206,6 +217,8 @@ classical_systems="mfcc_stats_lda gmm_ubm"
 
 if run_stage 4; then
   banner 4 "embeddings"
+  need "$exp_dir/final.pt" 4 3
+  need data/voxceleb1_eval/feats.scp 4 2
   embed_cmd=$train_cmd
   [ "$embed_use_gpu" = false ] || embed_cmd=$cuda_cmd
   embed_opts=(--nj "$nj" --cmd "$embed_cmd" --use-gpu "$embed_use_gpu")
@@ -267,6 +280,7 @@ score_trial_sets() {
 
 if run_stage 5; then
   banner 5 "scoring"
+  need "$exp_dir/embeddings_voxceleb1_eval/xvector.scp" 5 4
   results=()
   score_trial_sets "$exp_dir" "$asnorm"
   model_results=("${results[@]}")
@@ -296,6 +310,7 @@ fi
 
 if run_stage 6; then
   banner 6 "figures, decision threshold, export"
+  need "$exp_dir/scores/vox1_o.scores" 6 5
   # DET curves: one PNG per trial set, cosine and AS-norm on the same axes.
   det_sets=$(for set in $(vox1_sets); do echo "$set:data/$set/trials"; done
              for part in $sitw_parts; do echo "sitw_$part:data/sitw_${part}_test/trials"; done)

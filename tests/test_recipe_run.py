@@ -189,3 +189,22 @@ def test_a_bad_config_value_stops_run_sh_before_any_stage(tmp_path):
         "config_value: bad.yaml: loss.scale is 0, but dam_softmax needs it > 0")
     assert "Traceback" not in result.stderr and "=== stage" not in result.stdout
     assert not (tmp_path / "corpora").exists() and not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stage", "99"], "--stage takes a stage of this recipe, 0 to 6, not '99' (./run.sh "
+                        "--help lists them)"),
+    (["--stage", "4", "--stop-stage", "3"], "--stop-stage takes a stage from --stage (4) to 6, "
+                                            "not '3'"),
+    (["--stage", "5"], "stage 5 needs exp/demo_dam/embeddings_voxceleb1_eval/xvector.scp, which "
+                       "stage 4 writes; run ./run.sh --stage 4 (with the same options) first"),
+    (["--stage", "3"], "stage 3 needs data/voxceleb1_dev/feats.scp, which stage 2 writes; run "
+                       "./run.sh --stage 2 (with the same options) first"),
+])
+def test_a_stage_out_of_range_or_without_its_inputs_is_a_sentence(tmp_path, args, message):
+    for name in LINKED:
+        (tmp_path / name).symlink_to(ROOT / name)
+    result = subprocess.run(["./run.sh", *args], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"./run.sh: {message}"
+    assert "line " not in result.stderr and not (tmp_path / "exp").exists()
