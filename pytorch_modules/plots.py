@@ -101,9 +101,16 @@ def _in_view(ax, point):
 
 
 def plot_det(systems: Sequence[DetSystem], out_png, title=None, p_target=0.01):
+    """det_figure written to out_png; returns {label: DetSummary}."""
+    fig, summaries = det_figure(systems, title, p_target)
+    save_figure(fig, out_png)
+    return summaries
+
+
+def det_figure(systems: Sequence[DetSystem], title=None, p_target=0.01):
     """One DET plot of several systems scored on the same trials (e.g. AM vs DAM), with each
-    system's EER point (circle) and minDCF(p_target) operating point (square) in the legend.
-    Returns {label: DetSummary}."""
+    system's EER point (circle) and minDCF(p_target) operating point (square) in the legend,
+    both axes in probit units labelled in %.  Returns (Figure, {label: DetSummary})."""
     summaries = {s.label: det_summary(s.scores, s.labels, p_target) for s in systems}
     fig = Figure(figsize=(6.4, 6.4))
     ax = fig.subplots()
@@ -125,8 +132,7 @@ def plot_det(systems: Sequence[DetSystem], out_png, title=None, p_target=0.01):
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    save_figure(fig, out_png)
-    return summaries
+    return fig, summaries
 
 
 def am_margin(cos, margin):
@@ -140,6 +146,11 @@ def dam_margin(cos, margin, lam):
 
 
 def plot_margin(margin, lam, out_png, cos_range=(0.0, 1.0), title=None):
+    """margin_figure written to out_png."""
+    save_figure(margin_figure(margin, lam, cos_range, title), out_png)
+
+
+def margin_figure(margin, lam, cos_range=(0.0, 1.0), title=None) -> Figure:
     """The paper's Fig 3: the dynamic margin against cos(theta_y) (left), and the target
     logit / s it gives, cos - m_i (right), with AM-Softmax's constant margin m for reference.
     lam None draws AM-Softmax alone."""
@@ -167,7 +178,7 @@ def plot_margin(margin, lam, out_png, cos_range=(0.0, 1.0), title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    save_figure(fig, out_png)
+    return fig
 
 
 def _mark_margin_values(ax, margin, lam, cos_range):

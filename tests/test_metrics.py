@@ -163,14 +163,19 @@ def test_agrees_with_brute_force(seed, decimals):
 
 
 @pytest.mark.parametrize("seed", [5, 6, 7])
-def test_agrees_with_sklearn_roc_within_one_step(seed):
+def test_agrees_with_the_crossing_of_sklearns_roc(seed):
+    """sklearn's ROC points (every threshold kept) are our DET points; the EER is where the
+    segment between the two that straddle P_miss = P_fa crosses it, to rounding."""
     scores, labels = random_trials(np.random.default_rng(seed), 2000)
     fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
-    fnr = 1 - tpr
-    nearest = np.argmin(np.abs(fnr - fpr))
-    sklearn_eer = (fpr[nearest] + fnr[nearest]) / 2
-    step = 1 / min(labels.sum(), (1 - labels).sum())  # largest move between two points
-    assert abs(compute_eer(scores, labels)[0] - sklearn_eer) <= step
+    gap = (1 - tpr) - fpr
+    i = int(np.argmax(gap <= 0))
+    alpha = gap[i - 1] / (gap[i - 1] - gap[i])
+    sklearn_eer = fpr[i - 1] + alpha * (fpr[i] - fpr[i - 1])
+    assert compute_eer(scores, labels)[0] == pytest.approx(sklearn_eer, abs=1e-12)
+    curve = detection_error_tradeoff(scores, labels)
+    np.testing.assert_allclose(curve.p_fa, fpr, atol=1e-12)
+    np.testing.assert_allclose(curve.p_miss, 1 - tpr, atol=1e-12)
 
 
 @pytest.mark.parametrize("scores,labels,message", [

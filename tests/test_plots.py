@@ -11,8 +11,10 @@ from pytorch_modules.cos_histogram import (CosThetaHistogram, bin_edges, read_hi
                                            write_epoch)
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.metrics import compute_eer, compute_min_dcf
-from pytorch_modules.plots import (DetSystem, dam_margin, det_summary, plot_cos_histograms,
-                                   plot_det, plot_margin, probit, thin_for_drawing)
+from pytorch_modules.metrics import detection_error_tradeoff
+from pytorch_modules.plots import (DetSystem, dam_margin, det_figure, det_summary,
+                                   margin_figure, plot_cos_histograms, plot_det, plot_margin,
+                                   probit, thin_for_drawing)
 from pytorch_modules.bin.plot_cos_hist import select_histograms
 from pytorch_modules.scoring import read_scores
 from tiny_model import run_module
@@ -70,6 +72,30 @@ def test_plot_det_of_two_systems(tmp_path):
     assert summaries["DAM"].eer < summaries["AM"].eer
 
 
+def test_the_det_figure_draws_each_curve_and_point_in_probit_units():
+    am = synthetic_trials(4000, 2.0, 1)
+    fig, summaries = det_figure([DetSystem("AM", *am)])
+    ax = fig.axes[0]
+    curve, eer_point, dcf_point = [line for line in ax.lines if line.get_label().startswith("AM")]
+    # the curve: P_fa and P_miss of every operating point (thinned), through the probit
+    det = detection_error_tradeoff(*am)
+    x, y = curve.get_data()
+    inside = np.isin(x, probit(det.p_fa))
+    assert inside.all() and len(x) > 100
+    for xi, yi in list(zip(x, y))[1:-1:50]:
+        k = np.flatnonzero(probit(det.p_fa) == xi)
+        assert yi in probit(det.p_miss[k])
+    eer = compute_eer(*am)[0]
+    assert eer_point.get_data() == ([probit(eer)], [probit(eer)])
+    assert eer_point.get_label() == f"AM: EER {100 * eer:.2f}%"
+    assert [float(v[0]) for v in dcf_point.get_data()] == pytest.approx(
+        list(probit(summaries["AM"].dcf_point)))
+    # axes: ticks at probit(p) labelled in %, the same range on both
+    ticks = dict(zip([t.get_text() for t in ax.get_xticklabels()], ax.get_xticks()))
+    assert ticks["1"] == pytest.approx(probit(0.01)) and ticks["10"] == pytest.approx(probit(0.1))
+    assert ax.get_xlim() == ax.get_ylim()
+
+
 def test_plot_det_entry_point(tmp_path):
     scores, labels = synthetic_trials(200, 2.0, 2)
     pairs = [(f"e{i}", f"t{i}") for i in range(len(scores))]
@@ -94,6 +120,22 @@ def test_plot_det_entry_point(tmp_path):
 def test_dynamic_margin_values_of_fig3():
     assert dam_margin(1.0, 0.2, 2.0) == pytest.approx(0.1)
     assert dam_margin(0.0, 0.2, 2.0) == pytest.approx(0.2 * np.e / 2)
+
+
+def test_the_margin_figure_draws_the_margins_and_target_logits_of_fig3():
+    left, right = margin_figure(0.2, 2.0).axes
+    by_label = {line.get_label(): line.get_data() for line in left.lines + right.lines}
+    cos, am = by_label["AM: m = 0.2"]
+    assert (cos[0], cos[-1]) == (0.0, 1.0) and np.all(am == 0.2)
+    cos, dam = by_label["DAM: m exp(1 - cos) / $\\lambda$ (m=0.2, $\\lambda$=2)"]
+    np.testing.assert_allclose(dam, 0.2 * np.exp(1 - cos) / 2)
+    assert dam[0] == pytest.approx(0.2718, abs=1e-4) and dam[-1] == pytest.approx(0.1)
+    cos, logit = by_label["DAM: cos - m$_i$"]
+    np.testing.assert_allclose(logit, cos - 0.2 * np.exp(1 - cos) / 2)
+    cos, am_logit = by_label["AM: cos - m"]
+    np.testing.assert_allclose(am_logit, cos - 0.2)
+    assert [line.get_label() for line in margin_figure(0.2, None).axes[0].lines] == [
+        "AM: m = 0.2"]
 
 
 def test_plot_margin(tmp_path):
