@@ -15,6 +15,12 @@ P_miss = P_fa (in (P_fa, P_miss) space) crosses that line; if a point lies exact
 P_miss.  The reported threshold is that of the nearer of the two points (the lower-threshold
 point when the crossing is exactly half-way).
 
+Kaldi's EER (compute_eer_kaldi), the convention of Kaldi's `compute-eer` and of most published
+VoxCeleb numbers: with the target scores sorted ascending, walk k = 0, 1, ... and stop at the
+first k where the nontarget score at position N - 1 - floor(N k / T) (sorted ascending) is below
+the k-th target score; the EER is k / T.  It moves in steps of 1/T and can differ from the
+interpolated crossing above by about one step.
+
 minDCF (NIST SRE, as in Kaldi's compute_min_dcf.py):
   DCF(t) = c_miss * P_miss(t) * p_target + c_fa * P_fa(t) * (1 - p_target),
   normalised by min(c_miss * p_target, c_fa * (1 - p_target)), the cost of the better trivial
@@ -140,3 +146,16 @@ def compute_min_dcf(scores, labels, p_target, c_miss=1.0, c_fa=1.0, curve=None):
     dcf /= min(c_miss * p_target, c_fa * (1 - p_target))
     best = int(np.argmin(dcf))  # first minimum = highest threshold among equal costs
     return float(dcf[best]), float(curve.thresholds[best])
+
+
+def compute_eer_kaldi(scores, labels):
+    """The EER as Kaldi's compute-eer computes it (a fraction; see the module doc), and the
+    threshold it stops at (a target score)."""
+    scores, labels = _validated(scores, labels)
+    targets, nontargets = np.sort(scores[labels]), np.sort(scores[~labels])
+    t, n = targets.size, nontargets.size
+    k = np.arange(t - 1)
+    position = np.maximum(n - 1 - np.floor(n * k / t).astype(np.int64), 0)
+    below = np.flatnonzero(nontargets[position] < targets[k])
+    stop = int(below[0]) if below.size else t - 1
+    return stop / t, float(targets[stop])

@@ -16,7 +16,8 @@ import numpy as np
 from pytorch_modules import bootstrap, fast_ark
 from pytorch_modules.atomic import written_whole
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
+from pytorch_modules.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
+                                     detection_error_tradeoff)
 
 # Trials scored per vectorised step: two gathered (chunk, dim) blocks of 4 MiB each for 1024-d
 # float32 embeddings stay in cache, where 65,536-trial blocks (2 x 256 MiB) were written to
@@ -370,6 +371,8 @@ def evaluate(scores, labels, name, trials_path="the trials", clusters=None,
         min_dcf = compute_min_dcf(scores, labels, p_target, curve=curve)[0]
         results[f"min_dcf_p{p_target:g}"] = f"{min_dcf:.4f}"
     results["eer_threshold"] = f"{threshold:.6f}"
+    # Kaldi's compute-eer convention, which most published VoxCeleb EERs use (metrics.py)
+    results["eer_kaldi_percent"] = f"{100 * compute_eer_kaldi(scores, labels)[0]:.4f}"
     if clusters is not None:
         results.update(bootstrap_intervals(scores, labels, clusters, replicates, seed))
     return results

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from pytorch_modules.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
+from pytorch_modules.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
+                                     detection_error_tradeoff)
 
 
 def trials(targets, nontargets):
@@ -196,3 +197,25 @@ def test_bad_input_is_a_clear_value_error(scores, labels, message):
 def test_p_target_must_be_a_probability():
     with pytest.raises(ValueError, match="p_target"):
         compute_min_dcf(*SIMPLE, p_target=1.0)
+
+
+def test_kaldi_eer_walks_the_sorted_target_scores():
+    # targets ascending [0.72, 0.96], nontargets ascending [0.16, 0.28, 0.52, 0.54, 0.97]
+    # (T = 2, N = 5).  k = 0: the nontarget at 5 - 1 - floor(5 * 0 / 2) = 4 is 0.97, not below
+    # 0.72; k = 1 = T - 1 ends the walk: EER 1/2 at threshold 0.96.  The interpolated crossing
+    # is 0.2: from (P_fa, P_miss) = (0.2, 0.5) at 0.96 to (0.2, 0) at 0.72.
+    scores, labels = trials([0.96, 0.72], [0.54, 0.28, 0.16, 0.97, 0.52])
+    assert compute_eer_kaldi(scores, labels) == (0.5, 0.96)
+    assert compute_eer(scores, labels)[0] == pytest.approx(0.2)
+
+
+def test_kaldi_eer_stops_where_a_nontarget_falls_below_a_target():
+    # targets [0.1, 0.6, 0.7, 0.8], nontargets [0.2, 0.3, 0.4, 0.5]: k = 0 compares 0.5 with
+    # 0.1, k = 1 compares 0.4 (position 3 - 1) with 0.6, which is above it: EER 1/4
+    scores, labels = trials([0.1, 0.6, 0.7, 0.8], [0.2, 0.3, 0.4, 0.5])
+    assert compute_eer_kaldi(scores, labels) == (0.25, 0.6)
+
+
+def test_kaldi_eer_of_separated_scores_is_zero():
+    scores, labels = trials([0.9, 0.8, 0.7], [0.1, 0.2])
+    assert compute_eer_kaldi(scores, labels) == (0.0, 0.7)

@@ -9,7 +9,7 @@ import pytest
 
 from pytorch_modules import scoring
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.metrics import compute_eer, compute_min_dcf
+from pytorch_modules.metrics import compute_eer, compute_eer_kaldi, compute_min_dcf
 from pytorch_modules.scoring import cosine_score, load_embeddings, read_trials
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -139,13 +139,15 @@ def test_score_entry_point_writes_results(scored):
     results = dict(line.split() for line in lines)
     assert [line.split()[0] for line in lines] == [
         "name", "trials", "eer_percent", "min_dcf_p0.01", "min_dcf_p0.001", "eer_threshold",
-        "eer_percent_ci_low", "eer_percent_ci_high", "min_dcf_p0.01_ci_low",
+        "eer_kaldi_percent", "eer_percent_ci_low", "eer_percent_ci_high", "min_dcf_p0.01_ci_low",
         "min_dcf_p0.01_ci_high", "min_dcf_p0.001_ci_low", "min_dcf_p0.001_ci_high",
         "bootstrap_unit", "bootstrap_clusters", "bootstrap_replicates", "bootstrap_seed"]
     scores = np.array([float(line.split()[2])
                        for line in (scored["out"] / "vox1_o.scores").read_text().splitlines()])
     eer, _ = compute_eer(scores, scored["labels"])
     assert results["name"] == "vox1_o" and results["trials"] == "60"
+    assert float(results["eer_kaldi_percent"]) == pytest.approx(
+        100 * compute_eer_kaldi(scores, scored["labels"])[0], abs=1e-3)
     assert float(results["eer_percent"]) == pytest.approx(100 * eer, abs=1e-3)
     assert float(results["min_dcf_p0.01"]) == pytest.approx(
         compute_min_dcf(scores, scored["labels"], 0.01)[0], abs=1e-3)
@@ -166,13 +168,14 @@ def test_results_table(scored, tmp_path):
     proc = run_module("pytorch_modules.bin.results_table", results, results)
     assert proc.returncode == 0, proc.stderr
     header, rule, *rows = proc.stdout.splitlines()
-    assert header == ("| results | set | trials | EER (%) [95% CI] | minDCF(0.01) [95% CI] | "
-                      "minDCF(0.001) |")
+    assert header == ("| results | set | trials | EER (%) [95% CI] | EER Kaldi (%) | "
+                      "minDCF(0.01) [95% CI] | minDCF(0.001) |")
     assert rule.startswith("|---|")
     r = dict(line.split() for line in open(results))
     assert len(rows) == 2 and rows[0] == (
         f"| {results} | vox1_o | 60 | {float(r['eer_percent']):.2f} "
         f"[{float(r['eer_percent_ci_low']):.2f}, {float(r['eer_percent_ci_high']):.2f}] | "
+        f"{float(r['eer_kaldi_percent']):.2f} | "
         f"{r['min_dcf_p0.01']} [{r['min_dcf_p0.01_ci_low']}, {r['min_dcf_p0.01_ci_high']}] | "
         f"{r['min_dcf_p0.001']} |")
 

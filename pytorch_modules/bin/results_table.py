@@ -4,7 +4,9 @@
         [--baselines exp/classical_voxceleb1_dev/*/scores/*.results]
 
 One row per file, in the order given; values a file lacks (unlabelled trials) show as '-'.
-EER and minDCF carry their 95% bootstrap interval in brackets when the file has one.  Rows of
+EER and minDCF carry their 95% bootstrap interval in brackets when the file has one.  "EER" is
+the interpolated crossing of the DET curve, "EER Kaldi" the value of Kaldi's compute-eer
+(pytorch_modules/metrics.py); they differ by up to about one target trial's share.  Rows of
 --baselines (the classical systems scored on the same trials) follow, without a paper column
 value: the paper's figures belong to the model's rows.
 """
@@ -17,9 +19,10 @@ from pytorch_modules.scoring import read_results
 PROG = "results_table"
 # (results-file key, column heading); the file path comes first so rows of models differ.
 COLUMNS = [("name", "set"), ("trials", "trials"), ("eer_percent", "EER (%) [95% CI]"),
+           ("eer_kaldi_percent", "EER Kaldi (%)"),
            ("min_dcf_p0.01", "minDCF(0.01) [95% CI]"), ("min_dcf_p0.001", "minDCF(0.001)")]
 # Digits shown: EER with 2 decimals, as papers quote it; minDCF with 4 as written.
-DIGITS = {"eer_percent": 2, "min_dcf_p0.01": 4, "min_dcf_p0.001": 4}
+DIGITS = {"eer_percent": 2, "eer_kaldi_percent": 2, "min_dcf_p0.01": 4, "min_dcf_p0.001": 4}
 
 
 def read_paper_eers(path, train_set, loss):
