@@ -317,7 +317,7 @@ def test_scoring_names_trial_utterances_without_an_embedding(tmp_path):
     result = score(tmp_path, tmp_path / "trials")
     assert result.returncode == 1
     assert_clean_error(result.stderr, "score",
-                       f"1 id(s) in {tmp_path}/trials have no embedding: ghost")
+                       f"1 test id(s) (ghost) of {tmp_path}/trials have no embedding.")
     assert (tmp_path / "x.scores").read_text() == "earlier scores\n"   # not overwritten
 
 
