@@ -40,8 +40,8 @@ for system in $systems; do
 done
 [[ "$num_gauss" =~ ^[1-9][0-9]*$ ]] || die "--num-gauss takes a positive number, not '$num_gauss'"
 
-# data/<set>_mfcc: the set's wav.scp, utt2spk and spk2utt, copied only when they changed (a
-# fresh copy would look newer than the finished MFCC jobs), and its MFCCs.
+# data/<set>_mfcc: the set's wav.scp, utt2spk and spk2utt, copied only when they changed,
+# and its MFCCs.
 mfcc_sets=()
 for data in "$train" "${evals[@]}"; do
   utils/validate_data_dir.sh --no-feats "$data"

@@ -2,9 +2,10 @@
 # Embeds the full-length utterances of a data dir with a trained model, in --nj parallel jobs:
 # <out-dir>/xvector.scp and its arks (Kaldi float vectors, one per utterance).
 #
-# Restartable: a job is done when its <out-dir>/xvector.JOB.scp exists and is newer than its
-# split input (split<nj>utt/JOB/feats.scp) and the model, so a rerun runs only the other jobs
-# (a new model redoes them all).  Job outputs and xvector.scp appear only by rename, when
+# Restartable: a job is done when its <out-dir>/xvector.JOB.scp exists and was made from the
+# same split input (split<nj>utt/JOB/feats.scp) and model, by content (utils/pending_jobs.sh),
+# so a rerun runs only the other jobs; another model, even one copied in with an old time,
+# redoes them all.  Job outputs and xvector.scp appear only by rename, when
 # complete: a stage stopped halfway leaves no xvector.scp for scoring to take as finished.
 set -euo pipefail
 
@@ -38,7 +39,8 @@ sdata=$data/split${nj}utt
 
 # Job n of another --nj covered other utterances: its output is no use now.
 if [ "$(cat "$dir/xvector.nj" 2>/dev/null)" != "$nj" ]; then
-  rm -f "$dir"/xvector.[0-9]*.ark "$dir"/xvector.[0-9]*.scp "$dir"/xvector.[0-9]*.scp.tmp
+  rm -f "$dir"/xvector.[0-9]*.ark "$dir"/xvector.[0-9]*.scp "$dir"/xvector.[0-9]*.scp.tmp \
+    "$dir"/xvector.[0-9]*.scp.inputs
   echo "$nj" > "$dir/xvector.nj"
 fi
 

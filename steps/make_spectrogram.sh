@@ -9,9 +9,10 @@
 # skipped; the stage fails only when more than --max-fail-fraction of the data dir's utterances
 # are lost, and otherwise drops them from the data dir (utils/fix_data_dir.sh).
 #
-# Restartable: a job is done when its <feat-dir>/raw_spec_<set>.JOB.scp exists and is newer than
-# its split input (split<nj>utt/JOB/wav.scp) and the feature config, so a rerun (after a kill, a
-# full disk, a failed job) runs only the other jobs, and only their logs are rewritten.  The
+# Restartable: a job is done when its <feat-dir>/raw_spec_<set>.JOB.scp exists and was made from
+# the same split input (split<nj>utt/JOB/wav.scp), feature config and options, by content
+# (utils/pending_jobs.sh), so a rerun (after a kill, a full disk, a failed job) runs only the
+# other jobs, and only their logs are rewritten.  The
 # job's .scp and the data dir's feats.scp appear only by rename, when complete: a stage stopped
 # halfway leaves no feats.scp for a later stage to take as finished.
 set -euo pipefail
@@ -64,7 +65,7 @@ sdata=$data/split${nj}utt
 # Job n of another --nj covered other utterances: its output is no use now.
 if [ "$(cat "$out.nj" 2>/dev/null)" != "$nj" ]; then
   for f in "$out".*; do
-    if [[ "${f#"$out."}" =~ ^[0-9]+\.(ark|scp|scp\.tmp|utt2num_frames)$ ]]; then rm -f "$f"; fi
+    if [[ "${f#"$out."}" =~ ^[0-9]+\.(ark|scp|scp\.tmp|scp\.inputs|utt2num_frames)$ ]]; then rm -f "$f"; fi
   done
   echo "$nj" > "$out.nj"
 fi

@@ -70,19 +70,29 @@ def test_feature_rerun_redoes_only_missing_or_stale_jobs(recipe):
     assert (recipe / "data/x/feats.scp").read_text() == feats
 
 
-def test_a_job_is_pending_when_its_output_is_missing_or_older_than_an_input(tmp_path):
+def test_a_job_is_pending_when_its_output_is_missing_or_its_inputs_changed_content(tmp_path):
+    def pending(*options):
+        result = tiny_data.run_script(tmp_path, tiny_data.ROOT / "utils/pending_jobs.sh",
+                                      *options, "3", "out.JOB", "in.JOB", "conf")
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
     for name in ("in.1", "in.2", "in.3", "conf"):
-        (tmp_path / name).touch()
-    for name in ("out.1", "out.2"):
-        (tmp_path / name).touch()
-    os.utime(tmp_path / "in.2", (2e9, 2e9))   # changed after its output was made
-    pending = tiny_data.run_script(tmp_path, tiny_data.ROOT / "utils/pending_jobs.sh", "3",
-                                   "out.JOB", "in.JOB", "conf")
-    assert pending.returncode == 0 and pending.stdout.split() == ["2", "3"]
-    os.utime(tmp_path / "conf", (2e9, 2e9))   # a newer feature config: every job
-    pending = tiny_data.run_script(tmp_path, tiny_data.ROOT / "utils/pending_jobs.sh", "3",
-                                   "out.JOB", "in.JOB", "conf")
-    assert pending.stdout.split() == ["1", "2", "3"]
+        (tmp_path / name).write_text(name)
+    assert pending("--record") == ["1", "2", "3"]    # nothing recorded yet
+    for name in ("out.1", "out.2", "out.3"):          # the jobs ran
+        (tmp_path / name).write_text("done")
+    assert pending() == []
+    (tmp_path / "out.3").unlink()                      # killed before its output appeared
+    os.utime(tmp_path / "in.1", (2e9, 2e9))            # touched, same content: still done
+    assert pending() == ["3"]
+    (tmp_path / "in.2").write_text("new audio list")   # new content with an old time
+    os.utime(tmp_path / "in.2", (1e9, 1e9))
+    assert pending() == ["2", "3"]
+    assert pending("--key", "python job --compress true") == ["1", "2", "3"]  # another command
+    (tmp_path / "conf").write_text("--frame-length=20")  # another feature config: every job
+    assert pending("--record") == ["1", "2", "3"]
+    assert not any((tmp_path / f"out.{n}").exists() for n in (1, 2, 3))  # --record removes them
 
 
 def test_embedding_rerun_redoes_only_the_missing_job(tmp_path):
@@ -100,6 +110,7 @@ def test_embedding_rerun_redoes_only_the_missing_job(tmp_path):
     logs = [recipe / f"exp/m/emb/log/extract.{n}.log" for n in range(1, NJ + 1)]
     vectors = (recipe / "exp/m/emb/xvector.scp").read_text()
     assert len(vectors.splitlines()) == 6
+    ark = (recipe / "exp/m/emb/xvector.1.ark").read_bytes()
     before = log_states(logs)
 
     (recipe / "exp/m/emb/xvector.1.scp").unlink()
@@ -108,11 +119,18 @@ def test_embedding_rerun_redoes_only_the_missing_job(tmp_path):
     assert rewritten(before, log_states(logs)) == ["extract.1.log"]
     assert (recipe / "exp/m/emb/xvector.scp").read_text() == vectors
 
-    # a new model makes every embedding stale
+    # a model touched without change is the same model: nothing is redone
     before = log_states(logs)
-    os.utime(model)
+    os.utime(model, (2e9, 2e9))
+    assert extract().returncode == 0
+    assert rewritten(before, log_states(logs)) == []
+
+    # another model makes every embedding stale, even when it is copied in with an old time
+    tiny_data.write_tiny_model(model, seed=1)
+    os.utime(model, (1e9, 1e9))
     assert extract().returncode == 0
     assert len(rewritten(before, log_states(logs))) == NJ
+    assert (recipe / "exp/m/emb/xvector.1.ark").read_bytes() != ark
 
 
 def test_embedding_use_gpu_takes_only_true_or_false(tmp_path):

@@ -88,15 +88,15 @@ def train(config: Path, data: Path, exp: Path) -> subprocess.CompletedProcess:
     return run_python("-m", "pytorch_modules.bin.train", "--config", config, data, exp)
 
 
-def write_tiny_model(path: Path) -> Path:
-    """A final.pt as training writes it (model, config, speakers), untrained: embeddings only
-    need to be computed here, not to be good."""
+def write_tiny_model(path: Path, seed: int = 0) -> Path:
+    """A final.pt as training writes it (model, config, speakers), untrained (initialised from
+    `seed`): embeddings only need to be computed here, not to be good."""
     from pytorch_modules.config import config_from_dict
     from pytorch_modules.models import build_model
 
     config = config_from_dict({"model": {"widths": [4, 8, 8, 8], "blocks": [1, 1, 1, 1],
                                          "embedding_dim": 16}})
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = build_model(config.model).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict(), "config": config.to_dict(),

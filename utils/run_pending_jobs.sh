@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs, through a launcher, the jobs of a parallel stage that are not done yet.  A job is done
-# when its output (the file it writes last, by rename) exists and is newer than each of its
-# inputs (utils/pending_jobs.sh).  The log and output of each pending job are deleted first, so
-# that the launcher's --only-failed true reruns exactly those jobs (and any whose log was lost).
+# when its output (the file it writes last, by rename) exists and was made from inputs of the
+# same content and the same command (utils/pending_jobs.sh, which records that fingerprint).
+# The log and output of each pending job are deleted first, so that the launcher's
+# --only-failed true reruns exactly those jobs (and any whose log was lost).
 # JOB in the output, the inputs, the log and the command stands for the job's number.
 set -euo pipefail
 
@@ -22,7 +23,7 @@ what=$1 nj=$2 output=$3 inputs=$4 log=$5
 shift 5
 
 # shellcheck disable=SC2086  # the inputs are a space-separated list
-pending=$(utils/pending_jobs.sh "$nj" "$output" $inputs)
+pending=$(utils/pending_jobs.sh --record --key "$*" "$nj" "$output" $inputs)
 if [ -z "$pending" ]; then
   echo "$0: all $nj jobs of $what are already done (delete ${output//JOB/*} to redo them)"
   exit 0
@@ -30,5 +31,5 @@ fi
 if [ "$(echo "$pending" | wc -l)" -lt "$nj" ]; then
   echo "$0: rerunning job(s) ${pending//$'\n'/ } of $nj; the others are done"
 fi
-for n in $pending; do rm -f "${log//JOB/$n}" "${output//JOB/$n}"; done
+for n in $pending; do rm -f "${log//JOB/$n}"; done
 $cmd --only-failed true JOB=1:"$nj" "$log" "$@"

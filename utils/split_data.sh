@@ -6,8 +6,8 @@
 # speakers, in C order, are cut into N contiguous runs with about equal utterance counts
 # (like Kaldi's split_scp.pl --utt2spk); --per-utt cuts the utterances themselves.  Nothing is
 # rewritten when the split is newer than all source files; it is rebuilt when any is newer,
-# keeping the part files whose content is the same (and so their times: the stages redo a job
-# only when its part is newer than its output, see utils/pending_jobs.sh).
+# keeping the part files whose content is the same (the stages redo a job only when the
+# content of its part changed, see utils/pending_jobs.sh).
 # Fails when N is larger than the number of speakers (utterances with --per-utt).
 #
 #   usage: utils/split_data.sh [--per-utt] <data-dir> <num-parts>
