@@ -197,6 +197,15 @@ if run_stage 2; then
   for set in $train_data $(embed_sets); do
     steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" "data/$set" feats
   done
+  # A trial naming an utterance that had to be dropped cannot be scored: say so before training.
+  for set in $(vox1_sets); do
+    utils/unscorable_trials.sh "data/$set/trials" data/voxceleb1_eval/feats.scp \
+      data/voxceleb1_eval/feats.scp
+  done
+  for part in $sitw_parts; do
+    utils/unscorable_trials.sh "data/sitw_${part}_test/trials" \
+      "data/sitw_${part}_enroll/spk2utt" "data/sitw_${part}_test/feats.scp"
+  done
 fi
 
 if run_stage 3; then

@@ -7,7 +7,9 @@
 # Bad audio does not stop the stage: each utterance that cannot be used (missing, unreadable,
 # truncated, several channels, another sample rate, silent, ...) is named in its job's log and
 # skipped; the stage fails only when more than --max-fail-fraction of the data dir's utterances
-# are lost, and otherwise drops them from the data dir (utils/fix_data_dir.sh).
+# are lost, and otherwise drops them from the data dir (utils/fix_data_dir.sh), keeping their
+# lines in <data-dir>/.dropped/.  A rerun puts them back first and tries them again, so
+# utterances whose audio was fixed since come back.
 #
 # Restartable: a job is done when its <feat-dir>/raw_spec_<set>.JOB.scp exists and was made from
 # the same split input (split<nj>utt/JOB/wav.scp), feature config and options, by content
@@ -44,6 +46,33 @@ name=$(basename "$data")
 logdir=$data/log
 
 die() { echo "$0: $*" >&2; exit 1; }
+per_utt_files="utt2spk wav.scp utt2dur"
+
+# The utterances an earlier run dropped go back into the data dir, to be tried again.
+restore_dropped() {
+  [ -d "$data/.dropped" ] || return 0
+  local f
+  for f in $per_utt_files; do
+    [ -f "$data/.dropped/$f" ] && [ -f "$data/$f" ] || continue
+    utils/filter_scp.py --exclude "$data/$f" "$data/.dropped/$f" >> "$data/$f"
+  done
+  echo "$0: trying again the $(wc -l < "$data/.dropped/utt2spk") utterance(s) of $data that" \
+    "an earlier run dropped" >&2
+  rm -f "$data/feats.scp" "$data/utt2num_frames"
+  utils/fix_data_dir.sh "$data" >&2   # sorts them in and rebuilds spk2utt
+  rm -rf "$data/.dropped"
+}
+
+# Keeps the lines of the utterances without features in $data/.dropped/ (restore_dropped).
+save_dropped() {
+  local f
+  mkdir -p "$data/.dropped"
+  for f in $per_utt_files; do
+    [ -f "$data/$f" ] || continue
+    utils/filter_scp.py --exclude "$data/feats.scp" "$data/$f" > "$data/.dropped/$f.tmp"
+    mv "$data/.dropped/$f.tmp" "$data/.dropped/$f"
+  done
+}
 case $feature_type in
   spectrogram) prefix=raw_spec program=compute_spectrogram ;;
   mfcc) prefix=raw_mfcc program=compute_mfcc ;;
@@ -53,6 +82,7 @@ esac
 [ -f "$feat_config" ] || die "no feature config $feat_config"
 [[ "$max_fail_fraction" =~ ^(0|1|0?\.[0-9]+)$ ]] ||
   die "--max-fail-fraction takes a fraction from 0 to 1, like 0.05, not '$max_fail_fraction'"
+restore_dropped
 utils/validate_data_dir.sh --no-feats "$data"
 mkdir -p "$featdir" "$logdir"
 featdir=$(cd "$featdir" && pwd)   # feats.scp must hold absolute paths: data dirs get copied
@@ -102,7 +132,13 @@ mv "$data/utt2num_frames.tmp" "$data/utt2num_frames"
 mv "$data/feats.scp.tmp" "$data/feats.scp"   # last: feats.scp marks the stage as done
 
 if [ "$lost" -gt 0 ]; then
-  echo "$0: $lost of $total utterances of $data could not be used (see above); dropping them" >&2
+  # The jobs that lost utterances count as not done: a rerun tries their audio again.
+  for n in $(seq "$nj"); do
+    [ "$(wc -l < "$out.$n.scp")" -eq "$(wc -l < "$sdata/$n/wav.scp")" ] || rm -f "$out.$n.scp.inputs"
+  done
+  echo "$0: $lost of $total utterances of $data could not be used (see above); dropping them" \
+    "(kept in $data/.dropped/; rerunning this step tries them again)" >&2
+  save_dropped
   utils/fix_data_dir.sh "$data"
 fi
 echo "$0: $feature_type features for $(wc -l < "$data/feats.scp") utterances of $data in $featdir"

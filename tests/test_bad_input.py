@@ -108,6 +108,33 @@ def test_bad_audio_is_named_skipped_and_judged_over_the_whole_data_dir(tmp_path)
     assert sorted(tiny_data.read_table(recipe / "data/x/utt2spk")) == sorted(good)
     assert "spk9" not in (recipe / "data/x/spk2utt").read_text()
 
+    # a trial list that uses a dropped utterance is reported now, before any training
+    tiny_data.write_lines(recipe / "trials", [f"{good_utt} spk9-stereo nontarget"
+                                              for good_utt in sorted(good)[:3]]
+                          + [f"{sorted(good)[0]} {sorted(good)[1]} target", ""])
+    result = tiny_data.run_script(recipe, "utils/unscorable_trials.sh", "trials",
+                                  "data/x/feats.scp", "data/x/feats.scp")
+    assert result.returncode == 0
+    assert result.stderr == ("unscorable_trials.sh: warning: 3 of 4 trials of trials use 1 id "
+                             "without features ('spk9-stereo'); scoring will refuse them.  Fix "
+                             "the audio and rerun the feature stage, which tries dropped "
+                             "utterances again.\n")
+
+    # the audio of two is fixed: rerunning the stage (not data preparation) brings them back
+    for utt in ("spk9-stereo", "spk9-missing"):
+        tiny_data.write_wav(bad[utt][0], tiny_data.tone(seed=len(utt)))
+    result = tiny_data.run_script(recipe, *stage, "--max-fail-fraction", "0.5", "data/x", "feats")
+    assert result.returncode == 0, result.stderr
+    assert "trying again the 9 utterance(s) of data/x that an earlier run dropped" in result.stderr
+    back = sorted(good) + ["spk9-missing", "spk9-stereo"]
+    assert sorted(kaldiio.load_scp(str(recipe / "data/x/feats.scp"))) == back
+    assert sorted(tiny_data.read_table(recipe / "data/x/utt2spk")) == back
+    assert "spk9 spk9-missing spk9-stereo" in (recipe / "data/x/spk2utt").read_text()
+    assert len(tiny_data.read_table(recipe / "data/x/.dropped/wav.scp")) == 7   # still bad
+    result = tiny_data.run_script(recipe, "utils/unscorable_trials.sh", "trials",
+                                  "data/x/feats.scp", "data/x/feats.scp")
+    assert result.returncode == 0 and result.stderr == ""
+
 
 def test_other_sample_rates_are_resampled_when_the_config_allows(tmp_path, monkeypatch, capsys):
     wav = tiny_data.write_wav(tmp_path / "a.wav", tiny_data.tone(seconds=0.5, rate=8000), 8000)

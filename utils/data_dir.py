@@ -8,6 +8,7 @@ usage (the Kaldi-named wrappers in utils/ call these):
   data_dir.py utt2spk-to-spk2utt [UTT2SPK]                     utils/utt2spk_to_spk2utt.py
   data_dir.py spk2utt-to-utt2spk [SPK2UTT]                     utils/spk2utt_to_utt2spk.py
   data_dir.py filter-scp [--exclude] [-f FIELD] ID_LIST [SCP]  utils/filter_scp.py
+  data_dir.py unscorable TRIALS ENROLL_IDS TEST_IDS             utils/unscorable_trials.sh
 
 A data directory holds, one line per utterance or speaker, each file sorted bytewise (C order,
 `LC_ALL=C sort`) on a unique first field:
@@ -40,6 +41,7 @@ PROGS = {
     "spk2utt-to-utt2spk": "spk2utt_to_utt2spk.py",
     "filter-scp": "filter_scp.py",
     "combine": "combine_data.sh",
+    "unscorable": "unscorable_trials.sh",
 }
 
 MAX_REPORTED = 5  # problems or ids listed per kind before "and N more"
@@ -490,6 +492,38 @@ def run_filter_scp(args):
     return 0
 
 
+# ---- unscorable trials ---------------------------------------------------------------------
+
+def unscorable_trials(trials, enroll_ids, test_ids):
+    """(number of trials, number that name an id missing from its side, the missing ids)."""
+    total, unscorable, missing = 0, 0, set()
+    with open(trials, **TEXT) as f:
+        for number, text, fields in iter_lines(f):
+            if not fields:
+                continue
+            if len(fields) < 2:
+                raise DataError(f"{trials} line {number}: expected 'enroll test [target|"
+                                f"nontarget]', got '{text}'.")
+            total += 1
+            lost = [i for i, ids in zip(fields[:2], (enroll_ids, test_ids)) if i not in ids]
+            unscorable += bool(lost)
+            missing.update(lost)
+    return total, unscorable, missing
+
+
+def run_unscorable(args):
+    """Warns (on stderr, exit status 0) when trials name ids that have no features, so that
+    a dropped evaluation utterance is known before training rather than at scoring."""
+    total, unscorable, missing = unscorable_trials(args.trials, read_ids(args.enroll_ids),
+                                                   read_ids(args.test_ids))
+    if unscorable:
+        print(f"{PROGS['unscorable']}: warning: {unscorable} of {total} trials of {args.trials} "
+              f"use {plural(len(missing), 'id')} without features ({first_few(missing)}); "
+              f"scoring will refuse them.  Fix the audio and rerun the feature stage, which "
+              f"tries dropped utterances again.", file=sys.stderr)
+    return 0
+
+
 # ---- split ---------------------------------------------------------------------------------
 
 def contiguous_parts(sizes, num_parts):
@@ -727,6 +761,13 @@ def build_parser():
                    help="which field of SCP is the id (default: 1)")
     p.add_argument("id_list")
     p.add_argument("scp", nargs="?")
+
+    p = add("unscorable", run_unscorable, "Warn when TRIALS name ids missing from the first "
+            "column of ENROLL_IDS (enrollment side) or TEST_IDS (test side), e.g. the feats.scp "
+            "of the evaluation set.")
+    p.add_argument("trials")
+    p.add_argument("enroll_ids")
+    p.add_argument("test_ids")
 
     p = add("combine", run_combine, "Write DEST as the union of the SOURCE data dirs.")
     p.add_argument("dest")
