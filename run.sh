@@ -30,6 +30,7 @@ nj=2
 num_gpus=0
 nproc_per_node=1
 embed_use_gpu=auto
+embedding_layer=bn
 demo_root=corpora/demo
 demo_seed=777
 demo_options=
@@ -57,6 +58,8 @@ Options:
                             (several nodes: run steps/train.sh with --nnodes/--node-rank, README.md)
   --embed-use-gpu <auto|true|false>  extract embeddings on GPUs through \$cuda_cmd, one per
                             job (auto: when --num-gpus > 0; default: $embed_use_gpu)
+  --embedding-layer <bn|fc> the vector scored: the embedding BatchNorm's output (bn) or the
+                            FC output in front of it (fc) (default: $embedding_layer)
   --asnorm <true|false>     also score with AS-norm against training-speaker cohorts, which
                             embeds the training set too (default: $asnorm)
   --asnorm-top-n <n>        AS-norm: cohort scores per side (default: $asnorm_top_n)
@@ -136,6 +139,7 @@ case $embed_use_gpu in
   true|false) ;;
   *) die "--embed-use-gpu takes auto, true or false, not '$embed_use_gpu'" ;;
 esac
+[[ "$embedding_layer" =~ ^(bn|fc)$ ]] || die "--embedding-layer takes bn or fc, not '$embedding_layer'"
 if [ -z "$exp_dir" ]; then
   # One exp dir per (training set, config): VoxCeleb1 and VoxCeleb2 models never mix.
   exp_dir=exp/$(basename "$config" .yaml)
@@ -143,6 +147,10 @@ if [ -z "$exp_dir" ]; then
 fi
 # The whole config is checked now, not when training starts: a bad value stops here.
 loss=$(python -m pytorch_modules.bin.config_value "$config" loss.type) || exit 1
+# One run at a time writes the data dirs (stages 1-2) and the exp dir (3-6): each stage locks
+# what it writes once its inputs are there, and a second run started beside this one stops,
+# naming this one (utils/lock.sh; a lock is taken once and held to the end of the run).
+. utils/lock.sh
 
 # The VoxCeleb1 trial sets that stage 1 prepared (E/H and the original lists are optional).
 vox1_sets() { for d in data/vox1_*; do [ -f "$d/trials" ] && basename "$d"; done; }
@@ -169,6 +177,7 @@ fi
 
 if run_stage 1; then
   banner 1 "data preparation"
+  lock_dir data
   exclude=()
   if [ "$corpus" = voxceleb ] && [ "$train_set" = voxceleb1 ] && [ -n "$sitw_parts" ]; then
     if [ -f "$sitw_overlap_list" ]; then
@@ -188,12 +197,22 @@ if run_stage 1; then
   # lists name it (Vox1-E and Vox1-H share most of VoxCeleb1).
   sets=$(vox1_sets)
   utils/combine_data.sh data/voxceleb1_eval $(for s in $sets; do echo "data/$s"; done)
+  # Vox1-E and Vox1-H draw on VoxCeleb1 dev speakers: trained on VoxCeleb1 dev, they measure
+  # trained-on-test performance.  Recorded beside the trials; results.md marks such rows.
+  for set in $sets; do
+    read -r shared total < <(utils/shared_speakers.sh "data/$set" "data/$train_data")
+    echo "speakers_in_training $shared" >> "data/$set/trials.info"
+    [ "$shared" -eq 0 ] || echo "$0: warning: $shared of the $total speakers of $set are in" \
+      "the training set data/$train_data: its results measure trained-on-test speakers, and" \
+      "results.md marks them so" >&2
+  done
   for set in $train_data $(embed_sets); do utils/validate_data_dir.sh --no-feats "data/$set"; done
 fi
 
 if run_stage 2; then
   banner 2 "features"
   need "data/$train_data/wav.scp" 2 1
+  lock_dir data
   for set in $train_data $(embed_sets); do
     steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" "data/$set" feats
   done
@@ -211,6 +230,7 @@ fi
 if run_stage 3; then
   banner 3 "training $exp_dir with $config"
   need "data/$train_data/feats.scp" 3 2
+  lock_dir "$exp_dir"
   steps/train.sh --cmd "$cuda_cmd" --num-gpus "$num_gpus" --nproc-per-node "$nproc_per_node" \
     --config "$config" "data/$train_data" "$exp_dir"
 fi
@@ -228,9 +248,10 @@ if run_stage 4; then
   banner 4 "embeddings"
   need "$exp_dir/final.pt" 4 3
   need data/voxceleb1_eval/feats.scp 4 2
+  lock_dir "$exp_dir"
   embed_cmd=$train_cmd
   [ "$embed_use_gpu" = false ] || embed_cmd=$cuda_cmd
-  embed_opts=(--nj "$nj" --cmd "$embed_cmd" --use-gpu "$embed_use_gpu")
+  embed_opts=(--nj "$nj" --cmd "$embed_cmd" --use-gpu "$embed_use_gpu" --layer "$embedding_layer")
   for set in $(embed_sets); do
     steps/extract_embeddings.sh "${embed_opts[@]}" "$exp_dir/final.pt" \
       "data/$set" "$exp_dir/embeddings_$set"
@@ -290,6 +311,7 @@ score_trial_sets() {
 if run_stage 5; then
   banner 5 "scoring"
   need "$exp_dir/embeddings_voxceleb1_eval/xvector.scp" 5 4
+  lock_dir "$exp_dir"
   results=()
   score_trial_sets "$exp_dir" "$asnorm"
   model_results=("${results[@]}")
@@ -320,6 +342,7 @@ fi
 if run_stage 6; then
   banner 6 "figures, decision threshold, export"
   need "$exp_dir/scores/vox1_o.scores" 6 5
+  lock_dir "$exp_dir"
   # DET curves: one PNG per trial set, cosine and AS-norm on the same axes.
   det_sets=$(for set in $(vox1_sets); do echo "$set:data/$set/trials"; done
              for part in $sitw_parts; do echo "sitw_$part:data/sitw_${part}_test/trials"; done)

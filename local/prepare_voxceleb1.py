@@ -478,6 +478,9 @@ def prepare(vox1_root, data_dir, trials_specs, held_out_list="veri_test2.txt", o
             + (f"; the other {others} are not among its speakers" if others else ""))
     datasets = [train_set] + eval_sets
     write_sets(data_dir, datasets)
+    for name, path in lists:   # which list each set is, for the results' labels
+        with open(os.path.join(data_dir, name, "trials.info"), "w", encoding="utf-8") as f:
+            f.write(f"list {os.path.basename(path)}\n")
     return datasets, [m for m in messages if m]
 
 

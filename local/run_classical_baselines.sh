@@ -28,6 +28,7 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
+. utils/lock.sh
 [ $# -ge 3 ] || { echo "$help_message" >&2; exit 1; }
 train=$1
 exp=$2
@@ -39,6 +40,7 @@ for system in $systems; do
   case $system in mfcc_stats_lda|gmm_ubm) ;; *) die "unknown system '$system' (mfcc_stats_lda, gmm_ubm)" ;; esac
 done
 [[ "$num_gauss" =~ ^[1-9][0-9]*$ ]] || die "--num-gauss takes a positive number, not '$num_gauss'"
+lock_dir "$exp"
 
 # data/<set>_mfcc: the set's wav.scp, utt2spk and spk2utt, copied only when they changed,
 # and its MFCCs.

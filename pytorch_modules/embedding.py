@@ -26,11 +26,18 @@ def load_embedding_model(path, device="cpu") -> ResCNN:
     return model.to(device).eval()
 
 
+# Which vector of the network is the embedding: the output of the embedding BatchNorm (bn, the
+# default: it scored better on real speech, README "Which vector is scored") or the FC output
+# in front of it (fc).  The same vector when the model has no embedding BatchNorm.
+LAYERS = ("bn", "fc")
+
+
 @torch.inference_mode()
-def embed(model: ResCNN, feats: np.ndarray) -> np.ndarray:
+def embed(model: ResCNN, feats: np.ndarray, layer: str = "bn") -> np.ndarray:
     """(frames, bins) features of one whole utterance -> (embedding_dim,) float32, computed on
-    the model's device."""
+    the model's device, taken at `layer` (LAYERS)."""
     if feats.shape[0] < MIN_FRAMES:
         feats = crop_or_pad(feats, 0, MIN_FRAMES)
     x = torch.from_numpy(np.ascontiguousarray(feats.T, dtype=np.float32))[None]
-    return model(x.to(next(model.parameters()).device))[0].cpu().numpy()
+    x = x.to(next(model.parameters()).device)
+    return (model(x) if layer == "bn" else model.fc_output(x))[0].cpu().numpy()

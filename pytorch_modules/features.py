@@ -1,9 +1,10 @@
-"""The paper's input features: a 161-bin log power spectrogram.
+"""The paper's input features: a 161-bin log spectrogram (of the power: ours).
 
 16 kHz audio, 20-ms Hamming windows every 10 ms, a 320-point FFT -> 161 bins (the paper's
-1 x 161 x T input), natural log of the power (ours: the paper says "spectrogram"), and, when
---normalize-mean is true, per-utterance mean normalisation (the shipped conf/spectrogram.conf
-leaves it to the model, model.input_norm).  Frames
+1 x 161 x T input), natural log of the power (ours: the paper says "log spectrogram", not of
+what; the power is Kaldi's choice, and its log is twice that of the magnitude), and, when
+--normalize-mean is true, per-utterance mean normalisation (ours, not in the paper; the
+shipped conf/spectrogram.conf leaves it to the model, model.input_norm).  Frames
 are taken as Kaldi does with snip-edges: only whole windows, 1 + (N - 320) // 160 frames.
 
 Options come from a Kaldi-style file of `--key=value` lines (conf/spectrogram.conf); the file is

@@ -151,8 +151,9 @@ def plot_margin(margin, lam, out_png, cos_range=(0.0, 1.0), title=None):
 
 
 def margin_figure(margin, lam, cos_range=(0.0, 1.0), title=None) -> Figure:
-    """The paper's Fig 3: the dynamic margin against cos(theta_y) (left), and the target
-    logit / s it gives, cos - m_i (right), with AM-Softmax's constant margin m for reference.
+    """The paper's Fig 3: the dynamic margin against cos(theta_y) (left, with dotted tangents
+    whose slopes are its rate of reduction), and the target logit / s it gives, cos - m_i
+    (right), with AM-Softmax's constant margin m for reference.
     lam None draws AM-Softmax alone."""
     cos = np.linspace(*cos_range, 401)
     fig = Figure(figsize=(10, 4.2))
@@ -166,6 +167,7 @@ def margin_figure(margin, lam, cos_range=(0.0, 1.0), title=None) -> Figure:
         left.plot(cos, m_dam, color="C1", linewidth=2,
                   label=f"DAM: m exp(1 - cos) / $\\lambda$ (m={margin:g}, $\\lambda$={lam:g})")
         _mark_margin_values(left, margin, lam, cos_range)
+        _draw_margin_slopes(left, cos, margin, lam, cos_range)
         right.plot(cos, cos - m_dam, color="C1", linewidth=2, label=r"DAM: cos - m$_i$")
     left.set_ylabel("margin")
     left.set_title("margin")
@@ -179,6 +181,15 @@ def margin_figure(margin, lam, cos_range=(0.0, 1.0), title=None) -> Figure:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _draw_margin_slopes(ax, cos, margin, lam, cos_range):
+    """The paper's dotted lines: the tangents of m_i at the ends of the range, whose slopes
+    d m_i / d cos = -m_i are the rate at which the margin falls as a sample gets easier."""
+    for c in cos_range:
+        value = float(dam_margin(c, margin, lam))
+        ax.plot(cos, value - value * (cos - c), color="C1", linestyle=":", linewidth=1,
+                label=f"slope at cos = {c:g}: {-value:.3f}")
 
 
 def _mark_margin_values(ax, margin, lam, cos_range):

@@ -12,16 +12,20 @@ set -euo pipefail
 nj=2
 cmd=utils/launch_local.py
 use_gpu=false
+layer=bn
 help_message="Usage: $0 [options] <model.pt> <data-dir> <out-dir>
 e.g.: $0 --nj 8 exp/rescnn_dam/final.pt data/vox1_o exp/rescnn_dam/embeddings_vox1_o
 Options:
   --nj <n>             parallel jobs (default: $nj)
   --cmd <launcher>     job launcher (default: $cmd)
   --use-gpu <bool>     true: each job embeds on a GPU (adds --gpu 1 to the launcher; give
-                       it \$cuda_cmd) (default: $use_gpu)"
+                       it \$cuda_cmd) (default: $use_gpu)
+  --layer <bn|fc>      bn: the output of the embedding BatchNorm; fc: the FC output in
+                       front of it (default: $layer)"
 
 . ./path.sh
 . utils/parse_options.sh
+. utils/lock.sh
 [ $# -eq 3 ] || { echo "$help_message" >&2; exit 1; }
 model=$1
 data=$2
@@ -30,7 +34,9 @@ dir=$3
 [ -f "$model" ] || { echo "$0: no model at $model; run the training stage first" >&2; exit 1; }
 device=cpu   # parse_options.sh has checked that --use-gpu is true or false
 [ "$use_gpu" = false ] || { device=cuda; cmd="$cmd --gpu 1"; }
+[[ "$layer" =~ ^(bn|fc)$ ]] || { echo "$0: --layer takes bn or fc, not '$layer'" >&2; exit 1; }
 utils/validate_data_dir.sh --no-wav "$data"
+lock_dir "$dir"
 mkdir -p "$dir/log"
 dir=$(cd "$dir" && pwd)
 rm -f "$dir/xvector.scp"   # stale until every job is done
@@ -46,7 +52,7 @@ fi
 
 utils/run_pending_jobs.sh --cmd "$cmd" "$dir" "$nj" "$dir/xvector.JOB.scp" \
   "$sdata/JOB/feats.scp $model" "$dir/log/extract.JOB.log" \
-  python -m pytorch_modules.bin.extract_embeddings --device "$device" "$model" \
+  python -m pytorch_modules.bin.extract_embeddings --device "$device" --layer "$layer" "$model" \
     "$sdata/JOB/feats.scp" "$dir/xvector.JOB"
 
 for n in $(seq "$nj"); do cat "$dir/xvector.$n.scp"; done | sort > "$dir/xvector.scp.tmp"

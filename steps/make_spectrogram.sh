@@ -39,6 +39,7 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
+. utils/lock.sh
 [ $# -eq 2 ] || { echo "$help_message" >&2; exit 1; }
 data=$1
 featdir=$2
@@ -82,6 +83,7 @@ esac
 [ -f "$feat_config" ] || die "no feature config $feat_config"
 [[ "$max_fail_fraction" =~ ^(0|1|0?\.[0-9]+)$ ]] ||
   die "--max-fail-fraction takes a fraction from 0 to 1, like 0.05, not '$max_fail_fraction'"
+lock_dir "$data"
 restore_dropped
 utils/validate_data_dir.sh --no-feats "$data"
 mkdir -p "$featdir" "$logdir"

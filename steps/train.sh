@@ -46,6 +46,7 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
+. utils/lock.sh
 [ $# -eq 2 ] || { echo "$help_message" >&2; exit 1; }
 data=$1
 dir=$2
@@ -114,6 +115,7 @@ else
 fi
 
 utils/validate_data_dir.sh --no-wav "$data"
+lock_dir "$dir"
 mkdir -p "$dir/log"
 log=$dir/log/train.log
 if [ "$nnodes" -gt 1 ]; then

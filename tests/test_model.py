@@ -32,7 +32,8 @@ def test_paper_size_parameters_and_flops():
     assert conv_flops(model, 161, 300) / 1e9 == pytest.approx(33.8, rel=0.01)
 
 
-def test_stage_layout_follows_the_paper():
+def test_stage_layout_follows_the_paper_and_conv1_is_a_link_conv_too():
+    # Conv2..Conv4 are the paper's 5x5 stride-2 link convolutions; Conv1 like them is ours.
     model = ResCNN(widths=(4, 8, 16, 32), embedding_dim=10)
     link_convs = [m for m in model.trunk.modules()
                   if isinstance(m, nn.Conv2d) and m.kernel_size == (5, 5)]

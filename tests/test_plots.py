@@ -130,6 +130,13 @@ def test_the_margin_figure_draws_the_margins_and_target_logits_of_fig3():
     cos, dam = by_label["DAM: m exp(1 - cos) / $\\lambda$ (m=0.2, $\\lambda$=2)"]
     np.testing.assert_allclose(dam, 0.2 * np.exp(1 - cos) / 2)
     assert dam[0] == pytest.approx(0.2718, abs=1e-4) and dam[-1] == pytest.approx(0.1)
+    # the dotted tangents at both ends: slope -m_i there (d/dcos of m exp(1 - cos) / lambda)
+    cos, tangent = by_label["slope at cos = 0: -0.272"]
+    np.testing.assert_allclose(tangent, 0.1 * np.e * (1 - cos))
+    cos, tangent = by_label["slope at cos = 1: -0.100"]
+    np.testing.assert_allclose(tangent, 0.1 - 0.1 * (cos - 1))
+    assert by_label and all(line.get_linestyle() == ":" for line in left.lines
+                            if line.get_label().startswith("slope"))
     cos, logit = by_label["DAM: cos - m$_i$"]
     np.testing.assert_allclose(logit, cos - 0.2 * np.exp(1 - cos) / 2)
     cos, am_logit = by_label["AM: cos - m"]

@@ -90,7 +90,7 @@ def test_scores_and_results(recipe):
         assert (s_enroll, s_test) == (enroll, test) and -1.0 <= float(value) <= 1.0
     results = read_table(work / "exp/tiny/scores/vox1_o.results")
     assert 0.0 <= float(results["eer_percent"]) <= 100.0
-    assert "| exp/tiny/scores/vox1_o.results | vox1_o | 40 |" in stdout
+    assert "| exp/tiny/scores/vox1_o.results | vox1_o | veri_test2.txt | 40 |" in stdout
     text = (work / "exp/tiny/results.md").read_text()
     table = text.split("\n\n")[0].splitlines()
     # The model's rows, then the classical baselines' rows on the same trials

@@ -58,6 +58,7 @@ def run(tmp_path_factory, ffmpeg):
     (work / "tiny.yaml").write_text(TINY_CONFIG)
     corpora = tmp_path_factory.mktemp("corpora")
     vox1.make_tree(corpora / "vox1", "split", {"veri_test2.txt": vox1.VERI_TEST2,
+                                               "veri_test.txt": vox1.VERI_TEST2,
                                                "list_test_all2.txt": vox1.LIST_ALL,
                                                "list_test_hard2.txt": vox1.LIST_ALL})
     vox2.make_m4a_tree(corpora / "vox2" / "dev" / "aac")
@@ -115,12 +116,41 @@ def test_table_has_every_evaluation_set_next_to_the_paper(run):
     table = (work / EXP / "results.md").read_text()
     assert table in stdout
     rows = {line.split("|")[2].strip(): line for line in table.splitlines()[2:]}
-    sets = ["sitw_dev", "sitw_eval", "vox1_e", "vox1_h", "vox1_o"]
+    sets = ["sitw_dev", "sitw_eval", "vox1_e", "vox1_h", "vox1_o", "vox1_o_orig"]
     assert sorted(rows) == sorted(sets + [name + "_asnorm" for name in sets])
-    # trained on VoxCeleb2 with DAM-Softmax: the paper's Table 1 column
-    assert rows["vox1_o"].rstrip(" |").endswith("1.94")
+    # trained on VoxCeleb2 with DAM-Softmax: the paper's Table 1 column, beside the original
+    # list the paper used; each row names its list and trial count
+    assert rows["vox1_o_orig"].rstrip(" |").endswith("1.94")
+    assert "| vox1_o_orig | veri_test.txt | 3 |" in rows["vox1_o_orig"]
+    assert rows["vox1_o"].rstrip(" |").endswith("-")
+    assert "| vox1_o | veri_test2.txt | 3 |" in rows["vox1_o"]
+    assert "| vox1_e | list_test_all2.txt | 2 |" in rows["vox1_e"]
+    assert "trained-on-test" not in table   # VoxCeleb2 speakers are not VoxCeleb1's
     assert rows["sitw_eval"].rstrip(" |").endswith("3.64")
     assert rows["sitw_dev"].rstrip(" |").endswith("-")
     for name in rows:
         results = read_table(work / EXP / f"scores/{name}.results")
         assert 0.0 <= float(results["eer_percent"]) <= 100.0
+
+
+def test_trained_on_vox1_dev_the_sets_that_share_its_speakers_are_flagged_at_stage_1(
+        tmp_path):
+    # Vox1-E draws on dev speakers: trained on VoxCeleb1 dev, its results are trained-on-test.
+    for name in LINKED:
+        (tmp_path / name).symlink_to(ROOT / name)
+    (tmp_path / "tiny.yaml").write_text(TINY_CONFIG)
+    vox1.make_tree(tmp_path / "vox1", "split", {"veri_test2.txt": vox1.VERI_TEST2,
+                                                 "list_test_all2.txt": vox1.LIST_ALL})
+    result = subprocess.run(
+        ["./run.sh", "--corpus", "voxceleb", "--train-set", "voxceleb1", "--config", "tiny.yaml",
+         "--voxceleb1-root", str(tmp_path / "vox1"), "--stop-stage", "1"],
+        cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert ("./run.sh: warning: 2 of the 3 speakers of vox1_e are in the training set "
+            "data/voxceleb1_dev: its results measure trained-on-test speakers, and results.md "
+            "marks them so") in result.stderr
+    assert "of vox1_o are in" not in result.stderr
+    assert (tmp_path / "data/vox1_e/trials.info").read_text() == (
+        "list list_test_all2.txt\nspeakers_in_training 2\n")
+    assert (tmp_path / "data/vox1_o/trials.info").read_text() == (
+        "list veri_test2.txt\nspeakers_in_training 0\n")

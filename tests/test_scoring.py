@@ -168,16 +168,49 @@ def test_results_table(scored, tmp_path):
     proc = run_module("pytorch_modules.bin.results_table", results, results)
     assert proc.returncode == 0, proc.stderr
     header, rule, *rows = proc.stdout.splitlines()
-    assert header == ("| results | set | trials | EER (%) [95% CI] | EER Kaldi (%) | "
+    assert header == ("| results | set | list | trials | EER (%) [95% CI] | EER Kaldi (%) | "
                       "minDCF(0.01) [95% CI] | minDCF(0.001) |")
     assert rule.startswith("|---|")
     r = dict(line.split() for line in open(results))
     assert len(rows) == 2 and rows[0] == (
-        f"| {results} | vox1_o | 60 | {float(r['eer_percent']):.2f} "
+        f"| {results} | vox1_o | - | 60 | {float(r['eer_percent']):.2f} "
         f"[{float(r['eer_percent_ci_low']):.2f}, {float(r['eer_percent_ci_high']):.2f}] | "
         f"{float(r['eer_kaldi_percent']):.2f} | "
         f"{r['min_dcf_p0.01']} [{r['min_dcf_p0.01_ci_low']}, {r['min_dcf_p0.01_ci_high']}] | "
         f"{r['min_dcf_p0.001']} |")
+
+
+def test_rows_name_their_list_and_mark_sets_whose_speakers_training_saw(scored, tmp_path):
+    # What data preparation records beside the trials reaches the results and the table.
+    trials = scored["out"].parent / "trials"
+    scp = str(tmp_path / "xvector.scp")
+    rows = {}
+    for name, info in (("vox1_o", "list veri_test2.txt\nspeakers_in_training 0\n"),
+                       ("vox1_e", "list list_test_all2.txt\nspeakers_in_training 3\n")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "trials").write_text(trials.read_text())
+        (tmp_path / name / "trials.info").write_text(info)
+        out = tmp_path / name / f"{name}.results"
+        proc = run_module("pytorch_modules.bin.score", "--trials", tmp_path / name / "trials",
+                          "--enroll-scp", scp, "--test-scp", scp, "--scores-out",
+                          tmp_path / name / "s", "--results-out", out)
+        assert proc.returncode == 0, proc.stderr
+        rows[name] = str(out)
+    results = dict(line.split() for line in open(rows["vox1_e"]))
+    assert (results["trial_list"], results["speakers_in_training"]) == ("list_test_all2.txt", "3")
+    proc = run_module("pytorch_modules.bin.results_table", rows["vox1_o"], rows["vox1_e"])
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.splitlines()
+    assert table[2].startswith(f"| {rows['vox1_o']} | vox1_o | veri_test2.txt | 60 | ")
+    assert table[3].startswith(f"| {rows['vox1_e']} | vox1_e **trained-on-test** (3 speakers "
+                               f"in training) | list_test_all2.txt | 60 | ")
+    (tmp_path / "vox1_o/trials.info").write_text("lsit veri_test2.txt\n")
+    proc = run_module("pytorch_modules.bin.score", "--trials", tmp_path / "vox1_o/trials",
+                      "--enroll-scp", scp, "--test-scp", scp, "--scores-out",
+                      tmp_path / "s", "--results-out", tmp_path / "r")
+    assert proc.returncode == 1 and proc.stderr == (
+        f"score: {tmp_path}/vox1_o/trials.info: unknown key 'lsit' (expected list or "
+        f"speakers_in_training); rerun data preparation (stage 1).\n")
 
 
 def test_score_entry_point_reports_missing_id_without_traceback(tmp_path):

@@ -2,7 +2,10 @@
 stale, and nothing a killed or failed stage leaves behind passes for finished output."""
 import os
 
+import kaldiio
+import numpy as np
 import pytest
+import torch
 
 import tiny_data
 
@@ -142,3 +145,30 @@ def test_embedding_use_gpu_takes_only_true_or_false(tmp_path):
     assert result.returncode == 1
     assert "invalid value 'yes' for --use-gpu: expected true or false" in result.stderr
     assert not (recipe / "exp/m/emb").exists()
+
+
+def test_embeddings_are_taken_before_or_after_the_embedding_batchnorm(tmp_path):
+    recipe = tiny_data.scratch_recipe(tmp_path / "recipe")
+    tiny_data.write_feature_dir(recipe / "data/x", 2, 3)
+    model = tiny_data.write_tiny_model(recipe / "exp/m/final.pt")
+    state = torch.load(model, weights_only=True)
+    rng = np.random.default_rng(5)   # running statistics as training leaves them
+    mean = torch.from_numpy(rng.standard_normal(16).astype(np.float32))
+    var = torch.from_numpy(rng.uniform(0.5, 4.0, 16).astype(np.float32))
+    state["model"]["embedding_bn.running_mean"], state["model"]["embedding_bn.running_var"] = mean, var
+    torch.save(state, model)
+
+    vectors = {}
+    for layer in ("fc", "bn"):
+        result = tiny_data.run_script(recipe, "steps/extract_embeddings.sh", "--nj", str(NJ),
+                                      "--layer", layer, "exp/m/final.pt", "data/x", "exp/m/emb")
+        assert result.returncode == 0, result.stderr
+        assert "already done" not in result.stdout   # the layer is part of each job's inputs
+        vectors[layer] = dict(kaldiio.load_scp(str(recipe / "exp/m/emb/xvector.scp")))
+    for utt, fc in vectors["fc"].items():
+        np.testing.assert_allclose(vectors["bn"][utt], (fc - mean.numpy()) /
+                                   np.sqrt(var.numpy() + 1e-5), rtol=1e-4, atol=1e-5)
+    result = tiny_data.run_script(recipe, "steps/extract_embeddings.sh", "--layer", "pre",
+                                  "exp/m/final.pt", "data/x", "exp/m/emb")
+    assert result.returncode == 1
+    assert result.stderr == "steps/extract_embeddings.sh: --layer takes bn or fc, not 'pre'\n"

@@ -9,6 +9,7 @@ usage (the Kaldi-named wrappers in utils/ call these):
   data_dir.py spk2utt-to-utt2spk [SPK2UTT]                     utils/spk2utt_to_utt2spk.py
   data_dir.py filter-scp [--exclude] [-f FIELD] ID_LIST [SCP]  utils/filter_scp.py
   data_dir.py unscorable TRIALS ENROLL_IDS TEST_IDS             utils/unscorable_trials.sh
+  data_dir.py shared-speakers EVAL_DIR TRAIN_DIR                utils/shared_speakers.sh
 
 A data directory holds, one line per utterance or speaker, each file sorted bytewise (C order,
 `LC_ALL=C sort`) on a unique first field:
@@ -42,6 +43,7 @@ PROGS = {
     "filter-scp": "filter_scp.py",
     "combine": "combine_data.sh",
     "unscorable": "unscorable_trials.sh",
+    "shared-speakers": "shared_speakers.sh",
 }
 
 MAX_REPORTED = 5  # problems or ids listed per kind before "and N more"
@@ -524,6 +526,18 @@ def run_unscorable(args):
     return 0
 
 
+def run_shared_speakers(args):
+    """Prints 'SHARED TOTAL': how many of EVAL_DIR's speakers are also TRAIN_DIR's."""
+    speakers = {}
+    for data_dir in (args.eval_dir, args.train_dir):
+        path = os.path.join(data_dir, "utt2spk")
+        with open(path, **TEXT) as f:
+            speakers[data_dir] = {fields[1] for _, _, fields in iter_lines(f) if len(fields) > 1}
+    evaluated = speakers[args.eval_dir]
+    print(len(evaluated & speakers[args.train_dir]), len(evaluated))
+    return 0
+
+
 # ---- split ---------------------------------------------------------------------------------
 
 def contiguous_parts(sizes, num_parts):
@@ -768,6 +782,11 @@ def build_parser():
     p.add_argument("trials")
     p.add_argument("enroll_ids")
     p.add_argument("test_ids")
+
+    p = add("shared-speakers", run_shared_speakers, "Print how many speakers of EVAL_DIR "
+            "are also speakers of TRAIN_DIR, and how many EVAL_DIR has (utt2spk).")
+    p.add_argument("eval_dir")
+    p.add_argument("train_dir")
 
     p = add("combine", run_combine, "Write DEST as the union of the SOURCE data dirs.")
     p.add_argument("dest")

@@ -1,6 +1,7 @@
 """Embeds every utterance of a feats.scp with a trained model (one parallel job).
 
-    python -m pytorch_modules.bin.extract_embeddings [--device cuda] EXP_DIR/final.pt feats.scp OUT_PREFIX
+    python -m pytorch_modules.bin.extract_embeddings [--device cuda] [--layer fc] \
+        EXP_DIR/final.pt feats.scp OUT_PREFIX
 
 writes OUT_PREFIX.ark and OUT_PREFIX.scp (Kaldi float vectors); the .scp appears, by rename,
 only when every utterance is done.  Features that cannot be read (a truncated or damaged ark)
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from pytorch_modules.audio import read_scp_lines
-from pytorch_modules.embedding import embed, load_embedding_model
+from pytorch_modules.embedding import LAYERS, embed, load_embedding_model
 from pytorch_modules.errors import RecipeError, run_entry_point
 
 PROG = "extract_embeddings"
@@ -47,7 +48,7 @@ def load_features(utt: str, rxfile: str) -> np.ndarray:
     return feats
 
 
-def embed_all(model, entries, ark: str, scp: str) -> int:
+def embed_all(model, entries, ark: str, scp: str, layer: str = "bn") -> int:
     """Writes the ark and a temporary scp; returns the number of frames embedded.  On a write
     error the partial files are removed (they only take space)."""
     frames = 0
@@ -55,7 +56,7 @@ def embed_all(model, entries, ark: str, scp: str) -> int:
         with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
             for utt, rxfile in entries:
                 feats = load_features(utt, rxfile)
-                writer(utt, embed(model, feats))
+                writer(utt, embed(model, feats, layer))
                 frames += feats.shape[0]
     except OSError as e:
         for partial in (ark, f"{scp}.tmp"):
@@ -74,6 +75,9 @@ def main():
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                         help="cuda: the first GPU this job sees (the launcher's --gpu 1 "
                              "chooses which)")
+    parser.add_argument("--layer", default="bn", choices=LAYERS,
+                        help="bn: the output of the embedding BatchNorm (default); fc: the FC "
+                             "output in front of it")
     parser.add_argument("model")
     parser.add_argument("feats_scp")
     parser.add_argument("out_prefix")
@@ -88,7 +92,7 @@ def main():
     entries = read_scp_lines(args.feats_scp)
     ark, scp = f"{args.out_prefix}.ark", f"{args.out_prefix}.scp"
     start = time.time()
-    frames = embed_all(model, entries, ark, scp)
+    frames = embed_all(model, entries, ark, scp, args.layer)
     os.replace(f"{scp}.tmp", scp)  # last: the .scp marks the job as done
     elapsed = time.time() - start
     print(f"{PROG}: {len(entries)} utterances, {frames / 100 / 3600:.2f} h in {elapsed:.1f} s "

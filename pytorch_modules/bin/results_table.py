@@ -4,6 +4,8 @@
         [--baselines exp/classical_voxceleb1_dev/*/scores/*.results]
 
 One row per file, in the order given; values a file lacks (unlabelled trials) show as '-'.
+Each row names its trial list and trial count; a set whose speakers the training set also
+holds (Vox1-E/H when training on VoxCeleb1 dev) is marked "trained-on-test".
 EER and minDCF carry their 95% bootstrap interval in brackets when the file has one.  "EER" is
 the interpolated crossing of the DET curve, "EER Kaldi" the value of Kaldi's compute-eer
 (pytorch_modules/metrics.py); they differ by up to about one target trial's share.  Rows of
@@ -18,7 +20,7 @@ from pytorch_modules.scoring import read_results
 
 PROG = "results_table"
 # (results-file key, column heading); the file path comes first so rows of models differ.
-COLUMNS = [("name", "set"), ("trials", "trials"), ("eer_percent", "EER (%) [95% CI]"),
+COLUMNS = [("name", "set"), ("trial_list", "list"), ("trials", "trials"), ("eer_percent", "EER (%) [95% CI]"),
            ("eer_kaldi_percent", "EER Kaldi (%)"),
            ("min_dcf_p0.01", "minDCF(0.01) [95% CI]"), ("min_dcf_p0.001", "minDCF(0.001)")]
 # Digits shown: EER with 2 decimals, as papers quote it; minDCF with 4 as written.
@@ -62,6 +64,9 @@ def markdown_table(paths, paper=None, baselines=()):
 def _cell(path, key, results):
     """A value as written, or a metric with its digits and, when present, its interval."""
     value = results.get(key, "-")
+    if key == "name" and results.get("speakers_in_training", "0") != "0":
+        return (f"{value} **trained-on-test** ({results['speakers_in_training']} speakers "
+                f"in training)")
     if key not in DIGITS or value == "-":
         return value
     digits = DIGITS[key]

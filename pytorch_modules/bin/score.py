@@ -94,6 +94,23 @@ def trial_clusters(args, enroll_ids, test_ids, labels):
     return bootstrap.enrollment_clusters(enroll_ids)
 
 
+def trials_info(trials_path):
+    """What data preparation recorded beside the trials (trials.info: `list FILE`, the list
+    they came from; `speakers_in_training N`, their speakers that training saw), as results
+    keys trial_list and speakers_in_training; {} without that file."""
+    path = os.path.join(os.path.dirname(os.path.abspath(trials_path)), "trials.info")
+    if not os.path.isfile(path):
+        return {}
+    keys = {"list": "trial_list", "speakers_in_training": "speakers_in_training"}
+    info = {}
+    for key, value in read_scp_lines(path):
+        if key not in keys:
+            raise RecipeError(f"{path}: unknown key '{key}' (expected "
+                              f"{' or '.join(keys)}); rerun data preparation (stage 1).")
+        info[keys[key]] = value
+    return info
+
+
 def load_table(enroll_scp, test_scp, enroll_spk2utt=None, mean=None):
     """One (id -> row, matrix) table over both scps; an scp given twice is read once.
 
@@ -159,6 +176,7 @@ def main():
     scores = np.array(texts, dtype=np.float64)
     results = evaluate(scores, labels, name, trials_path=args.trials, clusters=clusters,
                        replicates=args.bootstrap_replicates, seed=args.bootstrap_seed)
+    results.update(trials_info(args.trials))
     if mean is not None or args.cohort_scp:
         results["mean_subtracted"] = str(mean is not None).lower()
     if args.cohort_scp:

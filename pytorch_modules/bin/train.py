@@ -9,11 +9,12 @@ process trains on its share of each batch (pytorch_modules/distributed.py); step
 builds the torchrun command.
 """
 import argparse
+import contextlib
 from pathlib import Path
 
 import torch
 
-from pytorch_modules import distributed
+from pytorch_modules import dir_lock, distributed
 from pytorch_modules.config import load_config
 from pytorch_modules.data import read_training_set
 from pytorch_modules.errors import run_entry_point
@@ -42,6 +43,13 @@ def train(config, data_dir: str, exp_dir: str, context: distributed.Context) -> 
     log = print if context.is_main else (lambda *_: None)
     if context.is_main:
         Path(exp_dir).mkdir(parents=True, exist_ok=True)
+    # Rank 0 holds the exp dir while it trains: a second trainer there stops at once.
+    with dir_lock.hold(exp_dir) if context.is_main else contextlib.nullcontext():
+        train_locked(config, data_dir, exp_dir, context, log)
+
+
+def train_locked(config, data_dir: str, exp_dir: str, context: distributed.Context, log) -> None:
+    if context.is_main:
         write_config_copy(config, exp_dir)
     distributed.barrier(context)
     data = read_training_set(data_dir)

@@ -6,8 +6,9 @@ one-channel images:
     Conv1 -> Res1 (3 blocks) -> Conv2 -> Res2 (4) -> Conv3 -> Res3 (6) -> Conv4 -> Res4 (3)
     -> pooling -> FC -> embedding
 
-Conv1..Conv4 are 5x5 stride-2 "link" convolutions that change the width; a residual block is two
-3x3 stride-1 convolutions with an identity shortcut.  BatchNorm + ReLU follow every convolution
+Conv2..Conv4 are the paper's 5x5 stride-2 "link" convolutions that change the width; Conv1 is
+one too (ours: the paper gives no kernel or stride for Conv1), so that every stage halves both
+axes.  A residual block is two 3x3 stride-1 convolutions with an identity shortcut.  BatchNorm + ReLU follow every convolution
 (in a block the second ReLU comes after the addition, as in ResNet).  With widths 64-128-256-512
 and a 1024-d embedding this gives 27.5 M parameters and 33.8 GFLOPs per 3-s crop; the widths
 are not given in the paper, so they are a config value.
@@ -35,7 +36,10 @@ it to embeddings that all point the same way (mean pairwise cosine 0.97 at initi
 0.999 after a few steps), and a cosine-margin head cannot separate them: training with
 AM/DAM-Softmax then stalls at chance.  Normalising each embedding dimension over the batch
 removes that common component.  It has no parameters (no affine), only running statistics,
-and at test time it centres and scales each dimension with them before cosine scoring.
+and at test time it centres and scales each dimension with them, so the recipe's cosine score
+is the cosine of the normalised FC output, not of the FC output itself.  Embedding extraction
+can take either (`--layer bn`, the default, or `--layer fc`); README, "Which vector is scored",
+gives the measurement behind the default.
 """
 from typing import Sequence
 
@@ -111,6 +115,10 @@ class ResCNN(nn.Module):
         self.embedding_dim = embedding_dim
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.embedding_bn(self.fc_output(feats))
+
+    def fc_output(self, feats: torch.Tensor) -> torch.Tensor:
+        """The embedding before the embedding BatchNorm (the same as forward without one)."""
         if self.pooling == "stats" and feats.shape[1] != self.input_bins:
             raise ValueError(f"this model was built for {self.input_bins}-bin features, got "
                              f"{feats.shape[1]} bins")
@@ -123,4 +131,4 @@ class ResCNN(nn.Module):
         else:
             x = x.flatten(1, 2)                       # (batch, C F', T')
             x = torch.cat([x.mean(dim=2), x.std(dim=2, unbiased=False)], dim=1)
-        return self.embedding_bn(self.fc(x))
+        return self.fc(x)
