@@ -258,7 +258,8 @@ if run_stage 4; then
   done
   if [ "$asnorm" = true ]; then
     if [ "$cohort_data" != "$train_data" ]; then
-      rm -rf "data/$cohort_data" && mkdir -p "data/$cohort_data"
+      lock_dir "data/$cohort_data"   # other configs of the same training set share it
+      find "data/$cohort_data" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} +
       awk -v n="$cohort_utts_per_spk" '{ for (i = 2; i <= NF && i <= n + 1; i++) print $i }' \
         "data/$train_data/spk2utt" > "data/$cohort_data/utts"
       for f in wav.scp utt2spk feats.scp utt2num_frames; do
