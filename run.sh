@@ -94,6 +94,17 @@ banner() { echo; echo "=== stage $1: $2 ($(date '+%H:%M:%S'))"; }
 need() {
   [ -e "$1" ] || die "stage $2 needs $1, which stage $3 writes; run ./run.sh --stage $3 (with the same options) first"
 }
+# whole_number OPTION VALUE MIN: a whole number of at least MIN, or a sentence before any work.
+whole_number() {
+  [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge "$3" ] ||
+    die "--$1 takes a whole number of at least $3, not '$2'"
+}
+whole_number nj "$nj" 1
+whole_number num-gpus "$num_gpus" 0
+whole_number nproc-per-node "$nproc_per_node" 1
+whole_number asnorm-top-n "$asnorm_top_n" 1
+whole_number cohort-utts-per-spk "$cohort_utts_per_spk" 0
+whole_number demo-seed "$demo_seed" 0
 last_stage=6
 [[ "$stage" =~ ^[0-9]+$ ]] && [ "$stage" -le $last_stage ] ||
   die "--stage takes a stage of this recipe, 0 to $last_stage, not '$stage' (./run.sh --help lists them)"
