@@ -17,6 +17,9 @@ from pytorch_modules import losses
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.models.rescnn import INPUT_NORMS, POOLINGS
 
+# Where training crops come from (pytorch_modules/data.py reads them accordingly).
+FEATURE_SOURCES = ("precomputed", "on_the_fly")
+
 
 class ConfigError(RecipeError):
     """A config file that cannot be used; the message says which file, key and why."""
@@ -52,6 +55,10 @@ class DataConfig:
     crop_frames: int = 300        # 3-s training crops at the 10-ms frame shift
     batch_size: int = 64          # global batch (split over ranks when distributed)
     num_workers: int = 1          # ours: DataLoader processes reading features
+    # ours: precomputed (crops of the stage-2 arks, the paper's setting) | on_the_fly (crops
+    # computed from the audio files of wav.scp with the options of spectrogram_config)
+    features: str = "precomputed"
+    spectrogram_config: str = "conf/spectrogram.conf"
 
 
 @dataclass
@@ -272,6 +279,7 @@ def _check_ranges(config: Config, source: str):
     choices = [
         ("model.pooling", config.model.pooling, POOLINGS),
         ("model.input_norm", config.model.input_norm, INPUT_NORMS),
+        ("data.features", config.data.features, FEATURE_SOURCES),
         ("optim.lr_scaling", config.optim.lr_scaling, LR_SCALINGS),
         ("training.device", config.training.device, DEVICES),
         ("training.dist_backend", config.training.dist_backend, BACKENDS),

@@ -1,7 +1,8 @@
-"""Training data: random fixed-length crops of features read on demand through feats.scp.
+"""Training data: random fixed-length crops of features read on demand through feats.scp, or
+computed from the audio through wav.scp (data.features: on_the_fly, pytorch_modules/audio_crops.py).
 
-Only the scp index (utterance -> ark offset) and the frame counts are held in memory, so memory
-does not grow with the corpus; every crop reads its utterance from the ark when needed.
+Only the scp index (utterance -> ark offset or audio file) and the frame counts are held in
+memory, so memory does not grow with the corpus; every crop is read when needed.
 
 Every random choice is a pure function of (seed, epoch, position in the epoch): the order of
 utterances in an epoch and each crop's start.  A run resumed in the middle of an epoch therefore
@@ -14,33 +15,58 @@ import kaldiio
 import numpy as np
 import torch
 
+from pytorch_modules import audio_crops
 from pytorch_modules.audio import read_scp_lines
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.features import SpectrogramOptions
+
 
 
 @dataclass
 class TrainingSet:
     utts: list[str]
-    feats: list[str]         # ark rxspecifiers, e.g. feats/raw_spec.1.ark:1234
+    feats: list[str]         # ark rxspecifiers (feats/raw_spec.1.ark:1234), or audio files
     num_frames: np.ndarray   # (n,) int64
     labels: np.ndarray       # (n,) int64 speaker indices
     speakers: list[str]      # index -> speaker id
+    # The feature options when `feats` are audio files (on-the-fly features), else None.
+    spectrogram: SpectrogramOptions | None = None
 
     def __len__(self) -> int:
         return len(self.utts)
 
+    def crop(self, index: int, start: int, length: int) -> np.ndarray:
+        """(length, bins) features of utterance `index` from frame `start`."""
+        if self.spectrogram is not None:
+            return audio_crops.audio_crop(self.utts[index], self.feats[index], start, length,
+                                          int(self.num_frames[index]), self.spectrogram)
+        try:
+            feats = kaldiio.load_mat(self.feats[index])
+        except Exception as e:  # kaldiio raises several types for a damaged ark
+            raise RecipeError(f"cannot read the features of utterance {self.utts[index]} from "
+                              f"{self.feats[index]}: {e}; rerun feature extraction") from None
+        return crop_or_pad(feats, start, length)
 
-def read_training_set(data_dir: str) -> TrainingSet:
-    """Reads feats.scp, utt2spk and utt2num_frames of a Kaldi data dir (validated by the caller)."""
-    feats = dict(read_scp_lines(f"{data_dir}/feats.scp"))
+
+def read_training_set(data_dir: str, features: str = "precomputed",
+                      spectrogram_config: str = "conf/spectrogram.conf") -> TrainingSet:
+    """Reads feats.scp (wav.scp for on_the_fly features), utt2spk and utt2num_frames of a
+    Kaldi data dir (validated by the caller)."""
+    table = "feats.scp" if features == "precomputed" else "wav.scp"
+    feats = dict(read_scp_lines(f"{data_dir}/{table}"))
     utt2spk = dict(read_scp_lines(f"{data_dir}/utt2spk"))
     frames = dict(read_scp_lines(f"{data_dir}/utt2num_frames"))
     utts = sorted(feats)
     missing = [u for u in utts if u not in utt2spk or u not in frames]
     if missing:
-        raise RecipeError(f"{data_dir}: {len(missing)} utterance(s) of feats.scp are missing from "
+        raise RecipeError(f"{data_dir}: {len(missing)} utterance(s) of {table} are missing from "
                           f"utt2spk or utt2num_frames (first: {missing[0]}); "
                           f"run utils/fix_data_dir.sh {data_dir}")
+    spectrogram = None
+    if features == "on_the_fly":
+        for utt in utts:
+            audio_crops.check_source(utt, feats[utt], f"{data_dir}/wav.scp")
+        spectrogram = audio_crops.spectrogram_options(spectrogram_config)
     speakers = sorted({utt2spk[u] for u in utts})
     index = {spk: i for i, spk in enumerate(speakers)}
     return TrainingSet(
@@ -49,6 +75,7 @@ def read_training_set(data_dir: str) -> TrainingSet:
         num_frames=np.array([int(frames[u]) for u in utts], dtype=np.int64),
         labels=np.array([index[utt2spk[u]] for u in utts], dtype=np.int64),
         speakers=speakers,
+        spectrogram=spectrogram,
     )
 
 
@@ -102,17 +129,10 @@ class CropDataset(torch.utils.data.Dataset):
         pairs = self.batches.batch(self.epoch, self.first_step + i, self.rank, self.world_size)
         crops, labels = [], []
         for index, start in pairs:
-            crops.append(crop_or_pad(self.load(index), start, self.batches.crop_frames))
+            crops.append(self.data.crop(index, start, self.batches.crop_frames))
             labels.append(self.data.labels[index])
         feats = torch.from_numpy(np.stack(crops)).transpose(1, 2).contiguous()
         return feats, torch.from_numpy(np.array(labels, dtype=np.int64))
-
-    def load(self, index: int) -> np.ndarray:
-        try:
-            return kaldiio.load_mat(self.data.feats[index])
-        except Exception as e:  # kaldiio raises several types for a damaged ark
-            raise RecipeError(f"cannot read the features of utterance {self.data.utts[index]} from "
-                              f"{self.data.feats[index]}: {e}; rerun feature extraction") from None
 
 
 def epoch_loader(data: TrainingSet, batches: EpochBatches, epoch: int, first_step: int,

@@ -52,7 +52,7 @@ def train_locked(config, data_dir: str, exp_dir: str, context: distributed.Conte
     if context.is_main:
         write_config_copy(config, exp_dir)
     distributed.barrier(context)
-    data = read_training_set(data_dir)
+    data = read_training_set(data_dir, config.data.features, config.data.spectrogram_config)
     short = int((data.num_frames < config.data.crop_frames).sum())
     if short:
         log(f"train: {short} of {len(data)} utterances are shorter than the "

@@ -1,0 +1,95 @@
+"""Training crops computed from the audio (config data.features: on_the_fly, ours).
+
+Only the crop's samples are read: soundfile seeks to the crop's first sample and reads the
+window_samples + (crop_frames - 1) * shift_samples samples its frames cover, so a 2-s crop of a
+60-s file reads 2 s.  The features are the recipe's own Spectrogram (pytorch_modules/features.py,
+the options of conf/spectrogram.conf), so on clean audio a crop equals the ark features of the
+same frames: frame i of an utterance covers samples [i * shift, i * shift + window), whether the
+utterance or the crop is analysed.  An utterance shorter than the crop is read whole and its
+frames repeated, as the ark path pads it (data.crop_or_pad).
+"""
+import dataclasses
+
+import numpy as np
+import soundfile
+
+from pytorch_modules.errors import RecipeError
+from pytorch_modules.features import Spectrogram, SpectrogramOptions, parse_options_file
+
+
+def check_source(utt: str, source: str, wav_scp: str) -> None:
+    """On-the-fly crops seek into files: a wav.scp command (a pipe) cannot seek."""
+    if source.rstrip().endswith("|"):
+        raise RecipeError(f"{wav_scp}: utterance {utt} is read through a command ('{source}'); "
+                          f"on-the-fly features seek into audio files and cannot read pipes. "
+                          f"Convert the corpus to wav or flac files, or train on precomputed "
+                          f"features (data.features: precomputed)")
+
+
+def spectrogram_options(path) -> SpectrogramOptions:
+    """The feature options of conf/spectrogram.conf, refused when they cannot give the ark's
+    features crop by crop: normalisation over the utterance, or dither (random per run)."""
+    options = parse_options_file(path)
+    if options.normalize_mean or options.normalize_variance:
+        raise RecipeError(f"{path}: on-the-fly features are computed per crop, so they cannot "
+                          f"be normalised over the utterance (--normalize-mean/--normalize-"
+                          f"variance); set them false and let the model normalise "
+                          f"(model.input_norm)")
+    if options.dither > 0:
+        raise RecipeError(f"{path}: --dither={options.dither:g} would make on-the-fly features "
+                          f"differ from run to run; set --dither=0")
+    return options
+
+
+_SPECTROGRAMS = {}   # options (as a tuple) -> Spectrogram, built once per process
+
+
+def _spectrogram(options: SpectrogramOptions) -> Spectrogram:
+    key = dataclasses.astuple(options)
+    if key not in _SPECTROGRAMS:
+        _SPECTROGRAMS[key] = Spectrogram(options)
+    return _SPECTROGRAMS[key]
+
+
+def audio_crop(utt: str, path: str, start: int, length: int, num_frames: int,
+               options: SpectrogramOptions) -> np.ndarray:
+    """(length, bins) features of frames start..start+length of utterance `utt` in `path`,
+    whose features have `num_frames` frames (utt2num_frames)."""
+    whole = num_frames < length
+    first = 0 if whole else start * options.shift_samples
+    count = -1 if whole else options.window_samples + (length - 1) * options.shift_samples
+    samples = _read(utt, path, first, count, options.sample_frequency)
+    feats = _spectrogram(options)(samples)
+    if whole:
+        reps = -(-length // feats.shape[0])
+        return np.concatenate([feats] * reps)[:length]
+    return feats
+
+
+def _read(utt: str, path: str, first: int, count: int, rate: int) -> np.ndarray:
+    """`count` mono samples (all with -1) from sample `first`, float32 in [-1, 1]; 16-bit PCM is
+    scaled by 1/32768 as the feature stage reads it (audio._read_file)."""
+    try:
+        with soundfile.SoundFile(path) as f:
+            if f.samplerate != rate or f.channels != 1:
+                raise RecipeError(f"utterance {utt}: '{path}' is {f.channels}-channel audio at "
+                                  f"{f.samplerate} Hz; on-the-fly features need mono audio at "
+                                  f"{rate} Hz (the feature config's), as stage 2 does")
+            if count > 0 and first + count > f.frames:
+                raise RecipeError(f"utterance {utt}: '{path}' ends {first + count - f.frames} "
+                                  f"samples before the crop does; the file changed after "
+                                  f"utt2num_frames was written: rerun the feature stage")
+            f.seek(first)
+            if f.subtype == "PCM_16":
+                samples = f.read(count, dtype="int16", always_2d=True)[:, 0] * np.float32(1 / 32768)
+            else:
+                samples = f.read(count, dtype="float32", always_2d=True)[:, 0]
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
+        raise RecipeError(f"cannot read the audio of utterance {utt} from '{path}' ({e}); check "
+                          f"the file, then rerun the feature stage, which drops unreadable "
+                          f"audio") from None
+    if count > 0 and len(samples) < count:   # a header that promises more than the file holds
+        raise RecipeError(f"utterance {utt}: '{path}' ends {count - len(samples)} samples "
+                          f"before the crop does; the file is truncated: rerun the feature "
+                          f"stage, which drops it")
+    return samples
