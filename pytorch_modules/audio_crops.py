@@ -52,13 +52,16 @@ def _spectrogram(options: SpectrogramOptions) -> Spectrogram:
 
 
 def audio_crop(utt: str, path: str, start: int, length: int, num_frames: int,
-               options: SpectrogramOptions) -> np.ndarray:
+               options: SpectrogramOptions, transform=None) -> np.ndarray:
     """(length, bins) features of frames start..start+length of utterance `utt` in `path`,
-    whose features have `num_frames` frames (utt2num_frames)."""
+    whose features have `num_frames` frames (utt2num_frames); `transform` (augmentation)
+    changes the crop's samples before the spectrogram."""
     whole = num_frames < length
     first = 0 if whole else start * options.shift_samples
     count = -1 if whole else options.window_samples + (length - 1) * options.shift_samples
-    samples = _read(utt, path, first, count, options.sample_frequency)
+    samples = read_samples(utt, path, first, count, options.sample_frequency)
+    if transform is not None:
+        samples = transform(samples)
     feats = _spectrogram(options)(samples)
     if whole:
         reps = -(-length // feats.shape[0])
@@ -66,7 +69,12 @@ def audio_crop(utt: str, path: str, start: int, length: int, num_frames: int,
     return feats
 
 
-def _read(utt: str, path: str, first: int, count: int, rate: int) -> np.ndarray:
+def num_samples(num_frames: int, options: SpectrogramOptions) -> int:
+    """The samples an utterance of `num_frames` frames holds at least (its frames' span)."""
+    return options.window_samples + (num_frames - 1) * options.shift_samples
+
+
+def read_samples(utt: str, path: str, first: int, count: int, rate: int) -> np.ndarray:
     """`count` mono samples (all with -1) from sample `first`, float32 in [-1, 1]; 16-bit PCM is
     scaled by 1/32768 as the feature stage reads it (audio._read_file)."""
     try:

@@ -62,6 +62,21 @@ class DataConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """ours (the paper trains on clean crops); needs data.features: on_the_fly
+    (pytorch_modules/augment.py).  A probability of 0 turns a kind off."""
+    noise_prob: float = 0.0       # coloured noise (white to brown) ...
+    noise_snr: list[float] = field(default_factory=lambda: [0.0, 15.0])   # ... at this SNR (dB)
+    babble_prob: float = 0.0      # other training speakers talking at once ...
+    babble_snr: list[float] = field(default_factory=lambda: [13.0, 20.0])  # ... at this SNR
+    babble_speakers: list[int] = field(default_factory=lambda: [3, 7])     # ... this many
+
+    @property
+    def enabled(self) -> bool:
+        return self.noise_prob > 0 or self.babble_prob > 0
+
+
+@dataclass
 class OptimConfig:
     epochs: int = 30              # ours
     lr: float = 0.1               # the paper's initial learning rate
@@ -118,6 +133,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
@@ -215,14 +231,14 @@ def _build_loss(data, where: str) -> LossConfig:
 
 def config_from_dict(data, source: str = "config") -> Config:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections (model, loss, data, optim, "
-                          f"training), got {type(data).__name__}")
-    sections = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
-                "training": TrainingConfig}
+        raise ConfigError(f"{source}: expected a mapping of sections (model, loss, data, "
+                          f"augment, optim, training), got {type(data).__name__}")
+    sections = {"model": ModelConfig, "data": DataConfig, "augment": AugmentConfig,
+                "optim": OptimConfig, "training": TrainingConfig}
     for key in data:
         if key not in sections and key != "loss":
             raise ConfigError(f"{source}: unknown section '{key}' "
-                              f"(known: model, loss, data, optim, training)")
+                              f"(known: model, loss, data, augment, optim, training)")
     built = {key: _build_section(cls, data.get(key), f"{source}: {key}")
              for key, cls in sections.items()}
     loss = _build_loss(data["loss"], f"{source}: loss") if "loss" in data else LossConfig()
@@ -242,6 +258,12 @@ RANGES = {
     "data.crop_frames": POSITIVE,
     "data.batch_size": POSITIVE,
     "data.num_workers": NON_NEGATIVE,
+    "augment.noise_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "augment.noise_snr": (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high"),
+    "augment.babble_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "augment.babble_snr": (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high"),
+    "augment.babble_speakers": (lambda v: len(v) == 2 and 1 <= v[0] <= v[1],
+                                "[low, high] with 1 <= low <= high"),
     "optim.epochs": POSITIVE,
     "optim.lr": POSITIVE,
     "optim.final_lr": (lambda v: v > 0, "> 0 and <= optim.lr"),
@@ -288,6 +310,9 @@ def _check_ranges(config: Config, source: str):
     for key, value, allowed in choices:
         checks.append((value in allowed,
                        f"{key} must be one of {', '.join(allowed)}, got {value!r}"))
+    checks.append((not config.augment.enabled or config.data.features == "on_the_fly",
+                   "augment: needs the crops computed from the audio (data.features: "
+                   "on_the_fly); the arks of data.features: precomputed hold clean features"))
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")

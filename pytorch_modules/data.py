@@ -15,7 +15,7 @@ import kaldiio
 import numpy as np
 import torch
 
-from pytorch_modules import audio_crops
+from pytorch_modules import audio_crops, augment
 from pytorch_modules.audio import read_scp_lines
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features import SpectrogramOptions
@@ -31,15 +31,25 @@ class TrainingSet:
     speakers: list[str]      # index -> speaker id
     # The feature options when `feats` are audio files (on-the-fly features), else None.
     spectrogram: SpectrogramOptions | None = None
+    augment: object = None   # config.AugmentConfig when crops are augmented, else None
 
     def __len__(self) -> int:
         return len(self.utts)
 
-    def crop(self, index: int, start: int, length: int) -> np.ndarray:
-        """(length, bins) features of utterance `index` from frame `start`."""
+    def crop(self, index: int, start: int, length: int, rng=None) -> np.ndarray:
+        """(length, bins) features of utterance `index` from frame `start`, augmented with the
+        draws of `rng` when the set is augmented."""
         if self.spectrogram is not None:
+            transform = None
+            if self.augment is not None and rng is not None:
+                def other_speech(count, num_samples, draws):
+                    return self.other_speech(self.labels[index], count, num_samples, draws)
+
+                def transform(samples):
+                    return augment.augment(samples, rng, self.augment, other_speech)
             return audio_crops.audio_crop(self.utts[index], self.feats[index], start, length,
-                                          int(self.num_frames[index]), self.spectrogram)
+                                          int(self.num_frames[index]), self.spectrogram,
+                                          transform)
         try:
             feats = kaldiio.load_mat(self.feats[index])
         except Exception as e:  # kaldiio raises several types for a damaged ark
@@ -47,11 +57,29 @@ class TrainingSet:
                               f"{self.feats[index]}: {e}; rerun feature extraction") from None
         return crop_or_pad(feats, start, length)
 
+    def other_speech(self, label: int, count: int, length: int, rng) -> np.ndarray:
+        """(count, length) samples: each a random stretch of a random utterance of a speaker
+        other than `label` (repeated when shorter), for babble."""
+        out = np.empty((count, length), np.float32)
+        for k in range(count):
+            j = int(rng.integers(len(self)))
+            while self.labels[j] == label:   # a training set has at least two speakers
+                j = int(rng.integers(len(self)))
+            available = audio_crops.num_samples(int(self.num_frames[j]), self.spectrogram)
+            first = int(rng.integers(max(available - length, 0) + 1))
+            samples = audio_crops.read_samples(self.utts[j], self.feats[j], first,
+                                               min(length, available),
+                                               self.spectrogram.sample_frequency)
+            out[k] = np.resize(samples, length)
+        return out
+
 
 def read_training_set(data_dir: str, features: str = "precomputed",
-                      spectrogram_config: str = "conf/spectrogram.conf") -> TrainingSet:
+                      spectrogram_config: str = "conf/spectrogram.conf",
+                      augment_config=None) -> TrainingSet:
     """Reads feats.scp (wav.scp for on_the_fly features), utt2spk and utt2num_frames of a
-    Kaldi data dir (validated by the caller)."""
+    Kaldi data dir (validated by the caller); `augment_config` (config.AugmentConfig, on the
+    fly only) augments the crops when any of its kinds is on."""
     table = "feats.scp" if features == "precomputed" else "wav.scp"
     feats = dict(read_scp_lines(f"{data_dir}/{table}"))
     utt2spk = dict(read_scp_lines(f"{data_dir}/utt2spk"))
@@ -76,6 +104,7 @@ def read_training_set(data_dir: str, features: str = "precomputed",
         labels=np.array([index[utt2spk[u]] for u in utts], dtype=np.int64),
         speakers=speakers,
         spectrogram=spectrogram,
+        augment=augment_config if augment_config is not None and augment_config.enabled else None,
     )
 
 
@@ -126,10 +155,15 @@ class CropDataset(torch.utils.data.Dataset):
         return self.batches.steps_per_epoch() - self.first_step
 
     def __getitem__(self, i: int):
-        pairs = self.batches.batch(self.epoch, self.first_step + i, self.rank, self.world_size)
+        step = self.first_step + i
+        pairs = self.batches.batch(self.epoch, step, self.rank, self.world_size)
         crops, labels = [], []
-        for index, start in pairs:
-            crops.append(self.data.crop(index, start, self.batches.crop_frames))
+        for k, (index, start) in enumerate(pairs):
+            # The augmentation draws of a crop depend on its place in the global batch only.
+            position = self.rank + k * self.world_size
+            rng = (np.random.default_rng([self.batches.seed, self.epoch, step, position, 3])
+                   if self.data.augment is not None else None)
+            crops.append(self.data.crop(index, start, self.batches.crop_frames, rng))
             labels.append(self.data.labels[index])
         feats = torch.from_numpy(np.stack(crops)).transpose(1, 2).contiguous()
         return feats, torch.from_numpy(np.array(labels, dtype=np.int64))

@@ -28,7 +28,8 @@ def without(config, *keys):
 
 def test_every_shipped_config_loads():
     assert {"rescnn_dam.yaml", "rescnn_am.yaml", "demo_dam.yaml", "demo_am.yaml",
-            "small_dam.yaml", "small_am.yaml", "small_dam_lr0.1.yaml"} <= set(TRAINING_CONFIGS)
+            "small_dam.yaml", "small_am.yaml", "small_dam_lr0.1.yaml",
+            "small_dam_aug.yaml"} <= set(TRAINING_CONFIGS)
     for name in TRAINING_CONFIGS:
         load_config(CONF / name)
 
@@ -64,3 +65,12 @@ def test_the_small_lr_0_1_config_is_the_small_config_at_the_papers_lr_with_warm_
     assert without(small, *changed) == without(fast, *changed)
     assert (fast["optim"]["lr"], fast["data"]["batch_size"]) == (0.1, 64)
     assert fast["optim"]["warmup_epochs"] > 0 and fast["optim"]["margin_warmup_epochs"] > 0
+
+
+def test_the_augmented_small_config_is_the_small_config_with_on_the_fly_augmented_crops():
+    small, aug = load("small_dam.yaml"), load("small_dam_aug.yaml")
+    assert without(small, "data.features", "augment") == without(aug, "data.features", "augment")
+    assert aug["data"]["features"] == "on_the_fly" and small["data"]["features"] == "precomputed"
+    assert aug["augment"]["noise_prob"] > 0 and aug["augment"]["babble_prob"] > 0
+    assert small["augment"] == load("rescnn_dam.yaml")["augment"]   # all off
+    assert not load_config(CONF / "rescnn_dam.yaml").augment.enabled

@@ -106,11 +106,12 @@ def test_a_file_shorter_than_its_frame_count_names_the_utterance(recipe, tmp_pat
         audio.crop(index, int(audio.num_frames[index]) - 40, 40)
 
 
-def test_training_on_the_fly_runs_through_the_entry_point(recipe, tmp_path):
+def test_training_on_the_fly_with_augmentation_runs_through_the_entry_point(recipe, tmp_path):
     config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=1, num_workers=1)
     config.write_text(config.read_text().replace(
         "num_workers: 1}", f"num_workers: 1, features: on_the_fly, "
-                           f"spectrogram_config: {SPECTROGRAM}}}"))
+                           f"spectrogram_config: {SPECTROGRAM}}}\n"
+                           f"augment: {{noise_prob: 0.5, babble_prob: 0.5}}"))
     result = tiny_data.train(config, recipe / "data/x", tmp_path / "exp")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "exp/final.pt").exists()

@@ -52,7 +52,8 @@ def train_locked(config, data_dir: str, exp_dir: str, context: distributed.Conte
     if context.is_main:
         write_config_copy(config, exp_dir)
     distributed.barrier(context)
-    data = read_training_set(data_dir, config.data.features, config.data.spectrogram_config)
+    data = read_training_set(data_dir, config.data.features, config.data.spectrogram_config,
+                             config.augment)
     short = int((data.num_frames < config.data.crop_frames).sum())
     if short:
         log(f"train: {short} of {len(data)} utterances are shorter than the "

@@ -1,0 +1,53 @@
+"""Augmentation of training crops in the waveform domain (config `augment:`, ours: the paper
+trains without; every recipe in use today adds noise, as Kaldi's voxceleb v2 and WeSpeaker do).
+
+Each kind is applied to a crop with its own probability, before the spectrogram
+(pytorch_modules/audio_crops.py), so it needs on-the-fly features:
+  noise   coloured Gaussian noise (power spectrum 1/f^beta, beta drawn from 0 (white) to 2
+          (brown)) at an SNR drawn from noise_snr dB (Kaldi's MUSAN noise: 0-15 dB);
+  babble  the sum of 3-7 other training speakers' utterances (babble_speakers), each a random
+          stretch of the crop's length, at an SNR drawn from babble_snr dB (Kaldi's: 13-20 dB).
+Every random choice comes from the generator the loader makes for the crop from (seed, epoch,
+step, position in the global batch), so a resumed run and any number of workers or processes
+see exactly the same augmented crops.
+"""
+import numpy as np
+
+# A floor on signal power, so that a silent stretch does not make the noise infinite.
+MIN_POWER = 1e-10
+
+
+def scale_to_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """`noise` scaled so that 10 log10(power(signal) / power(noise)) = snr_db."""
+    signal_power = max(float(np.mean(np.square(signal, dtype=np.float64))), MIN_POWER)
+    noise_power = max(float(np.mean(np.square(noise, dtype=np.float64))), MIN_POWER)
+    return noise * np.float32(np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10))))
+
+
+def coloured_noise(num_samples: int, beta: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise whose power spectrum falls as 1/f^beta (0 white, 1 pink, 2 brown)."""
+    spectrum = np.fft.rfft(rng.standard_normal(num_samples))
+    freqs = np.arange(len(spectrum), dtype=np.float64)
+    freqs[0] = 1.0   # keep the DC bin finite; it carries no colour
+    noise = np.fft.irfft(spectrum / freqs ** (beta / 2), n=num_samples)
+    return noise.astype(np.float32)
+
+
+def augment(samples: np.ndarray, rng: np.random.Generator, options, other_speech) -> np.ndarray:
+    """`samples` with the augmentations of `options` (config.AugmentConfig) that the draws of
+    `rng` pick.  other_speech(count, num_samples, rng) gives `count` stretches of other
+    speakers' audio, (count, num_samples), for babble."""
+    out = samples
+    # Draw every decision first, in a fixed order, so each kind's draws do not depend on
+    # whether another kind was applied.
+    apply_noise = rng.random() < options.noise_prob
+    apply_babble = rng.random() < options.babble_prob
+    if apply_noise:
+        noise = coloured_noise(len(samples), rng.uniform(0.0, 2.0), rng)
+        out = out + scale_to_snr(samples, noise, rng.uniform(*options.noise_snr))
+    if apply_babble:
+        low, high = options.babble_speakers
+        count = int(rng.integers(low, high + 1))
+        babble = other_speech(count, len(samples), rng).sum(axis=0)
+        out = out + scale_to_snr(samples, babble, rng.uniform(*options.babble_snr))
+    return out.astype(np.float32, copy=False)

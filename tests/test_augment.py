@@ -1,0 +1,112 @@
+"""Augmentation of training crops (config augment:, pytorch_modules/augment.py): SNRs and noise
+colours against their definitions, babble made of other speakers only, and every draw a
+function of (seed, epoch, step, place in the global batch)."""
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import tiny_data
+from pytorch_modules.augment import augment, coloured_noise, scale_to_snr
+from pytorch_modules.config import AugmentConfig, ConfigError, config_from_dict
+from pytorch_modules.data import CropDataset, EpochBatches, read_training_set
+
+SPECTROGRAM = str(tiny_data.ROOT / "conf/spectrogram.conf")
+
+
+def power(x):
+    return float(np.mean(np.square(x, dtype=np.float64)))
+
+
+def test_noise_is_scaled_to_the_asked_snr():
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal(8000).astype(np.float32) * 0.1
+    noise = rng.standard_normal(8000).astype(np.float32) * 3.0
+    for snr in (0.0, 5.0, 17.5):
+        scaled = scale_to_snr(signal, noise, snr)
+        assert 10 * np.log10(power(signal) / power(scaled)) == pytest.approx(snr, abs=1e-4)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
+def test_coloured_noise_has_the_asked_spectral_slope(beta):
+    noise = coloured_noise(2**16, beta, np.random.default_rng(1)).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(noise)) ** 2
+    # slope of log power against log frequency over octave bands from 100 to 25,000 bins
+    edges = np.geomspace(100, 25_000, 9).astype(int)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    band_power = [spectrum[lo:hi].mean() for lo, hi in zip(edges[:-1], edges[1:])]
+    slope = np.polyfit(np.log(centres), np.log(band_power), 1)[0]
+    assert slope == pytest.approx(-beta, abs=0.1)
+
+
+def test_augment_adds_noise_at_an_snr_in_the_range_and_nothing_when_off():
+    rng = np.random.default_rng(2)
+    samples = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    options = AugmentConfig(noise_prob=1.0, noise_snr=[7.0, 7.0])
+    out = augment(samples, np.random.default_rng(3), options, None)
+    assert 10 * np.log10(power(samples) / power(out - samples)) == pytest.approx(7.0, abs=1e-3)
+    off = AugmentConfig(noise_prob=0.0, babble_prob=0.0)
+    assert np.array_equal(augment(samples, np.random.default_rng(3), off, None), samples)
+
+
+@pytest.fixture(scope="module")
+def audio_set(tmp_path_factory):
+    """On-the-fly training set of 2 speakers x 3 utterances, with stage-2 utt2num_frames."""
+    work = tmp_path_factory.mktemp("augment")
+    recipe = tiny_data.scratch_recipe(work / "recipe")
+    sources = {}
+    for n, utt in enumerate(tiny_data.utt_ids(2, 3)):
+        path = work / "audio" / f"{utt}.wav"
+        path.parent.mkdir(exist_ok=True)
+        soundfile.write(path, tiny_data.tone(0.8 + 0.2 * n, seed=n), tiny_data.RATE,
+                        subtype="FLOAT")
+        sources[utt] = str(path)
+    tiny_data.write_audio_dir(recipe / "data/x", sources)
+    result = tiny_data.run_script(recipe, "steps/make_spectrogram.sh", "--nj", "1", "data/x",
+                                  "feats")
+    assert result.returncode == 0, result.stderr
+    return str(recipe / "data/x"), sources
+
+
+def test_babble_is_made_of_stretches_of_other_speakers_only(audio_set):
+    data_dir, sources = audio_set
+    data = read_training_set(data_dir, "on_the_fly", SPECTROGRAM,
+                             AugmentConfig(babble_prob=1.0))
+    audio = {utt: soundfile.read(path, dtype="float32")[0] for utt, path in sources.items()}
+    rows = data.other_speech(0, 20, 4000, np.random.default_rng(4))
+    for row in rows:
+        found = [utt for utt, samples in audio.items()
+                 if (np.lib.stride_tricks.sliding_window_view(samples, 4000) == row).all(1).any()]
+        assert found and all(data.speakers[data.labels[data.utts.index(u)]] == "spk2"
+                             for u in found), found
+
+
+def test_augmented_crops_depend_only_on_seed_epoch_step_and_place(audio_set):
+    data_dir, _ = audio_set
+    options = AugmentConfig(noise_prob=0.5, babble_prob=0.5, babble_speakers=[1, 2])
+    data = read_training_set(data_dir, "on_the_fly", SPECTROGRAM, options)
+    clean = read_training_set(data_dir, "on_the_fly", SPECTROGRAM)
+    batches = EpochBatches(data.num_frames, 4, 40, seed=9)
+    whole = CropDataset(data, batches, epoch=2, first_step=0)
+    resumed = CropDataset(data, batches, epoch=2, first_step=1)   # a run resumed at step 1
+    assert torch.equal(whole[1][0], resumed[0][0])
+    # two processes, each half of the global batch: together the one-process batch
+    halves = [CropDataset(data, batches, 2, 0, rank=r, world_size=2)[1][0] for r in (0, 1)]
+    merged = torch.stack([halves[k % 2][k // 2] for k in range(4)])
+    assert torch.equal(merged, whole[1][0])
+    assert not torch.equal(whole[1][0], CropDataset(clean, batches, 2, 0)[1][0])
+    assert not torch.equal(whole[0][0], CropDataset(data, batches, 3, 0)[0][0])   # next epoch
+
+
+def test_augmentation_needs_on_the_fly_features_and_ranges():
+    with pytest.raises(ConfigError, match="augment: needs the crops computed from the audio "
+                                          r"\(data.features: on_the_fly\)"):
+        config_from_dict({"augment": {"noise_prob": 0.6}}, "x.yaml")
+    with pytest.raises(ConfigError, match=r"x.yaml: augment.babble_prob is 1.5, but it must be "
+                                          r"in \[0, 1\]"):
+        config_from_dict({"data": {"features": "on_the_fly"},
+                          "augment": {"babble_prob": 1.5}}, "x.yaml")
+    with pytest.raises(ConfigError, match=r"augment.noise_snr is \[15.0, 0.0\], but it must be "
+                                          r"\[low, high\] with low <= high"):
+        config_from_dict({"data": {"features": "on_the_fly"},
+                          "augment": {"noise_snr": [15, 0]}}, "x.yaml")
