@@ -1,6 +1,7 @@
 """Training-crop throughput of one data-loader worker: crops read from the stage-2 arks
-(data.features: precomputed) against crops computed from the audio (on_the_fly), on a data dir
-that has both feats.scp and wav.scp (any data dir after stage 2).
+(data.features: precomputed) against crops computed from the audio (on_the_fly), clean and with
+each augmentation (every crop noised, every crop babbled, and conf/small_dam_aug.yaml's mix),
+on a data dir that has both feats.scp and wav.scp (any data dir after stage 2).
 
     python bench/loader.py data/voxceleb1_dev [--crop-frames 200 300] [--batches 20]
 
@@ -15,6 +16,7 @@ import time
 import common
 import torch
 
+from pytorch_modules.config import AugmentConfig, load_config
 from pytorch_modules.data import CropDataset, EpochBatches, read_training_set
 
 
@@ -43,6 +45,11 @@ def main():
     torch.set_num_threads(1)
     arks = read_training_set(args.data_dir)
     audio = read_training_set(args.data_dir, "on_the_fly", args.spectrogram_config)
+    augmented = {
+        "noise on every crop": AugmentConfig(noise_prob=1.0),
+        "babble on every crop": AugmentConfig(babble_prob=1.0),
+        "conf/small_dam_aug.yaml's mix": load_config("conf/small_dam_aug.yaml").augment,
+    }
     common.banner(f"one loader worker, {len(arks)} utterances of {args.data_dir}")
     for crop in args.crop_frames:
         ark_rate = rate(arks, crop, args.batches, args.repeats)
@@ -50,6 +57,11 @@ def main():
         common.figure(f"crops of {crop} frames from arks", ark_rate, "utt/s")
         common.figure(f"crops of {crop} frames from audio", audio_rate, "utt/s")
         common.ratio("  on-the-fly against arks", audio_rate, ark_rate)
+        for name, options in augmented.items():
+            data = read_training_set(args.data_dir, "on_the_fly", args.spectrogram_config, options)
+            augmented_rate = rate(data, crop, args.batches, args.repeats)
+            common.figure(f"  from audio, {name}", augmented_rate, "utt/s")
+            common.ratio("    against clean on-the-fly", augmented_rate, audio_rate)
     print(f"   {common.load_line()}")
 
 
