@@ -3,6 +3,10 @@ trains without; every recipe in use today adds noise, as Kaldi's voxceleb v2 and
 
 Each kind is applied to a crop with its own probability, before the spectrogram
 (pytorch_modules/audio_crops.py), so it needs on-the-fly features:
+  reverb  convolution with a room impulse response from augment.rir_list (RIRS_NOISES'
+          simulated_rirs, or rooms made by local/make_simulated_rirs.py), scaled to unit
+          energy and aligned on its direct path (its largest sample), as Kaldi and WeSpeaker
+          apply them; applied first, to the speech, as a room would;
   noise   coloured Gaussian noise (power spectrum 1/f^beta, beta drawn from 0 (white) to 2
           (brown)) at an SNR drawn from noise_snr dB (Kaldi's MUSAN noise: 0-15 dB);
   babble  the sum of 3-7 other training speakers' utterances (babble_speakers), each a random
@@ -33,15 +37,31 @@ def coloured_noise(num_samples: int, beta: float, rng: np.random.Generator) -> n
     return noise.astype(np.float32)
 
 
-def augment(samples: np.ndarray, rng: np.random.Generator, options, other_speech) -> np.ndarray:
+def reverberate(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """`samples` convolved with `rir` scaled to unit energy, from its direct path (largest
+    sample) on: the output starts when the direct sound arrives and has the input's length."""
+    peak = int(np.argmax(np.abs(rir)))
+    rir = rir.astype(np.float64) / max(np.sqrt(np.sum(np.square(rir, dtype=np.float64))), 1e-12)
+    size = len(samples) + len(rir) - 1
+    n_fft = 1 << (size - 1).bit_length()
+    wet = np.fft.irfft(np.fft.rfft(samples, n_fft) * np.fft.rfft(rir, n_fft), n_fft)
+    return wet[peak:peak + len(samples)].astype(np.float32)
+
+
+def augment(samples: np.ndarray, rng: np.random.Generator, options, other_speech,
+            room_response=None) -> np.ndarray:
     """`samples` with the augmentations of `options` (config.AugmentConfig) that the draws of
     `rng` pick.  other_speech(count, num_samples, rng) gives `count` stretches of other
-    speakers' audio, (count, num_samples), for babble."""
+    speakers' audio, (count, num_samples), for babble; room_response(rng) an impulse
+    response, for reverb."""
     out = samples
     # Draw every decision first, in a fixed order, so each kind's draws do not depend on
     # whether another kind was applied.
+    apply_reverb = rng.random() < options.reverb_prob
     apply_noise = rng.random() < options.noise_prob
     apply_babble = rng.random() < options.babble_prob
+    if apply_reverb:
+        out = samples = reverberate(samples, room_response(rng))
     if apply_noise:
         noise = coloured_noise(len(samples), rng.uniform(0.0, 2.0), rng)
         out = out + scale_to_snr(samples, noise, rng.uniform(*options.noise_snr))

@@ -70,10 +70,12 @@ class AugmentConfig:
     babble_prob: float = 0.0      # other training speakers talking at once ...
     babble_snr: list[float] = field(default_factory=lambda: [13.0, 20.0])  # ... at this SNR
     babble_speakers: list[int] = field(default_factory=lambda: [3, 7])     # ... this many
+    reverb_prob: float = 0.0      # a room impulse response from ...
+    rir_list: str = ""            # ... this list of wav files (local/make_simulated_rirs.py)
 
     @property
     def enabled(self) -> bool:
-        return self.noise_prob > 0 or self.babble_prob > 0
+        return self.noise_prob > 0 or self.babble_prob > 0 or self.reverb_prob > 0
 
 
 @dataclass
@@ -264,6 +266,7 @@ RANGES = {
     "augment.babble_snr": (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high"),
     "augment.babble_speakers": (lambda v: len(v) == 2 and 1 <= v[0] <= v[1],
                                 "[low, high] with 1 <= low <= high"),
+    "augment.reverb_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "optim.epochs": POSITIVE,
     "optim.lr": POSITIVE,
     "optim.final_lr": (lambda v: v > 0, "> 0 and <= optim.lr"),
@@ -310,6 +313,10 @@ def _check_ranges(config: Config, source: str):
     for key, value, allowed in choices:
         checks.append((value in allowed,
                        f"{key} must be one of {', '.join(allowed)}, got {value!r}"))
+    checks.append((config.augment.reverb_prob == 0 or config.augment.rir_list,
+                   "augment.reverb_prob needs augment.rir_list, a file listing room impulse "
+                   "responses (make one with local/make_simulated_rirs.py OUT_DIR, which "
+                   "writes OUT_DIR/rir.list)"))
     checks.append((not config.augment.enabled or config.data.features == "on_the_fly",
                    "augment: needs the crops computed from the audio (data.features: "
                    "on_the_fly); the arks of data.features: precomputed hold clean features"))

@@ -9,10 +9,12 @@ utterances in an epoch and each crop's start.  A run resumed in the middle of an
 sees exactly the batches the uninterrupted run would have seen, and the data a rank sees does not
 depend on how many DataLoader workers there are.
 """
+import os
 from dataclasses import dataclass
 
 import kaldiio
 import numpy as np
+import soundfile
 import torch
 
 from pytorch_modules import audio_crops, augment
@@ -32,6 +34,7 @@ class TrainingSet:
     # The feature options when `feats` are audio files (on-the-fly features), else None.
     spectrogram: SpectrogramOptions | None = None
     augment: object = None   # config.AugmentConfig when crops are augmented, else None
+    rirs: list[str] | None = None   # room impulse responses (wav files) for reverb
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -46,7 +49,8 @@ class TrainingSet:
                     return self.other_speech(self.labels[index], count, num_samples, draws)
 
                 def transform(samples):
-                    return augment.augment(samples, rng, self.augment, other_speech)
+                    return augment.augment(samples, rng, self.augment, other_speech,
+                                           self.room_response)
             return audio_crops.audio_crop(self.utts[index], self.feats[index], start, length,
                                           int(self.num_frames[index]), self.spectrogram,
                                           transform)
@@ -56,6 +60,20 @@ class TrainingSet:
             raise RecipeError(f"cannot read the features of utterance {self.utts[index]} from "
                               f"{self.feats[index]}: {e}; rerun feature extraction") from None
         return crop_or_pad(feats, start, length)
+
+    def room_response(self, rng) -> np.ndarray:
+        """A room impulse response of the rir_list, drawn with `rng`."""
+        path = self.rirs[int(rng.integers(len(self.rirs)))]
+        try:
+            rir, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
+            raise RecipeError(f"cannot read the room impulse response {path} ({e}); check the "
+                              f"files of augment.rir_list") from None
+        if rate != self.spectrogram.sample_frequency:
+            raise RecipeError(f"the room impulse response {path} is at {rate} Hz, but the "
+                              f"features are at {self.spectrogram.sample_frequency} Hz; "
+                              f"resample the impulse responses")
+        return rir[:, 0]
 
     def other_speech(self, label: int, count: int, length: int, rng) -> np.ndarray:
         """(count, length) samples: each a random stretch of a random utterance of a speaker
@@ -105,7 +123,27 @@ def read_training_set(data_dir: str, features: str = "precomputed",
         speakers=speakers,
         spectrogram=spectrogram,
         augment=augment_config if augment_config is not None and augment_config.enabled else None,
+        rirs=(read_rir_list(augment_config.rir_list)
+              if augment_config is not None and augment_config.reverb_prob > 0 else None),
     )
+
+
+def read_rir_list(path: str) -> list[str]:
+    """The wav files of a room-impulse-response list (one path per line), each checked."""
+    try:
+        with open(path) as f:
+            lines = [(number, line.strip()) for number, line in enumerate(f, 1) if line.strip()]
+    except OSError as e:
+        raise RecipeError(f"cannot read augment.rir_list {path} ({e.strerror}); make it with "
+                          f"local/make_simulated_rirs.py OUT_DIR (OUT_DIR/rir.list) or list the "
+                          f"wav files of RIRS_NOISES/simulated_rirs") from None
+    for number, rir in lines:
+        if not os.path.isfile(rir):
+            raise RecipeError(f"{path} line {number}: room impulse response {rir} does not "
+                              f"exist")
+    if not lines:
+        raise RecipeError(f"augment.rir_list {path} lists no room impulse responses")
+    return [rir for _, rir in lines]
 
 
 def crop_or_pad(feats: np.ndarray, start: int, length: int) -> np.ndarray:

@@ -7,9 +7,10 @@ import soundfile
 import torch
 
 import tiny_data
-from pytorch_modules.augment import augment, coloured_noise, scale_to_snr
+from pytorch_modules.augment import augment, coloured_noise, reverberate, scale_to_snr
 from pytorch_modules.config import AugmentConfig, ConfigError, config_from_dict
 from pytorch_modules.data import CropDataset, EpochBatches, read_training_set
+from pytorch_modules.errors import RecipeError
 
 SPECTROGRAM = str(tiny_data.ROOT / "conf/spectrogram.conf")
 
@@ -37,6 +38,22 @@ def test_coloured_noise_has_the_asked_spectral_slope(beta):
     band_power = [spectrum[lo:hi].mean() for lo, hi in zip(edges[:-1], edges[1:])]
     slope = np.polyfit(np.log(centres), np.log(band_power), 1)[0]
     assert slope == pytest.approx(-beta, abs=0.1)
+
+
+def test_reverberation_is_the_convolution_aligned_on_the_direct_path_at_unit_energy():
+    rng = np.random.default_rng(6)
+    samples = rng.standard_normal(500).astype(np.float32)
+    rir = np.zeros(40, np.float32)
+    rir[5], rir[12], rir[30] = 2.0, -1.0, 0.5           # direct path at 5, two reflections
+    wet = reverberate(samples, rir)
+    unit = rir / np.sqrt(5.25)
+    expected = np.convolve(samples, unit)[5:505]        # from the direct sound on
+    assert wet.shape == samples.shape
+    np.testing.assert_allclose(wet, expected, atol=1e-5)
+    # a pure delay of the direct path only gives the input back, at its level
+    delay = np.zeros(40, np.float32)
+    delay[7] = 0.3
+    np.testing.assert_allclose(reverberate(samples, delay), samples, atol=1e-5)
 
 
 def test_augment_adds_noise_at_an_snr_in_the_range_and_nothing_when_off():
@@ -98,6 +115,35 @@ def test_augmented_crops_depend_only_on_seed_epoch_step_and_place(audio_set):
     assert not torch.equal(whole[0][0], CropDataset(data, batches, 3, 0)[0][0])   # next epoch
 
 
+def test_simulated_rooms_are_reproducible_and_feed_reverb(audio_set, tmp_path):
+    rooms = tmp_path / "rooms"
+    result = tiny_data.run_python(tiny_data.ROOT / "local/make_simulated_rirs.py",
+                                  "--num-rooms", "3", "--seed", "5", rooms)
+    assert result.returncode == 0, result.stderr
+    paths = (rooms / "rir.list").read_text().splitlines()
+    assert len(paths) == 3 and all(p.endswith(f"room_{n:04d}.wav") for n, p in enumerate(paths))
+    rir, rate = soundfile.read(paths[0], dtype="float32")
+    assert rate == 16000 and np.argmax(np.abs(rir)) > 0   # the direct sound takes time
+    rows = [line.split("\t") for line in (rooms / "rooms.tsv").read_text().splitlines()]
+    assert all(0.2 <= float(row[4]) <= 0.8 for row in rows)   # target RT60 (s)
+    again = tmp_path / "again"
+    tiny_data.run_python(tiny_data.ROOT / "local/make_simulated_rirs.py", "--num-rooms", "3",
+                         "--seed", "5", again)
+    assert np.array_equal(soundfile.read(again / "wav/room_0002.wav")[0],
+                          soundfile.read(rooms / "wav/room_0002.wav")[0])
+
+    data_dir, _ = audio_set
+    options = AugmentConfig(reverb_prob=1.0, rir_list=str(rooms / "rir.list"))
+    data = read_training_set(data_dir, "on_the_fly", SPECTROGRAM, options)
+    clean = read_training_set(data_dir, "on_the_fly", SPECTROGRAM)
+    wet = data.crop(0, 0, 40, np.random.default_rng(1))
+    assert wet.shape == (40, 161) and not np.allclose(wet, clean.crop(0, 0, 40))
+    (rooms / "rir.list").write_text(paths[0] + "\n" + str(rooms / "gone.wav") + "\n")
+    with pytest.raises(RecipeError, match=f"{rooms}/rir.list line 2: room impulse response "
+                                          f"{rooms}/gone.wav does not exist"):
+        read_training_set(data_dir, "on_the_fly", SPECTROGRAM, options)
+
+
 def test_augmentation_needs_on_the_fly_features_and_ranges():
     with pytest.raises(ConfigError, match="augment: needs the crops computed from the audio "
                                           r"\(data.features: on_the_fly\)"):
@@ -110,3 +156,6 @@ def test_augmentation_needs_on_the_fly_features_and_ranges():
                                           r"\[low, high\] with low <= high"):
         config_from_dict({"data": {"features": "on_the_fly"},
                           "augment": {"noise_snr": [15, 0]}}, "x.yaml")
+    with pytest.raises(ConfigError, match="augment.reverb_prob needs augment.rir_list"):
+        config_from_dict({"data": {"features": "on_the_fly"},
+                          "augment": {"reverb_prob": 0.5}}, "x.yaml")
