@@ -138,7 +138,9 @@ def test_rerun_replaces_the_old_sets(tmp_path):
     assert prep.main([str(tmp_path / "vox1"), str(data)]) == 0
     (data / "vox1_o" / "feats.scp").write_text("stale\n")  # derived from the old lists
     assert prep.main([str(tmp_path / "vox1"), str(data)]) == 0
-    assert sorted(os.listdir(data / "vox1_o")) == ["spk2utt", "trials", "utt2spk", "wav.scp"]
+    assert sorted(os.listdir(data / "vox1_o")) == ["spk2utt", "trials", "trials.info", "utt2spk",
+                                                   "wav.scp"]
+    assert (data / "vox1_o" / "trials.info").read_text() == "list veri_test2.txt\n"
     assert sorted(os.listdir(data)) == ["vox1_o", "voxceleb1_dev"]
 
 
