@@ -52,21 +52,39 @@ def _spectrogram(options: SpectrogramOptions) -> Spectrogram:
 
 
 def audio_crop(utt: str, path: str, start: int, length: int, num_frames: int,
-               options: SpectrogramOptions, transform=None) -> np.ndarray:
+               options: SpectrogramOptions, transform=None, speed: float = 1.0) -> np.ndarray:
     """(length, bins) features of frames start..start+length of utterance `utt` in `path`,
     whose features have `num_frames` frames (utt2num_frames); `transform` (augmentation)
-    changes the crop's samples before the spectrogram."""
-    whole = num_frames < length
-    first = 0 if whole else start * options.shift_samples
-    count = -1 if whole else options.window_samples + (length - 1) * options.shift_samples
-    samples = read_samples(utt, path, first, count, options.sample_frequency)
+    changes the crop's samples before the spectrogram.  `speed` != 1 reads `speed` times the
+    samples from about the same place and resamples them to the crop's length, as sox's speed
+    effect (Kaldi's and WeSpeaker's speed perturbation) changes tempo and pitch together."""
+    count = num_samples(length, options)
+    need = int(np.ceil(count * speed))
+    available = num_samples(num_frames, options)
+    if available < need:        # shorter than the crop: read it whole, repeat its frames
+        first, need = 0, -1
+    else:
+        first = min(int(start * options.shift_samples * speed), available - need)
+    samples = read_samples(utt, path, first, need, options.sample_frequency)
+    if speed != 1.0:
+        samples = change_speed(samples, speed, options.sample_frequency)[:count]
     if transform is not None:
         samples = transform(samples)
     feats = _spectrogram(options)(samples)
-    if whole:
+    if feats.shape[0] < length:
         reps = -(-length // feats.shape[0])
         return np.concatenate([feats] * reps)[:length]
     return feats
+
+
+def change_speed(samples: np.ndarray, speed: float, rate: int) -> np.ndarray:
+    """`samples` played `speed` times faster: taken as audio at rate * speed and resampled
+    (band-limited, torchaudio) to `rate`, so there are about len / speed of them."""
+    import torch
+    import torchaudio.functional
+
+    return torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(samples)),
+                                          int(round(rate * speed)), rate).numpy()
 
 
 def num_samples(num_frames: int, options: SpectrogramOptions) -> int:

@@ -72,10 +72,13 @@ class AugmentConfig:
     babble_speakers: list[int] = field(default_factory=lambda: [3, 7])     # ... this many
     reverb_prob: float = 0.0      # a room impulse response from ...
     rir_list: str = ""            # ... this list of wav files (local/make_simulated_rirs.py)
+    speed_prob: float = 0.0       # tempo and pitch changed by one of ...
+    speed_factors: list[float] = field(default_factory=lambda: [0.9, 1.1])  # ... these factors
 
     @property
     def enabled(self) -> bool:
-        return self.noise_prob > 0 or self.babble_prob > 0 or self.reverb_prob > 0
+        return (self.noise_prob > 0 or self.babble_prob > 0 or self.reverb_prob > 0
+                or self.speed_prob > 0)
 
 
 @dataclass
@@ -267,6 +270,8 @@ RANGES = {
     "augment.babble_speakers": (lambda v: len(v) == 2 and 1 <= v[0] <= v[1],
                                 "[low, high] with 1 <= low <= high"),
     "augment.reverb_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "augment.speed_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "augment.speed_factors": (lambda v: all(0.5 <= f <= 2 for f in v), "all in [0.5, 2]"),
     "optim.epochs": POSITIVE,
     "optim.lr": POSITIVE,
     "optim.final_lr": (lambda v: v > 0, "> 0 and <= optim.lr"),

@@ -43,8 +43,12 @@ class TrainingSet:
         """(length, bins) features of utterance `index` from frame `start`, augmented with the
         draws of `rng` when the set is augmented."""
         if self.spectrogram is not None:
-            transform = None
+            transform, speed = None, 1.0
             if self.augment is not None and rng is not None:
+                # Speed first: it decides how many samples are read.
+                if rng.random() < self.augment.speed_prob:
+                    speed = float(rng.choice(self.augment.speed_factors))
+
                 def other_speech(count, num_samples, draws):
                     return self.other_speech(self.labels[index], count, num_samples, draws)
 
@@ -53,7 +57,7 @@ class TrainingSet:
                                            self.room_response)
             return audio_crops.audio_crop(self.utts[index], self.feats[index], start, length,
                                           int(self.num_frames[index]), self.spectrogram,
-                                          transform)
+                                          transform, speed)
         try:
             feats = kaldiio.load_mat(self.feats[index])
         except Exception as e:  # kaldiio raises several types for a damaged ark

@@ -159,3 +159,33 @@ def test_augmentation_needs_on_the_fly_features_and_ranges():
     with pytest.raises(ConfigError, match="augment.reverb_prob needs augment.rir_list"):
         config_from_dict({"data": {"features": "on_the_fly"},
                           "augment": {"reverb_prob": 0.5}}, "x.yaml")
+
+
+@pytest.mark.parametrize("speed, peak_hz", [(1.0, 1000), (1.1, 1100), (0.9, 900)])
+def test_speed_perturbation_moves_a_tone_by_its_factor(tmp_path, speed, peak_hz):
+    from pytorch_modules.audio_crops import audio_crop
+    from pytorch_modules.features import parse_options_file
+
+    options = parse_options_file(SPECTROGRAM)
+    t = np.arange(3 * 16000) / 16000
+    path = tmp_path / "tone.wav"
+    soundfile.write(path, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), 16000,
+                    subtype="FLOAT")
+    feats = audio_crop("u", str(path), 100, 50, 299, options, speed=speed)
+    assert feats.shape == (50, 161)
+    peak_bins = feats.argmax(axis=1)             # 50 Hz per bin
+    assert (peak_bins == peak_hz // 50).all()
+
+
+def test_speed_perturbation_through_the_training_set(audio_set):
+    data_dir, _ = audio_set
+    data = read_training_set(data_dir, "on_the_fly", SPECTROGRAM,
+                             AugmentConfig(speed_prob=1.0, speed_factors=[1.1]))
+    clean = read_training_set(data_dir, "on_the_fly", SPECTROGRAM)
+    index = int(np.argmax(data.num_frames))
+    fast = data.crop(index, 10, 40, np.random.default_rng(0))
+    assert fast.shape == (40, 161) and not np.allclose(fast, clean.crop(index, 10, 40))
+    with pytest.raises(ConfigError, match=r"augment.speed_factors is \[0.3\], but it must be "
+                                          r"all in \[0.5, 2\]"):
+        config_from_dict({"data": {"features": "on_the_fly"},
+                          "augment": {"speed_prob": 0.5, "speed_factors": [0.3]}}, "x.yaml")
