@@ -37,6 +37,8 @@ demo_options=
 voxceleb1_root=
 voxceleb2_root=
 sitw_root=
+musan_root=
+rirs_root=
 train_set=
 sitw_overlap_list=local/voxceleb1_sitw_overlap.txt
 asnorm=true
@@ -79,7 +81,10 @@ Options:
   --sitw-root <dir>         SITW: dev/ and eval/ with audio/, lists/, keys/
   --train-set <voxceleb1|voxceleb2>  training data (default: voxceleb2 when given, else voxceleb1)
   --sitw-overlap-list <f>   VoxCeleb1 speakers who are also in SITW, removed from voxceleb1
-                            training when SITW is evaluated (default: $sitw_overlap_list)"
+                            training when SITW is evaluated (default: $sitw_overlap_list)
+  --musan-root <dir>        MUSAN (noise/, music/, speech/): stage 1 lists its files in
+                            data/musan/{noise,music,speech}.list for a config's augment: section
+  --rirs-root <dir>         RIRS_NOISES: stage 1 lists simulated_rirs/ in data/rirs/rir.list"
 
 cd "$(dirname "$0")"
 . ./path.sh
@@ -105,6 +110,9 @@ whole_number nproc-per-node "$nproc_per_node" 1
 whole_number asnorm-top-n "$asnorm_top_n" 1
 whole_number cohort-utts-per-spk "$cohort_utts_per_spk" 0
 whole_number demo-seed "$demo_seed" 0
+for root in $musan_root $rirs_root; do
+  [ -d "$root" ] || die "augmentation corpus folder $root does not exist (--musan-root/--rirs-root)"
+done
 last_stage=6
 [[ "$stage" =~ ^[0-9]+$ ]] && [ "$stage" -le $last_stage ] ||
   die "--stage takes a stage of this recipe, 0 to $last_stage, not '$stage' (./run.sh --help lists them)"
@@ -204,6 +212,10 @@ if run_stage 1; then
     local/prepare_voxceleb2.py "$voxceleb2_root" data
   fi
   [ -z "$sitw_parts" ] || local/prepare_sitw.py "$sitw_root" data
+  if [ -n "$musan_root$rirs_root" ]; then
+    local/prepare_augment_lists.py ${musan_root:+--musan-root "$musan_root"} \
+      ${rirs_root:+--rirs-root "$rirs_root"} data
+  fi
   # One union of the VoxCeleb1 trial sets: each utterance is embedded once, however many
   # lists name it (Vox1-E and Vox1-H share most of VoxCeleb1).
   sets=$(vox1_sets)

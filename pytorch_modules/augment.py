@@ -10,10 +10,13 @@ Each kind is applied to a crop with its own probability, before the spectrogram
           simulated_rirs, or rooms made by local/make_simulated_rirs.py), scaled to unit
           energy and aligned on its direct path (its largest sample), as Kaldi and WeSpeaker
           apply them; applied first, to the speech, as a room would;
-  noise   coloured Gaussian noise (power spectrum 1/f^beta, beta drawn from 0 (white) to 2
-          (brown)) at an SNR drawn from noise_snr dB (Kaldi's MUSAN noise: 0-15 dB);
-  babble  the sum of 3-7 other training speakers' utterances (babble_speakers), each a random
-          stretch of the crop's length, at an SNR drawn from babble_snr dB (Kaldi's: 13-20 dB).
+  noise   a random stretch of a file of noise_list (MUSAN noise/, local/prepare_musan.py), or
+          without one coloured Gaussian noise (power spectrum 1/f^beta, beta drawn from 0
+          (white) to 2 (brown)), at an SNR drawn from noise_snr dB (Kaldi's: 0-15 dB);
+  music   a random stretch of a file of music_list (MUSAN music/) at music_snr dB (5-15 dB);
+  babble  the sum of 3-7 (babble_speakers) random stretches of the files of babble_list
+          (MUSAN speech/), or without one of other training speakers' utterances, at an SNR
+          drawn from babble_snr dB (Kaldi's: 13-20 dB).
 Every random choice comes from the generator the loader makes for the crop from (seed, epoch,
 step, position in the global batch), so a resumed run and any number of workers or processes
 see exactly the same augmented crops.
@@ -51,26 +54,29 @@ def reverberate(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return wet[peak:peak + len(samples)].astype(np.float32)
 
 
-def augment(samples: np.ndarray, rng: np.random.Generator, options, other_speech,
-            room_response=None) -> np.ndarray:
+def augment(samples: np.ndarray, rng: np.random.Generator, options, sources) -> np.ndarray:
     """`samples` with the augmentations of `options` (config.AugmentConfig) that the draws of
-    `rng` pick.  other_speech(count, num_samples, rng) gives `count` stretches of other
-    speakers' audio, (count, num_samples), for babble; room_response(rng) an impulse
-    response, for reverb."""
+    `rng` pick.  `sources` gives the material (data.AugmentSources): room_response(rng),
+    noise(n, rng) and music(n, rng) (None without a list), babble(count, n, rng)."""
     out = samples
     # Draw every decision first, in a fixed order, so each kind's draws do not depend on
     # whether another kind was applied.
     apply_reverb = rng.random() < options.reverb_prob
     apply_noise = rng.random() < options.noise_prob
+    apply_music = rng.random() < options.music_prob
     apply_babble = rng.random() < options.babble_prob
+    n = len(samples)
     if apply_reverb:
-        out = samples = reverberate(samples, room_response(rng))
+        out = samples = reverberate(samples, sources.room_response(rng))
     if apply_noise:
-        noise = coloured_noise(len(samples), rng.uniform(0.0, 2.0), rng)
+        noise = sources.noise(n, rng)
+        if noise is None:
+            noise = coloured_noise(n, rng.uniform(0.0, 2.0), rng)
         out = out + scale_to_snr(samples, noise, rng.uniform(*options.noise_snr))
+    if apply_music:
+        out = out + scale_to_snr(samples, sources.music(n, rng), rng.uniform(*options.music_snr))
     if apply_babble:
         low, high = options.babble_speakers
-        count = int(rng.integers(low, high + 1))
-        babble = other_speech(count, len(samples), rng).sum(axis=0)
+        babble = sources.babble(int(rng.integers(low, high + 1)), n, rng).sum(axis=0)
         out = out + scale_to_snr(samples, babble, rng.uniform(*options.babble_snr))
     return out.astype(np.float32, copy=False)

@@ -65,11 +65,16 @@ class DataConfig:
 class AugmentConfig:
     """ours (the paper trains on clean crops); needs data.features: on_the_fly
     (pytorch_modules/augment.py).  A probability of 0 turns a kind off."""
-    noise_prob: float = 0.0       # coloured noise (white to brown) ...
+    noise_prob: float = 0.0       # noise (noise_list's files, else coloured noise) ...
     noise_snr: list[float] = field(default_factory=lambda: [0.0, 15.0])   # ... at this SNR (dB)
-    babble_prob: float = 0.0      # other training speakers talking at once ...
-    babble_snr: list[float] = field(default_factory=lambda: [13.0, 20.0])  # ... at this SNR
-    babble_speakers: list[int] = field(default_factory=lambda: [3, 7])     # ... this many
+    noise_list: str = ""          # e.g. data/musan/noise.list (./run.sh --musan-root)
+    music_prob: float = 0.0       # music (music_list's files) ...
+    music_snr: list[float] = field(default_factory=lambda: [5.0, 15.0])   # ... at this SNR
+    music_list: str = ""          # e.g. data/musan/music.list
+    babble_prob: float = 0.0      # several people talking at once (babble_list's files, else
+    babble_snr: list[float] = field(default_factory=lambda: [13.0, 20.0])  # other training
+    babble_speakers: list[int] = field(default_factory=lambda: [3, 7])     # speakers) ...
+    babble_list: str = ""         # e.g. data/musan/speech.list
     reverb_prob: float = 0.0      # a room impulse response from ...
     rir_list: str = ""            # ... this list of wav files (local/make_simulated_rirs.py)
     speed_prob: float = 0.0       # tempo and pitch changed by one of ...
@@ -77,8 +82,8 @@ class AugmentConfig:
 
     @property
     def enabled(self) -> bool:
-        return (self.noise_prob > 0 or self.babble_prob > 0 or self.reverb_prob > 0
-                or self.speed_prob > 0)
+        return any(p > 0 for p in (self.noise_prob, self.music_prob, self.babble_prob,
+                                    self.reverb_prob, self.speed_prob))
 
 
 @dataclass
@@ -265,6 +270,8 @@ RANGES = {
     "data.num_workers": NON_NEGATIVE,
     "augment.noise_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "augment.noise_snr": (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high"),
+    "augment.music_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "augment.music_snr": (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high"),
     "augment.babble_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "augment.babble_snr": (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high"),
     "augment.babble_speakers": (lambda v: len(v) == 2 and 1 <= v[0] <= v[1],
@@ -318,6 +325,9 @@ def _check_ranges(config: Config, source: str):
     for key, value, allowed in choices:
         checks.append((value in allowed,
                        f"{key} must be one of {', '.join(allowed)}, got {value!r}"))
+    checks.append((config.augment.music_prob == 0 or config.augment.music_list,
+                   "augment.music_prob needs augment.music_list, a file listing music files "
+                   "(./run.sh --musan-root MUSAN writes data/musan/music.list)"))
     checks.append((config.augment.reverb_prob == 0 or config.augment.rir_list,
                    "augment.reverb_prob needs augment.rir_list, a file listing room impulse "
                    "responses (make one with local/make_simulated_rirs.py OUT_DIR, which "

@@ -9,19 +9,17 @@ utterances in an epoch and each crop's start.  A run resumed in the middle of an
 sees exactly the batches the uninterrupted run would have seen, and the data a rank sees does not
 depend on how many DataLoader workers there are.
 """
-import os
 from dataclasses import dataclass
 
 import kaldiio
 import numpy as np
-import soundfile
 import torch
 
 from pytorch_modules import audio_crops, augment
 from pytorch_modules.audio import read_scp_lines
+from pytorch_modules.augment_sources import AugmentSources, read_lists
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features import SpectrogramOptions
-
 
 
 @dataclass
@@ -34,7 +32,7 @@ class TrainingSet:
     # The feature options when `feats` are audio files (on-the-fly features), else None.
     spectrogram: SpectrogramOptions | None = None
     augment: object = None   # config.AugmentConfig when crops are augmented, else None
-    rirs: list[str] | None = None   # room impulse responses (wav files) for reverb
+    augment_files: dict | None = None   # its file lists (augment_sources.read_lists)
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -48,13 +46,10 @@ class TrainingSet:
                 # Speed first: it decides how many samples are read.
                 if rng.random() < self.augment.speed_prob:
                     speed = float(rng.choice(self.augment.speed_factors))
-
-                def other_speech(count, num_samples, draws):
-                    return self.other_speech(self.labels[index], count, num_samples, draws)
+                sources = AugmentSources(self, self.labels[index])
 
                 def transform(samples):
-                    return augment.augment(samples, rng, self.augment, other_speech,
-                                           self.room_response)
+                    return augment.augment(samples, rng, self.augment, sources)
             return audio_crops.audio_crop(self.utts[index], self.feats[index], start, length,
                                           int(self.num_frames[index]), self.spectrogram,
                                           transform, speed)
@@ -64,36 +59,6 @@ class TrainingSet:
             raise RecipeError(f"cannot read the features of utterance {self.utts[index]} from "
                               f"{self.feats[index]}: {e}; rerun feature extraction") from None
         return crop_or_pad(feats, start, length)
-
-    def room_response(self, rng) -> np.ndarray:
-        """A room impulse response of the rir_list, drawn with `rng`."""
-        path = self.rirs[int(rng.integers(len(self.rirs)))]
-        try:
-            rir, rate = soundfile.read(path, dtype="float32", always_2d=True)
-        except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
-            raise RecipeError(f"cannot read the room impulse response {path} ({e}); check the "
-                              f"files of augment.rir_list") from None
-        if rate != self.spectrogram.sample_frequency:
-            raise RecipeError(f"the room impulse response {path} is at {rate} Hz, but the "
-                              f"features are at {self.spectrogram.sample_frequency} Hz; "
-                              f"resample the impulse responses")
-        return rir[:, 0]
-
-    def other_speech(self, label: int, count: int, length: int, rng) -> np.ndarray:
-        """(count, length) samples: each a random stretch of a random utterance of a speaker
-        other than `label` (repeated when shorter), for babble."""
-        out = np.empty((count, length), np.float32)
-        for k in range(count):
-            j = int(rng.integers(len(self)))
-            while self.labels[j] == label:   # a training set has at least two speakers
-                j = int(rng.integers(len(self)))
-            available = audio_crops.num_samples(int(self.num_frames[j]), self.spectrogram)
-            first = int(rng.integers(max(available - length, 0) + 1))
-            samples = audio_crops.read_samples(self.utts[j], self.feats[j], first,
-                                               min(length, available),
-                                               self.spectrogram.sample_frequency)
-            out[k] = np.resize(samples, length)
-        return out
 
 
 def read_training_set(data_dir: str, features: str = "precomputed",
@@ -127,27 +92,8 @@ def read_training_set(data_dir: str, features: str = "precomputed",
         speakers=speakers,
         spectrogram=spectrogram,
         augment=augment_config if augment_config is not None and augment_config.enabled else None,
-        rirs=(read_rir_list(augment_config.rir_list)
-              if augment_config is not None and augment_config.reverb_prob > 0 else None),
+        augment_files=read_lists(augment_config) if augment_config is not None else None,
     )
-
-
-def read_rir_list(path: str) -> list[str]:
-    """The wav files of a room-impulse-response list (one path per line), each checked."""
-    try:
-        with open(path) as f:
-            lines = [(number, line.strip()) for number, line in enumerate(f, 1) if line.strip()]
-    except OSError as e:
-        raise RecipeError(f"cannot read augment.rir_list {path} ({e.strerror}); make it with "
-                          f"local/make_simulated_rirs.py OUT_DIR (OUT_DIR/rir.list) or list the "
-                          f"wav files of RIRS_NOISES/simulated_rirs") from None
-    for number, rir in lines:
-        if not os.path.isfile(rir):
-            raise RecipeError(f"{path} line {number}: room impulse response {rir} does not "
-                              f"exist")
-    if not lines:
-        raise RecipeError(f"augment.rir_list {path} lists no room impulse responses")
-    return [rir for _, rir in lines]
 
 
 def crop_or_pad(feats: np.ndarray, start: int, length: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import torch
 
 import tiny_data
 from pytorch_modules.augment import augment, coloured_noise, reverberate, scale_to_snr
+from pytorch_modules.augment_sources import AugmentSources
 from pytorch_modules.config import AugmentConfig, ConfigError, config_from_dict
 from pytorch_modules.data import CropDataset, EpochBatches, read_training_set
 from pytorch_modules.errors import RecipeError
@@ -56,11 +57,18 @@ def test_reverberation_is_the_convolution_aligned_on_the_direct_path_at_unit_ene
     np.testing.assert_allclose(reverberate(samples, delay), samples, atol=1e-5)
 
 
+class GeneratedNoiseOnly:
+    """augment()'s sources without any file list: the noise is generated."""
+
+    def noise(self, length, rng):
+        return None
+
+
 def test_augment_adds_noise_at_an_snr_in_the_range_and_nothing_when_off():
     rng = np.random.default_rng(2)
     samples = (0.1 * rng.standard_normal(16000)).astype(np.float32)
     options = AugmentConfig(noise_prob=1.0, noise_snr=[7.0, 7.0])
-    out = augment(samples, np.random.default_rng(3), options, None)
+    out = augment(samples, np.random.default_rng(3), options, GeneratedNoiseOnly())
     assert 10 * np.log10(power(samples) / power(out - samples)) == pytest.approx(7.0, abs=1e-3)
     off = AugmentConfig(noise_prob=0.0, babble_prob=0.0)
     assert np.array_equal(augment(samples, np.random.default_rng(3), off, None), samples)
@@ -85,17 +93,45 @@ def audio_set(tmp_path_factory):
     return str(recipe / "data/x"), sources
 
 
+def contains(haystack, row):
+    return (np.lib.stride_tricks.sliding_window_view(haystack, len(row)) == row).all(1).any()
+
+
 def test_babble_is_made_of_stretches_of_other_speakers_only(audio_set):
     data_dir, sources = audio_set
     data = read_training_set(data_dir, "on_the_fly", SPECTROGRAM,
                              AugmentConfig(babble_prob=1.0))
     audio = {utt: soundfile.read(path, dtype="float32")[0] for utt, path in sources.items()}
-    rows = data.other_speech(0, 20, 4000, np.random.default_rng(4))
+    rows = AugmentSources(data, 0).babble(20, 4000, np.random.default_rng(4))
     for row in rows:
-        found = [utt for utt, samples in audio.items()
-                 if (np.lib.stride_tricks.sliding_window_view(samples, 4000) == row).all(1).any()]
+        found = [utt for utt, samples in audio.items() if contains(samples, row)]
         assert found and all(data.speakers[data.labels[data.utts.index(u)]] == "spk2"
                              for u in found), found
+
+
+def test_noise_music_and_babble_come_from_their_file_lists(audio_set, tmp_path):
+    data_dir, _ = audio_set
+    files = {}
+    for kind, seconds in (("noise", 0.2), ("music", 3.0), ("speech", 1.0)):
+        path = tmp_path / f"{kind}.wav"
+        soundfile.write(path, tiny_data.tone(seconds, seed=len(kind)), 16000, subtype="FLOAT")
+        (tmp_path / f"{kind}.list").write_text(f"{path}\n")
+        files[kind] = soundfile.read(path, dtype="float32")[0]
+    options = AugmentConfig(noise_prob=1.0, music_prob=1.0, babble_prob=1.0,
+                            noise_list=str(tmp_path / "noise.list"),
+                            music_list=str(tmp_path / "music.list"),
+                            babble_list=str(tmp_path / "speech.list"))
+    data = read_training_set(data_dir, "on_the_fly", SPECTROGRAM, options)
+    sources = AugmentSources(data, 0)
+    rng = np.random.default_rng(8)
+    noise = sources.noise(8000, rng)                  # the 0.2-s file, repeated
+    assert np.array_equal(noise, np.resize(files["noise"], 8000))
+    assert contains(files["music"], sources.music(8000, rng))
+    assert all(contains(files["speech"], row) for row in sources.babble(3, 8000, rng))
+    (tmp_path / "music.list").write_text(str(tmp_path / "gone.wav") + "\n")
+    with pytest.raises(RecipeError, match=f"{tmp_path}/music.list line 1: music file "
+                                          f"{tmp_path}/gone.wav does not exist"):
+        read_training_set(data_dir, "on_the_fly", SPECTROGRAM, options)
 
 
 def test_augmented_crops_depend_only_on_seed_epoch_step_and_place(audio_set):
@@ -139,7 +175,7 @@ def test_simulated_rooms_are_reproducible_and_feed_reverb(audio_set, tmp_path):
     wet = data.crop(0, 0, 40, np.random.default_rng(1))
     assert wet.shape == (40, 161) and not np.allclose(wet, clean.crop(0, 0, 40))
     (rooms / "rir.list").write_text(paths[0] + "\n" + str(rooms / "gone.wav") + "\n")
-    with pytest.raises(RecipeError, match=f"{rooms}/rir.list line 2: room impulse response "
+    with pytest.raises(RecipeError, match=f"{rooms}/rir.list line 2: room impulse response file "
                                           f"{rooms}/gone.wav does not exist"):
         read_training_set(data_dir, "on_the_fly", SPECTROGRAM, options)
 
@@ -189,3 +225,30 @@ def test_speed_perturbation_through_the_training_set(audio_set):
                                           r"all in \[0.5, 2\]"):
         config_from_dict({"data": {"features": "on_the_fly"},
                           "augment": {"speed_prob": 0.5, "speed_factors": [0.3]}}, "x.yaml")
+
+
+def test_musan_and_rirs_noises_are_listed_for_the_augment_section(tmp_path):
+    layout = ["musan/noise/free-sound/noise-free-sound-0000.wav",
+              "musan/music/fma/music-fma-0000.wav", "musan/music/jamendo/music-jamendo-0001.wav",
+              "musan/speech/us-gov/speech-us-gov-0000.wav",
+              "RIRS_NOISES/simulated_rirs/smallroom/Room001/Room001-00001.wav",
+              "RIRS_NOISES/real_rirs_isotropic_noises/RVB2014_type1_rir_largeroom1_near_angla.wav"]
+    for rel in layout:
+        tiny_data.write_wav(tmp_path / rel, tiny_data.tone(0.1))
+    result = tiny_data.run_python(tiny_data.ROOT / "local/prepare_augment_lists.py",
+                                  "--musan-root", tmp_path / "musan",
+                                  "--rirs-root", tmp_path / "RIRS_NOISES", tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    listed = {name: (tmp_path / "data" / name).read_text().splitlines()
+              for name in ("musan/noise.list", "musan/music.list", "musan/speech.list",
+                           "rirs/rir.list")}
+    assert listed["musan/music.list"] == [str(tmp_path / layout[1]), str(tmp_path / layout[2])]
+    assert listed["rirs/rir.list"] == [str(tmp_path / layout[4])]   # simulated rooms only
+    config = config_from_dict({"data": {"features": "on_the_fly"}, "augment": {
+        "music_prob": 0.5, "music_list": str(tmp_path / "data/musan/music.list")}})
+    assert config.augment.enabled
+    result = tiny_data.run_python(tiny_data.ROOT / "local/prepare_augment_lists.py",
+                                  "--musan-root", tmp_path / "nowhere", tmp_path / "data")
+    assert result.returncode == 1 and result.stderr.startswith(
+        f"prepare_augment_lists.py: {tmp_path}/nowhere/noise holds no wav files; --musan-root "
+        f"must be the unpacked MUSAN folder")

@@ -195,6 +195,8 @@ def test_a_bad_config_value_stops_run_sh_before_any_stage(tmp_path):
     (["--nj", "x"], "--nj takes a whole number of at least 1, not 'x'"),
     (["--asnorm-top-n", "-3"], "--asnorm-top-n takes a whole number of at least 1, not '-3'"),
     (["--embedding-layer", "pre"], "--embedding-layer takes bn or fc, not 'pre'"),
+    (["--musan-root", "/nowhere/musan"], "augmentation corpus folder /nowhere/musan does not "
+                                         "exist (--musan-root/--rirs-root)"),
     (["--stage", "99"], "--stage takes a stage of this recipe, 0 to 6, not '99' (./run.sh "
                         "--help lists them)"),
     (["--stage", "4", "--stop-stage", "3"], "--stop-stage takes a stage from --stage (4) to 6, "
