@@ -11,7 +11,6 @@ the ratio is on-the-fly against arks, measured in the same run.  Features and au
 the page cache after the first pass: the figures are CPU cost, not disk speed.
 """
 import argparse
-import time
 
 import common
 import torch

@@ -9,6 +9,7 @@ utterances in an epoch and each crop's start.  A run resumed in the middle of an
 sees exactly the batches the uninterrupted run would have seen, and the data a rank sees does not
 depend on how many DataLoader workers there are.
 """
+import functools
 from dataclasses import dataclass
 
 import kaldiio
@@ -46,10 +47,8 @@ class TrainingSet:
                 # Speed first: it decides how many samples are read.
                 if rng.random() < self.augment.speed_prob:
                     speed = float(rng.choice(self.augment.speed_factors))
-                sources = AugmentSources(self, self.labels[index])
-
-                def transform(samples):
-                    return augment.augment(samples, rng, self.augment, sources)
+                transform = functools.partial(augment.augment, rng=rng, options=self.augment,
+                                              sources=AugmentSources(self, self.labels[index]))
             return audio_crops.audio_crop(self.utts[index], self.feats[index], start, length,
                                           int(self.num_frames[index]), self.spectrogram,
                                           transform, speed)

@@ -1,7 +1,6 @@
 """On-the-fly features (config data.features: on_the_fly): training crops computed from the
 audio equal the stage-2 ark features of the same frames, read only the crop's samples, and
 bad input is refused with a sentence (pytorch_modules/audio_crops.py, data.py)."""
-import kaldiio
 import numpy as np
 import pytest
 import soundfile
