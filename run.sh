@@ -165,7 +165,8 @@ if [ -z "$exp_dir" ]; then
   [ "$corpus" = demo ] || exp_dir=exp/${train_set}_$(basename "$config" .yaml)
 fi
 # The whole config is checked now, not when training starts: a bad value stops here.
-loss=$(python -m pytorch_modules.bin.config_value "$config" loss.type) || exit 1
+values=$(python -m pytorch_modules.bin.config_value "$config" loss.type data.features) || exit 1
+loss=${values%%$'\n'*} train_features=${values##*$'\n'}
 # One run at a time writes the data dirs (stages 1-2) and the exp dir (3-6): each stage locks
 # what it writes once its inputs are there, and a second run started beside this one stops,
 # naming this one (utils/lock.sh; a lock is taken once and held to the end of the run).
@@ -239,6 +240,10 @@ if run_stage 2; then
   for set in $train_data $(embed_sets); do
     steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" "data/$set" feats
   done
+  # data.features: shards trains from tar shards of the training set (decoded once, here).
+  if [ "$train_features" = shards ]; then
+    steps/make_shards.sh --nj "$nj" --cmd "$train_cmd" "data/$train_data" "shards/$train_data"
+  fi
   # A trial naming an utterance that had to be dropped cannot be scored: say so before training.
   for set in $(vox1_sets); do
     utils/unscorable_trials.sh "data/$set/trials" data/voxceleb1_eval/feats.scp \
@@ -253,6 +258,7 @@ fi
 if run_stage 3; then
   banner 3 "training $exp_dir with $config"
   need "data/$train_data/feats.scp" 3 2
+  [ "$train_features" != shards ] || need "data/$train_data/shards.list" 3 2
   lock_dir "$exp_dir"
   steps/train.sh --cmd "$cuda_cmd" --num-gpus "$num_gpus" --nproc-per-node "$nproc_per_node" \
     --config "$config" "data/$train_data" "$exp_dir"

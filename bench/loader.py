@@ -1,7 +1,8 @@
 """Training-crop throughput of one data-loader worker: crops read from the stage-2 arks
 (data.features: precomputed) against crops computed from the audio (on_the_fly), clean and with
 each augmentation (every crop noised, every crop babbled, and conf/small_dam_aug.yaml's mix),
-on a data dir that has both feats.scp and wav.scp (any data dir after stage 2).
+on a data dir that has both feats.scp and wav.scp (any data dir after stage 2), and from its
+shards when steps/make_shards.sh has packed it (data.features: shards).
 
     python bench/loader.py data/voxceleb1_dev [--crop-frames 200 300] [--batches 20]
 
@@ -11,6 +12,7 @@ the ratio is on-the-fly against arks, measured in the same run.  Features and au
 the page cache after the first pass: the figures are CPU cost, not disk speed.
 """
 import argparse
+import os
 
 import common
 import torch
@@ -49,6 +51,8 @@ def main():
         "babble on every crop": AugmentConfig(babble_prob=1.0),
         "conf/small_dam_aug.yaml's mix": load_config("conf/small_dam_aug.yaml").augment,
     }
+    packed = (read_training_set(args.data_dir, "shards", args.spectrogram_config)
+              if os.path.isfile(f"{args.data_dir}/shards.list") else None)
     common.banner(f"one loader worker, {len(arks)} utterances of {args.data_dir}")
     for crop in args.crop_frames:
         ark_rate = rate(arks, crop, args.batches, args.repeats)
@@ -56,6 +60,10 @@ def main():
         common.figure(f"crops of {crop} frames from arks", ark_rate, "utt/s")
         common.figure(f"crops of {crop} frames from audio", audio_rate, "utt/s")
         common.ratio("  on-the-fly against arks", audio_rate, ark_rate)
+        if packed is not None:   # steps/make_shards.sh has packed the data dir
+            shard_rate = rate(packed, crop, args.batches, args.repeats)
+            common.figure(f"crops of {crop} frames from shards", shard_rate, "utt/s")
+            common.ratio("  shards against audio files", shard_rate, audio_rate)
         for name, options in augmented.items():
             data = read_training_set(args.data_dir, "on_the_fly", args.spectrogram_config, options)
             augmented_rate = rate(data, crop, args.batches, args.repeats)

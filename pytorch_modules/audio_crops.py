@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 import soundfile
 
+from pytorch_modules import shards
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features import Spectrogram, SpectrogramOptions, parse_options_file
 
@@ -22,8 +23,10 @@ def check_source(utt: str, source: str, wav_scp: str) -> None:
     if source.rstrip().endswith("|"):
         raise RecipeError(f"{wav_scp}: utterance {utt} is read through a command ('{source}'); "
                           f"on-the-fly features seek into audio files and cannot read pipes. "
-                          f"Convert the corpus to wav or flac files, or train on precomputed "
-                          f"features (data.features: precomputed)")
+                          f"Pack the data dir into shards, which decodes it once "
+                          f"(steps/make_shards.sh, data.features: shards), convert the corpus "
+                          f"to wav or flac files, or train on precomputed features "
+                          f"(data.features: precomputed)")
 
 
 def spectrogram_options(path) -> SpectrogramOptions:
@@ -94,9 +97,11 @@ def num_samples(num_frames: int, options: SpectrogramOptions) -> int:
 
 def read_samples(utt: str, path: str, first: int, count: int, rate: int) -> np.ndarray:
     """`count` mono samples (all with -1) from sample `first`, float32 in [-1, 1]; 16-bit PCM is
-    scaled by 1/32768 as the feature stage reads it (audio._read_file)."""
+    scaled by 1/32768 as the feature stage reads it (audio._read_file).  `path` may name a
+    member of a shard (shards.member_spec), whose bytes are read from the tar."""
+    member = shards.parse_member_spec(path)
     try:
-        with soundfile.SoundFile(path) as f:
+        with (shards.open_member(utt, member) if member else soundfile.SoundFile(path)) as f:
             if f.samplerate != rate or f.channels != 1:
                 raise RecipeError(f"utterance {utt}: '{path}' is {f.channels}-channel audio at "
                                   f"{f.samplerate} Hz; on-the-fly features need mono audio at "

@@ -18,7 +18,7 @@ from pytorch_modules.errors import RecipeError
 from pytorch_modules.models.rescnn import INPUT_NORMS, POOLINGS
 
 # Where training crops come from (pytorch_modules/data.py reads them accordingly).
-FEATURE_SOURCES = ("precomputed", "on_the_fly")
+FEATURE_SOURCES = ("precomputed", "on_the_fly", "shards")
 
 
 class ConfigError(RecipeError):
@@ -56,9 +56,11 @@ class DataConfig:
     batch_size: int = 64          # global batch (split over ranks when distributed)
     num_workers: int = 1          # ours: DataLoader processes reading features
     # ours: precomputed (crops of the stage-2 arks, the paper's setting) | on_the_fly (crops
-    # computed from the audio files of wav.scp with the options of spectrogram_config)
+    # computed from the audio files of wav.scp with the options of spectrogram_config) |
+    # shards (the same, from the tar shards of the data dir's shards.list, steps/make_shards.sh)
     features: str = "precomputed"
     spectrogram_config: str = "conf/spectrogram.conf"
+    shuffle_buffer: int = 1000    # ours: shards: utterances a shuffle buffer holds
 
 
 @dataclass
@@ -268,6 +270,7 @@ RANGES = {
     "data.crop_frames": POSITIVE,
     "data.batch_size": POSITIVE,
     "data.num_workers": NON_NEGATIVE,
+    "data.shuffle_buffer": POSITIVE,
     "augment.noise_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "augment.noise_snr": (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high"),
     "augment.music_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
@@ -332,9 +335,10 @@ def _check_ranges(config: Config, source: str):
                    "augment.reverb_prob needs augment.rir_list, a file listing room impulse "
                    "responses (make one with local/make_simulated_rirs.py OUT_DIR, which "
                    "writes OUT_DIR/rir.list)"))
-    checks.append((not config.augment.enabled or config.data.features == "on_the_fly",
+    checks.append((not config.augment.enabled or config.data.features != "precomputed",
                    "augment: needs the crops computed from the audio (data.features: "
-                   "on_the_fly); the arks of data.features: precomputed hold clean features"))
+                   "on_the_fly or shards); the arks of data.features: precomputed hold clean "
+                   "features"))
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")

@@ -10,13 +10,14 @@ sees exactly the batches the uninterrupted run would have seen, and the data a r
 depend on how many DataLoader workers there are.
 """
 import functools
+import os
 from dataclasses import dataclass
 
 import kaldiio
 import numpy as np
 import torch
 
-from pytorch_modules import audio_crops, augment
+from pytorch_modules import audio_crops, augment, shards
 from pytorch_modules.audio import read_scp_lines
 from pytorch_modules.augment_sources import AugmentSources, read_lists
 from pytorch_modules.errors import RecipeError
@@ -34,6 +35,7 @@ class TrainingSet:
     spectrogram: SpectrogramOptions | None = None
     augment: object = None   # config.AugmentConfig when crops are augmented, else None
     augment_files: dict | None = None   # its file lists (augment_sources.read_lists)
+    shard_sizes: list[int] | None = None   # shards: members per shard, in shards.list order
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -64,8 +66,15 @@ def read_training_set(data_dir: str, features: str = "precomputed",
                       spectrogram_config: str = "conf/spectrogram.conf",
                       augment_config=None) -> TrainingSet:
     """Reads feats.scp (wav.scp for on_the_fly features), utt2spk and utt2num_frames of a
-    Kaldi data dir (validated by the caller); `augment_config` (config.AugmentConfig, on the
-    fly only) augments the crops when any of its kinds is on."""
+    Kaldi data dir (validated by the caller), or for shards its shards.list and their indexes;
+    `augment_config` (config.AugmentConfig, on the fly and shards only) augments the crops
+    when any of its kinds is on."""
+    augment_options = dict(
+        augment=augment_config if augment_config is not None and augment_config.enabled else None,
+        augment_files=read_lists(augment_config) if augment_config is not None else None)
+    if features == "shards":
+        return read_shards(data_dir, audio_crops.spectrogram_options(spectrogram_config),
+                           **augment_options)
     table = "feats.scp" if features == "precomputed" else "wav.scp"
     feats = dict(read_scp_lines(f"{data_dir}/{table}"))
     utt2spk = dict(read_scp_lines(f"{data_dir}/utt2spk"))
@@ -90,9 +99,34 @@ def read_training_set(data_dir: str, features: str = "precomputed",
         labels=np.array([index[utt2spk[u]] for u in utts], dtype=np.int64),
         speakers=speakers,
         spectrogram=spectrogram,
-        augment=augment_config if augment_config is not None and augment_config.enabled else None,
-        augment_files=read_lists(augment_config) if augment_config is not None else None,
+        **augment_options,
     )
+
+
+def read_shards(data_dir: str, spectrogram: SpectrogramOptions, **augment_options) -> TrainingSet:
+    """The training set of DATA_DIR/shards.list (steps/make_shards.sh), from the indexes."""
+    path = f"{data_dir}/shards.list"
+    if not os.path.isfile(path):
+        raise RecipeError(f"{path} does not exist; pack the data dir first: "
+                          f"steps/make_shards.sh {data_dir} <shard-dir>")
+    with open(path) as f:
+        tars = [line.strip() for line in f if line.strip()]
+    utts, feats, samples, spks, sizes = [], [], [], [], []
+    for tar in tars:
+        rows = shards.read_index(tar)
+        sizes.append(len(rows))
+        for utt, spk, offset, size, num_samples in rows:
+            utts.append(utt)
+            spks.append(spk)
+            feats.append(shards.member_spec(tar, offset, size))
+            samples.append(num_samples)
+    speakers = sorted(set(spks))
+    index = {spk: i for i, spk in enumerate(speakers)}
+    return TrainingSet(
+        utts=utts, feats=feats,
+        num_frames=np.array([spectrogram.num_frames(n) for n in samples], dtype=np.int64),
+        labels=np.array([index[s] for s in spks], dtype=np.int64), speakers=speakers,
+        spectrogram=spectrogram, shard_sizes=sizes, **augment_options)
 
 
 def crop_or_pad(feats: np.ndarray, start: int, length: int) -> np.ndarray:
@@ -101,6 +135,15 @@ def crop_or_pad(feats: np.ndarray, start: int, length: int) -> np.ndarray:
         return feats[start:start + length]
     reps = -(-length // feats.shape[0])
     return np.concatenate([feats] * reps)[:length]
+
+
+def epoch_batches(data: TrainingSet, batch_size: int, crop_frames: int, seed: int,
+                  shuffle_buffer: int = 1000):
+    """The batch plan of a training set: ShardBatches for shards, else EpochBatches."""
+    if data.shard_sizes is not None:
+        return ShardBatches(data.num_frames, batch_size, crop_frames, seed, data.shard_sizes,
+                            shuffle_buffer)
+    return EpochBatches(data.num_frames, batch_size, crop_frames, seed)
 
 
 class EpochBatches:
@@ -118,8 +161,12 @@ class EpochBatches:
         # Drop the last partial batch: BatchNorm and the per-step lr rule assume full batches.
         return max(1, len(self.num_frames) // self.batch_size)
 
+    def order(self, epoch: int) -> np.ndarray:
+        """The utterances (indices) in the order the epoch takes them."""
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.num_frames))
+
     def batch(self, epoch: int, step: int, rank: int = 0, world_size: int = 1):
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.num_frames))
+        order = self.order(epoch)
         chosen = order[step * self.batch_size:(step + 1) * self.batch_size]
         if len(chosen) < self.batch_size:  # corpus smaller than one batch: wrap around
             chosen = np.resize(order, self.batch_size)
@@ -128,6 +175,23 @@ class EpochBatches:
         starts = (rng.random(len(chosen)) * (slack + 1)).astype(np.int64)
         pairs = list(zip(chosen.tolist(), starts.tolist()))
         return pairs[rank::world_size]
+
+
+class ShardBatches(EpochBatches):
+    """EpochBatches whose order streams the shards (shards.stream_order): shards in a seeded
+    order, members in tar order through a shuffle buffer, so reads go front to back through
+    each shard; still a function of (seed, epoch), so resuming mid-epoch is exact."""
+
+    def __init__(self, num_frames, batch_size, crop_frames, seed, shard_sizes, shuffle_buffer):
+        super().__init__(num_frames, batch_size, crop_frames, seed)
+        self.shard_sizes, self.shuffle_buffer = list(shard_sizes), shuffle_buffer
+        self._cached = (None, None)
+
+    def order(self, epoch: int) -> np.ndarray:
+        if self._cached[0] != epoch:   # every step of an epoch asks: simulate the buffer once
+            self._cached = (epoch, shards.stream_order(self.shard_sizes, self.shuffle_buffer,
+                                                       self.seed, epoch))
+        return self._cached[1]
 
 
 class CropDataset(torch.utils.data.Dataset):

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from pytorch_modules import checkpoints, distributed
 from pytorch_modules.cos_histogram import CosThetaHistogram, write_epoch
 from pytorch_modules.config import Config
-from pytorch_modules.data import EpochBatches, TrainingSet, epoch_loader
+from pytorch_modules.data import TrainingSet, epoch_batches, epoch_loader
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.losses import SCHEDULED_MARGIN_TYPES, HeadOutput, build_head
 from pytorch_modules.models import build_model
@@ -138,8 +138,8 @@ class Trainer:
         self.forward = self.compiled_step()
         # Loss scaling keeps small fp16 gradients from flushing to zero; bf16 does not need it.
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
-        self.batches = EpochBatches(data.num_frames, config.data.batch_size,
-                                    config.data.crop_frames, t.seed)
+        self.batches = epoch_batches(data, config.data.batch_size, config.data.crop_frames,
+                                     t.seed, config.data.shuffle_buffer)
         self.steps_per_epoch = self.batches.steps_per_epoch()
         self.position = Position()
         # The distribution of cos(theta_y) per epoch (the paper's Fig 1): counted on the

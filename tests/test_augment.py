@@ -182,7 +182,7 @@ def test_simulated_rooms_are_reproducible_and_feed_reverb(audio_set, tmp_path):
 
 def test_augmentation_needs_on_the_fly_features_and_ranges():
     with pytest.raises(ConfigError, match="augment: needs the crops computed from the audio "
-                                          r"\(data.features: on_the_fly\)"):
+                                          r"\(data.features: on_the_fly or shards\)"):
         config_from_dict({"augment": {"noise_prob": 0.6}}, "x.yaml")
     with pytest.raises(ConfigError, match=r"x.yaml: augment.babble_prob is 1.5, but it must be "
                                           r"in \[0, 1\]"):

@@ -83,8 +83,9 @@ def test_pipes_and_utterance_normalised_features_are_refused(recipe, tmp_path):
     assert str(error.value) == (
         f"{data}/wav.scp: utterance {utts[0]} is read through a command ('ffmpeg -i "
         f"{utts[0]}.m4a -f wav - |'); on-the-fly features seek into audio files and cannot read "
-        f"pipes. Convert the corpus to wav or flac files, or train on precomputed features "
-        f"(data.features: precomputed)")
+        f"pipes. Pack the data dir into shards, which decodes it once (steps/make_shards.sh, "
+        f"data.features: shards), convert the corpus to wav or flac files, or train on "
+        f"precomputed features (data.features: precomputed)")
     config = tmp_path / "spectrogram.conf"
     config.write_text(SPECTROGRAM.read_text().replace("--normalize-mean=false",
                                                       "--normalize-mean=true"))
@@ -117,4 +118,5 @@ def test_training_on_the_fly_with_augmentation_runs_through_the_entry_point(reci
     config.write_text(config.read_text().replace("on_the_fly", "from_audio"))
     result = tiny_data.train(config, recipe / "data/x", tmp_path / "exp2")
     assert result.returncode == 1
-    assert "data.features must be one of precomputed, on_the_fly, got 'from_audio'" in result.stderr
+    assert ("data.features must be one of precomputed, on_the_fly, shards, got 'from_audio'"
+            in result.stderr)

@@ -1,0 +1,111 @@
+"""Shards (steps/make_shards.sh, data.features: shards): a data dir packed into tar shards of
+FLAC members gives the same crops as the audio files, every utterance once; the epoch plan
+streams the shards through a shuffle buffer and is a function of (seed, epoch); a truncated
+shard names itself and the member."""
+import numpy as np
+import pytest
+import torch
+
+import tiny_data
+from pytorch_modules.data import CropDataset, ShardBatches, epoch_batches, read_training_set
+from pytorch_modules.errors import RecipeError
+from pytorch_modules.shards import read_index, stream_order
+
+SPECTROGRAM = str(tiny_data.ROOT / "conf/spectrogram.conf")
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    """3 speakers x 4 utterances (16-bit wav, one through a pipe), packed in shards of 5."""
+    work = tmp_path_factory.mktemp("shards")
+    recipe = tiny_data.scratch_recipe(work / "recipe")
+    sources = {}
+    for n, utt in enumerate(tiny_data.utt_ids(3, 4)):
+        path = tiny_data.write_wav(work / "audio" / f"{utt}.wav", tiny_data.tone(0.5 + 0.1 * n, seed=n))
+        sources[utt] = f"cat {path} |" if n == 0 else str(path)
+    tiny_data.write_audio_dir(recipe / "data/x", sources)
+    assert tiny_data.run_script(recipe, "steps/make_spectrogram.sh", "--nj", "1", "data/x",
+                                "feats").returncode == 0
+    result = tiny_data.run_script(recipe, "steps/make_shards.sh", "--nj", "2", "--shard-size",
+                                  "5", "data/x", "shards/x")
+    assert result.returncode == 0, result.stderr
+    return recipe, sources
+
+
+def test_every_utterance_is_in_one_shard_with_its_speaker(packed):
+    recipe, sources = packed
+    tars = (recipe / "data/x/shards.list").read_text().splitlines()
+    assert [t.rsplit("/", 1)[1] for t in tars] == ["shard_000000.tar", "shard_000001.tar",
+                                                  "shard_000002.tar"]
+    rows = [row for tar in tars for row in read_index(tar)]
+    assert sorted(r[0] for r in rows) == sorted(sources) and [len(read_index(t)) for t in tars] == [5, 5, 2]
+    assert all(r[1] == r[0].split("-")[0] for r in rows)
+    assert len({r[1] for r in read_index(tars[0])}) > 1   # a shard mixes speakers
+
+
+def test_crops_from_shards_equal_the_ark_features_of_the_same_frames(packed):
+    recipe, _ = packed
+    from_shards = read_training_set(str(recipe / "data/x"), "shards", SPECTROGRAM)
+    from_arks = read_training_set(str(recipe / "data/x"))
+    for i, utt in enumerate(from_shards.utts):
+        j = from_arks.utts.index(utt)
+        assert from_shards.num_frames[i] == from_arks.num_frames[j]
+        assert from_shards.speakers[from_shards.labels[i]] == from_arks.speakers[from_arks.labels[j]]
+        np.testing.assert_allclose(from_shards.crop(i, 3, 30), from_arks.crop(j, 3, 30),
+                                   rtol=0, atol=1e-4, err_msg=utt)
+
+
+def test_the_stream_order_reads_shards_in_turn_through_the_buffer():
+    sizes = [100, 100, 100, 50]
+    order = stream_order(sizes, buffer=20, seed=3, epoch=1)
+    assert sorted(order.tolist()) == list(range(350))          # each utterance once
+    assert np.array_equal(order, stream_order(sizes, 20, 3, 1))
+    assert not np.array_equal(order, stream_order(sizes, 20, 3, 2))
+    shard_of = np.repeat(np.arange(4), sizes)
+    # an item leaves at most `buffer` places after the stream brought it: the first 80 come
+    # from the first shard of the epoch's order and at most 20 items of the next
+    first = shard_of[order[0]]
+    assert (shard_of[order[:80]] == first).sum() >= 60
+    # with a buffer of one the stream is the shards one after another, members in tar order
+    plain = stream_order(sizes, buffer=1, seed=3, epoch=1)
+    assert (np.diff(shard_of[plain]) != 0).sum() == 3          # four runs, one per shard
+    for s in range(4):
+        members = plain[shard_of[plain] == s]
+        assert np.array_equal(members, np.sort(members))
+
+
+def test_the_shard_plan_resumes_and_splits_over_processes_exactly(packed):
+    recipe, _ = packed
+    data = read_training_set(str(recipe / "data/x"), "shards", SPECTROGRAM)
+    plan = epoch_batches(data, 4, 30, seed=5, shuffle_buffer=3)
+    assert isinstance(plan, ShardBatches) and plan.steps_per_epoch() == 3
+    whole = CropDataset(data, plan, epoch=1, first_step=0)
+    assert torch.equal(whole[2][0], CropDataset(data, plan, 1, first_step=2)[0][0])
+    halves = [CropDataset(data, plan, 1, 0, rank=r, world_size=2)[1][0] for r in (0, 1)]
+    assert torch.equal(torch.stack([halves[k % 2][k // 2] for k in range(4)]), whole[1][0])
+
+
+def test_a_truncated_shard_names_itself_and_the_member(packed, tmp_path):
+    recipe, _ = packed
+    data = read_training_set(str(recipe / "data/x"), "shards", SPECTROGRAM)
+    tar, rest = data.feats[-1].rsplit("@", 1)
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(open(tar, "rb").read()[:int(rest.split("+")[0]) + 100])
+    data.feats[-1] = f"{cut}@{rest}"
+    with pytest.raises(RecipeError, match=f"shard {cut} is truncated or damaged: cannot read "
+                                          f"member {data.utts[-1]}.flac"):
+        data.crop(len(data) - 1, 0, 20)
+    (recipe / "data/y").mkdir()
+    with pytest.raises(RecipeError, match="data/y/shards.list does not exist; pack the data "
+                                          "dir first: steps/make_shards.sh"):
+        read_training_set(str(recipe / "data/y"), "shards", SPECTROGRAM)
+
+
+def test_a_rerun_keeps_complete_shards(packed):
+    recipe, _ = packed
+    tars = (recipe / "data/x/shards.list").read_text().splitlines()
+    before = open(tars[0], "rb").read()
+    result = tiny_data.run_script(recipe, "steps/make_shards.sh", "--nj", "2", "--shard-size",
+                                  "5", "data/x", "shards/x")
+    assert result.returncode == 0 and "already done" in result.stdout
+    assert open(tars[0], "rb").read() == before
