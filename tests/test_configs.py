@@ -74,3 +74,12 @@ def test_the_augmented_small_config_is_the_small_config_with_on_the_fly_augmente
     assert aug["augment"]["noise_prob"] > 0 and aug["augment"]["babble_prob"] > 0
     assert small["augment"] == load("rescnn_dam.yaml")["augment"]   # all off
     assert not load_config(CONF / "rescnn_dam.yaml").augment.enabled
+
+
+def test_the_augmented_paper_config_is_the_paper_config_with_shards_and_augmentation():
+    paper, aug = load("rescnn_dam.yaml"), load("rescnn_dam_aug.yaml")
+    changed = ("data.num_workers", "data.features", "augment")
+    assert without(paper, *changed) == without(aug, *changed)
+    assert aug["data"]["features"] == "shards"
+    assert all(aug["augment"][f"{kind}_prob"] > 0 for kind in ("reverb", "noise", "music", "babble"))
+    assert aug["augment"]["noise_list"] == "data/musan/noise.list"
