@@ -109,3 +109,15 @@ def test_a_rerun_keeps_complete_shards(packed):
                                   "5", "data/x", "shards/x")
     assert result.returncode == 0 and "already done" in result.stdout
     assert open(tars[0], "rb").read() == before
+
+
+def test_training_from_shards_with_augmentation_runs_through_the_entry_point(packed, tmp_path):
+    recipe, _ = packed
+    config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=1, num_workers=1)
+    config.write_text(config.read_text().replace(
+        "num_workers: 1}", f"num_workers: 1, features: shards, shuffle_buffer: 4, "
+                           f"spectrogram_config: {SPECTROGRAM}}}\naugment: {{noise_prob: 0.5}}"))
+    result = tiny_data.train(config, recipe / "data/x", tmp_path / "exp")
+    assert result.returncode == 0, result.stderr
+    assert "training on 12 utterances of 3 speakers" in result.stdout
+    assert (tmp_path / "exp/final.pt").exists()
