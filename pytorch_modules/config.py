@@ -81,6 +81,10 @@ class AugmentConfig:
     rir_list: str = ""            # ... this list of wav files (local/make_simulated_rirs.py)
     speed_prob: float = 0.0       # tempo and pitch changed by one of ...
     speed_factors: list[float] = field(default_factory=lambda: [0.9, 1.1])  # ... these factors
+    # A sped-up or slowed-down speaker as a speaker of its own, as WeSpeaker does: the head
+    # gets (1 + len(speed_factors)) x the training speakers, and a crop at speed_factors[i]
+    # is labelled speaker + (i + 1) x the number of speakers; false keeps the label.
+    speed_new_speakers: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -335,6 +339,9 @@ def _check_ranges(config: Config, source: str):
                    "augment.reverb_prob needs augment.rir_list, a file listing room impulse "
                    "responses (make one with local/make_simulated_rirs.py OUT_DIR, which "
                    "writes OUT_DIR/rir.list)"))
+    checks.append((not config.augment.speed_new_speakers or config.augment.speed_prob > 0,
+                   "augment.speed_new_speakers needs augment.speed_prob > 0: without speed "
+                   "perturbation there are no sped-up speakers to add"))
     checks.append((not config.augment.enabled or config.data.features != "precomputed",
                    "augment: needs the crops computed from the audio (data.features: "
                    "on_the_fly or shards); the arks of data.features: precomputed hold clean "

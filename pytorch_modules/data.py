@@ -40,20 +40,42 @@ class TrainingSet:
     def __len__(self) -> int:
         return len(self.utts)
 
+    @property
+    def num_classes(self) -> int:
+        """Classes of the training head: the speakers, times 1 + the speed factors when
+        augment.speed_new_speakers makes each sped-up speaker a speaker of its own."""
+        if self.augment is not None and self.augment.speed_new_speakers:
+            return len(self.speakers) * (1 + len(self.augment.speed_factors))
+        return len(self.speakers)
+
     def crop(self, index: int, start: int, length: int, rng=None) -> np.ndarray:
         """(length, bins) features of utterance `index` from frame `start`, augmented with the
         draws of `rng` when the set is augmented."""
-        if self.spectrogram is not None:
-            transform, speed = None, 1.0
-            if self.augment is not None and rng is not None:
-                # Speed first: it decides how many samples are read.
-                if rng.random() < self.augment.speed_prob:
-                    speed = float(rng.choice(self.augment.speed_factors))
-                transform = functools.partial(augment.augment, rng=rng, options=self.augment,
-                                              sources=AugmentSources(self, self.labels[index]))
-            return audio_crops.audio_crop(self.utts[index], self.feats[index], start, length,
-                                          int(self.num_frames[index]), self.spectrogram,
-                                          transform, speed)
+        return self.labelled_crop(index, start, length, rng)[0]
+
+    def labelled_crop(self, index: int, start: int, length: int, rng=None):
+        """crop() and its class: the speaker's index, or with augment.speed_new_speakers
+        that of the sped-up speaker (speaker + (i + 1) x speakers for speed_factors[i])."""
+        label = int(self.labels[index])
+        if self.spectrogram is None:
+            return self.ark_crop(index, start, length), label
+        transform, speed = None, 1.0
+        if self.augment is not None and rng is not None:
+            # Speed first: it decides how many samples are read.
+            if rng.random() < self.augment.speed_prob:
+                factor = int(rng.integers(len(self.augment.speed_factors)))
+                speed = float(self.augment.speed_factors[factor])
+                if self.augment.speed_new_speakers:
+                    label += (factor + 1) * len(self.speakers)
+            transform = functools.partial(augment.augment, rng=rng, options=self.augment,
+                                          sources=AugmentSources(self, self.labels[index]))
+        feats = audio_crops.audio_crop(self.utts[index], self.feats[index], start, length,
+                                       int(self.num_frames[index]), self.spectrogram,
+                                       transform, speed)
+        return feats, label
+
+    def ark_crop(self, index: int, start: int, length: int) -> np.ndarray:
+        """crop() of precomputed features (feats.scp)."""
         try:
             feats = kaldiio.load_mat(self.feats[index])
         except Exception as e:  # kaldiio raises several types for a damaged ark
@@ -214,8 +236,9 @@ class CropDataset(torch.utils.data.Dataset):
             position = self.rank + k * self.world_size
             rng = (np.random.default_rng([self.batches.seed, self.epoch, step, position, 3])
                    if self.data.augment is not None else None)
-            crops.append(self.data.crop(index, start, self.batches.crop_frames, rng))
-            labels.append(self.data.labels[index])
+            crop, label = self.data.labelled_crop(index, start, self.batches.crop_frames, rng)
+            crops.append(crop)
+            labels.append(label)
         feats = torch.from_numpy(np.stack(crops)).transpose(1, 2).contiguous()
         return feats, torch.from_numpy(np.array(labels, dtype=np.int64))
 

@@ -125,7 +125,7 @@ class Trainer:
         torch.manual_seed(t.seed)   # the same initial weights in every process
         self.model = self.prepare_model(build_model(config.model))
         self.head = build_head(config.loss.type, config.model.embedding_dim,
-                               len(data.speakers), **config.loss.options).to(self.device)
+                               data.num_classes, **config.loss.options).to(self.device)
         params = list(self.model.parameters()) + list(self.head.parameters())
         o = config.optim
         self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum,

@@ -227,6 +227,33 @@ def test_speed_perturbation_through_the_training_set(audio_set):
                           "augment": {"speed_prob": 0.5, "speed_factors": [0.3]}}, "x.yaml")
 
 
+def test_speed_perturbed_crops_can_be_speakers_of_their_own(audio_set):
+    data_dir, _ = audio_set
+    options = AugmentConfig(speed_prob=0.5, speed_factors=[0.9, 1.1], speed_new_speakers=True)
+    data = read_training_set(data_dir, "on_the_fly", SPECTROGRAM, options)
+    same_label = read_training_set(data_dir, "on_the_fly", SPECTROGRAM,
+                                   AugmentConfig(speed_prob=0.5, speed_factors=[0.9, 1.1]))
+    speakers = len(data.speakers)
+    assert data.num_classes == 3 * speakers and same_label.num_classes == speakers
+    index = int(np.argmax(data.num_frames))
+    clean = same_label.crop(index, 10, 40)
+    seen = set()
+    for seed in range(40):
+        feats, label = data.labelled_crop(index, 10, 40, np.random.default_rng(seed))
+        kept, kept_label = same_label.labelled_crop(index, 10, 40, np.random.default_rng(seed))
+        np.testing.assert_array_equal(feats, kept)    # the same draws, only the label differs
+        assert kept_label == data.labels[index]
+        offset, speaker = divmod(label, speakers)
+        assert speaker == data.labels[index]
+        # offset 0: the speed left alone; 1: factor 0.9; 2: factor 1.1.
+        assert np.allclose(feats, clean) == (offset == 0)
+        seen.add(offset)
+    assert seen == {0, 1, 2}
+    with pytest.raises(ConfigError, match="augment.speed_new_speakers needs augment.speed_prob"):
+        config_from_dict({"data": {"features": "on_the_fly"},
+                          "augment": {"speed_new_speakers": True}}, "x.yaml")
+
+
 def test_musan_and_rirs_noises_are_listed_for_the_augment_section(tmp_path):
     layout = ["musan/noise/free-sound/noise-free-sound-0000.wav",
               "musan/music/fma/music-fma-0000.wav", "musan/music/jamendo/music-jamendo-0001.wav",

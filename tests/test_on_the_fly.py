@@ -4,6 +4,7 @@ bad input is refused with a sentence (pytorch_modules/audio_crops.py, data.py)."
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 import tiny_data
 from pytorch_modules.data import read_training_set
@@ -111,10 +112,16 @@ def test_training_on_the_fly_with_augmentation_runs_through_the_entry_point(reci
     config.write_text(config.read_text().replace(
         "num_workers: 1}", f"num_workers: 1, features: on_the_fly, "
                            f"spectrogram_config: {SPECTROGRAM}}}\n"
-                           f"augment: {{noise_prob: 0.5, babble_prob: 0.5}}"))
+                           f"augment: {{noise_prob: 0.5, babble_prob: 0.5, speed_prob: 0.5, "
+                           f"speed_new_speakers: true}}"))
     result = tiny_data.train(config, recipe / "data/x", tmp_path / "exp")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "exp/final.pt").exists()
+    # The head had a class per speaker and speed (1.0, 0.9, 1.1); the checkpoint keeps it.
+    last = sorted((tmp_path / "exp/checkpoints").glob("*.pt"))[-1]
+    head = torch.load(last, weights_only=True)["head"]
+    speakers = len(torch.load(tmp_path / "exp/final.pt", weights_only=True)["speakers"])
+    assert [w.shape[0] for w in head.values() if w.dim() == 2] == [3 * speakers]
     config.write_text(config.read_text().replace("on_the_fly", "from_audio"))
     result = tiny_data.train(config, recipe / "data/x", tmp_path / "exp2")
     assert result.returncode == 1
