@@ -852,25 +852,11 @@ def generate_corpus(out_dir, config, nj=2, overwrite=False, log=print):
 # ----------------------------------------------------------------------------------------------
 # A naive difficulty check (not needed to make the corpus).
 
-def mean_log_spectrum(path):
-    """Per-utterance mean log-power spectrum: 161 bins, 20 ms Hamming window, 10 ms hop."""
-    audio, rate = sf.read(path, dtype="float64")
-    frames = np.lib.stride_tricks.sliding_window_view(audio, 320)[::160] * np.hamming(320)
-    return np.mean(np.log(np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-10), axis=0)
-
-
-def equal_error_rate(scores, labels):
-    """EER (fraction): where the miss and false-alarm rates cross, by linear interpolation."""
-    order = np.argsort(scores, kind="stable")
-    labels = np.asarray(labels)[order]
-    miss = np.concatenate([[0.0], np.cumsum(labels) / labels.sum()])
-    false_alarm = np.concatenate([[1.0], 1.0 - np.cumsum(1 - labels) / (1 - labels).sum()])
-    k = int(np.argmax(miss >= false_alarm))
-    if k == 0:
-        return 0.0
-    d0, d1 = false_alarm[k - 1] - miss[k - 1], false_alarm[k] - miss[k]
-    w = d0 / (d0 - d1) if d0 != d1 else 0.0
-    return float(miss[k - 1] + w * (miss[k] - miss[k - 1]))
+def mean_log_spectrum(spectrogram, path):
+    """Per-utterance mean of the recipe's log spectrogram (161 bins, conf/spectrogram.conf's
+    defaults)."""
+    audio, _ = sf.read(path, dtype="float32")
+    return spectrogram(audio).mean(axis=0)
 
 
 def proxy_eer(out_dir):
@@ -880,13 +866,19 @@ def proxy_eer(out_dir):
     like this should be confused by the session channels; the speaker cues it misses are what
     the network has to learn.
     """
+    # The recipe's own code, imported here: making the corpus needs neither torch nor them.
+    from pytorch_modules.features import Spectrogram, SpectrogramOptions
+    from pytorch_modules.metrics import compute_eer
+
+    spectrogram = Spectrogram(SpectrogramOptions())
     test_wav = os.path.join(out_dir, "test", "wav")
     with open(os.path.join(out_dir, "veri_test2.txt")) as f:
         trials = [line.split() for line in f]
     utts = sorted({p for t in trials for p in t[1:]}
                   | {os.path.relpath(os.path.join(d, n), test_wav)
                      for d, _, names in os.walk(test_wav) for n in names})
-    vectors = np.array([mean_log_spectrum(os.path.join(test_wav, u)) for u in utts])
+    vectors = np.array([mean_log_spectrum(spectrogram, os.path.join(test_wav, u))
+                        for u in utts])
     vectors -= vectors.mean(axis=0)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     index = {u: k for k, u in enumerate(utts)}
@@ -896,12 +888,12 @@ def proxy_eer(out_dir):
 
     scores = [score(a, b) for _, a, b in trials]
     labels = [int(t[0]) for t in trials]
-    eer = equal_error_rate(scores, labels)
+    eer, _ = compute_eer(scores, labels)
     session = {u: u.rsplit("/", 1)[0] for u in utts}
     within = [(a, b) for x, a in enumerate(utts) for b in utts[x + 1:] if session[a] == session[b]]
     nontarget = [s for s, lab in zip(scores, labels) if lab == 0]
-    within_eer = equal_error_rate([score(a, b) for a, b in within] + nontarget,
-                                  [1] * len(within) + [0] * len(nontarget))
+    within_eer, _ = compute_eer([score(a, b) for a, b in within] + nontarget,
+                                [1] * len(within) + [0] * len(nontarget))
     return eer, within_eer
 
 

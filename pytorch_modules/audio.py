@@ -65,13 +65,19 @@ def _read_source(source: str) -> tuple[np.ndarray, int]:
 
 
 def _read_file(path: str) -> tuple[np.ndarray, int]:
-    """Samples (float32, frames x channels) and rate of an audio file.  16-bit PCM is read as
-    int16 and scaled by 1/32768: the very samples libsndfile's float conversion gives, in
-    half the time (VoxCeleb and most corpora are 16-bit)."""
+    """Samples (float32, frames x channels) and rate of an audio file."""
     with soundfile.SoundFile(path) as f:
-        if f.subtype == "PCM_16":
-            return f.read(dtype="int16", always_2d=True) * np.float32(1 / 32768), f.samplerate
-        return f.read(dtype="float32", always_2d=True), f.samplerate
+        return read_samples(f), f.samplerate
+
+
+def read_samples(f: soundfile.SoundFile, count: int = -1) -> np.ndarray:
+    """`count` (-1: all the rest) float32 samples (frames x channels) of an open audio file
+    from where it stands.  16-bit PCM is read as int16 and scaled by 1/32768: the very samples
+    libsndfile's float conversion gives, in half the time (VoxCeleb and most corpora are
+    16-bit)."""
+    if f.subtype == "PCM_16":
+        return f.read(count, dtype="int16", always_2d=True) * np.float32(1 / 32768)
+    return f.read(count, dtype="float32", always_2d=True)
 
 
 # Enough of a wav file to hold its header chunks up to 'data' (they are a few dozen bytes,

@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import soundfile
 
-from pytorch_modules import shards
+from pytorch_modules import audio, shards
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features import Spectrogram, SpectrogramOptions, parse_options_file
 
@@ -82,12 +82,8 @@ def audio_crop(utt: str, path: str, start: int, length: int, num_frames: int,
 
 def change_speed(samples: np.ndarray, speed: float, rate: int) -> np.ndarray:
     """`samples` played `speed` times faster: taken as audio at rate * speed and resampled
-    (band-limited, torchaudio) to `rate`, so there are about len / speed of them."""
-    import torch
-    import torchaudio.functional
-
-    return torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(samples)),
-                                          int(round(rate * speed)), rate).numpy()
+    (band-limited) to `rate`, so there are about len / speed of them."""
+    return audio.resample(np.ascontiguousarray(samples), int(round(rate * speed)), rate)
 
 
 def num_samples(num_frames: int, options: SpectrogramOptions) -> int:
@@ -96,8 +92,8 @@ def num_samples(num_frames: int, options: SpectrogramOptions) -> int:
 
 
 def read_samples(utt: str, path: str, first: int, count: int, rate: int) -> np.ndarray:
-    """`count` mono samples (all with -1) from sample `first`, float32 in [-1, 1]; 16-bit PCM is
-    scaled by 1/32768 as the feature stage reads it (audio._read_file).  `path` may name a
+    """`count` mono samples (all with -1) from sample `first`, float32 in [-1, 1], as the
+    feature stage reads them (audio.read_samples).  `path` may name a
     member of a shard (shards.member_spec), whose bytes are read from the tar."""
     member = shards.parse_member_spec(path)
     try:
@@ -111,10 +107,7 @@ def read_samples(utt: str, path: str, first: int, count: int, rate: int) -> np.n
                                   f"samples before the crop does; the file changed after "
                                   f"utt2num_frames was written: rerun the feature stage")
             f.seek(first)
-            if f.subtype == "PCM_16":
-                samples = f.read(count, dtype="int16", always_2d=True)[:, 0] * np.float32(1 / 32768)
-            else:
-                samples = f.read(count, dtype="float32", always_2d=True)[:, 0]
+            samples = audio.read_samples(f, count)[:, 0]
     except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
         raise RecipeError(f"cannot read the audio of utterance {utt} from '{path}' ({e}); check "
                           f"the file, then rerun the feature stage, which drops unreadable "

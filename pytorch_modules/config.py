@@ -47,7 +47,7 @@ class ModelConfig:
 class LossConfig:
     type: str = "dam_softmax"
     # Options of the chosen head (losses.py); which keys are allowed depends on `type`.
-    options: dict = field(default_factory=lambda: {"margin": 0.2, "scale": 30.0, "lam": 2.0})
+    options: dict = field(default_factory=lambda: dict(losses.PAPER_OPTIONS["dam_softmax"]))
 
 
 @dataclass

@@ -29,6 +29,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# The paper's settings (Sec 2 and 4), their one home: the heads' defaults, the default config
+# (config.LossConfig) and the loss comparison (bin/loss_variant_config.py) read them here.
+PAPER_MARGIN = 0.2      # m of AM- and DAM-Softmax
+PAPER_SCALE = 30.0      # s
+PAPER_LAMBDA = 2.0      # lambda of DAM-Softmax (Eq 8-10)
+PAPER_A_SOFTMAX_M = 4   # A-Softmax's integer m, as in SphereFace
+PAPER_OPTIONS = {
+    "softmax": {},
+    "a_softmax": {"margin": PAPER_A_SOFTMAX_M},
+    "am_softmax": {"margin": PAPER_MARGIN, "scale": PAPER_SCALE},
+    "dam_softmax": {"margin": PAPER_MARGIN, "scale": PAPER_SCALE, "lam": PAPER_LAMBDA},
+}
+
 LOSS_TYPES = ("softmax", "a_softmax", "am_softmax", "dam_softmax")
 # Heads whose margin follows the margin warm-up of the training schedule (margin_scale).
 SCHEDULED_MARGIN_TYPES = ("am_softmax", "dam_softmax")
@@ -101,8 +114,8 @@ class AMSoftmaxHead(CosineHead):
     not saved in checkpoints (it is a function of the training position).
     """
 
-    def __init__(self, embedding_dim: int, num_classes: int, margin: float = 0.2,
-                 scale: float = 30.0):
+    def __init__(self, embedding_dim: int, num_classes: int, margin: float = PAPER_MARGIN,
+                 scale: float = PAPER_SCALE):
         super().__init__(embedding_dim, num_classes)
         self.margin, self.scale = margin, scale
         self.register_buffer("margin_scale", torch.ones(()), persistent=False)
@@ -121,8 +134,9 @@ class AMSoftmaxHead(CosineHead):
 class DAMSoftmaxHead(AMSoftmaxHead):
     """Dynamic additive margin: m_i = m exp(1 - cos(theta_y)) / lambda (Eq 7-10)."""
 
-    def __init__(self, embedding_dim: int, num_classes: int, margin: float = 0.2,
-                 scale: float = 30.0, lam: float = 2.0, margin_grad: bool = True):
+    def __init__(self, embedding_dim: int, num_classes: int, margin: float = PAPER_MARGIN,
+                 scale: float = PAPER_SCALE, lam: float = PAPER_LAMBDA,
+                 margin_grad: bool = True):
         super().__init__(embedding_dim, num_classes, margin, scale)
         if lam <= 0:
             raise ValueError(f"DAM-Softmax needs lambda > 0, got {lam}")
@@ -141,7 +155,7 @@ class ASoftmaxHead(CosineHead):
     converges.  lambda_base = 0 gives Eq 3-4 exactly from the first step.
     """
 
-    def __init__(self, embedding_dim: int, num_classes: int, margin: int = 4,
+    def __init__(self, embedding_dim: int, num_classes: int, margin: int = PAPER_A_SOFTMAX_M,
                  lambda_base: float = 1000.0, lambda_min: float = 5.0,
                  lambda_gamma: float = 0.12, lambda_power: float = 1.0):
         super().__init__(embedding_dim, num_classes)

@@ -12,6 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pytorch_modules.atomic import written_whole
+from pytorch_modules.losses import dynamic_margin
 from pytorch_modules.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
 
 # NIST's DET axes: error rates on the normal-deviate (probit) scale, ticks in percent.
@@ -141,8 +142,8 @@ def am_margin(cos, margin):
 
 
 def dam_margin(cos, margin, lam):
-    """DAM-Softmax's dynamic margin m_i = m exp(1 - cos(theta_y)) / lambda (Eq 8-10)."""
-    return margin * np.exp(1.0 - np.asarray(cos, dtype=np.float64)) / lam
+    """DAM-Softmax's dynamic margin (losses.dynamic_margin) of numbers or arrays, as float64."""
+    return dynamic_margin(torch.as_tensor(np.asarray(cos, dtype=np.float64)), margin, lam).numpy()
 
 
 def plot_margin(margin, lam, out_png, cos_range=(0.0, 1.0), title=None):

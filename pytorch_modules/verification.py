@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import torch
 
+from pytorch_modules.audio import resample
 from pytorch_modules.embedding import embed, load_embedding_model
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features import Spectrogram, parse_options_file
@@ -61,17 +61,10 @@ def read_audio_file(path, sample_rate):
     mono = samples.mean(axis=1)
     if rate != sample_rate:
         notes.append(f"{path}: resampled from {rate} Hz to {sample_rate} Hz")
-        mono = _resample(mono, rate, sample_rate)
+        mono = resample(mono, rate, sample_rate)
     if not np.any(mono):
         raise RecipeError(f"audio file {path} is digital silence; there is no voice to embed.")
     return mono, notes
-
-
-def _resample(samples, rate, new_rate):
-    """Band-limited (windowed sinc) resampling; torchaudio is imported only when needed."""
-    import torchaudio.functional
-
-    return torchaudio.functional.resample(torch.from_numpy(samples), rate, new_rate).numpy()
 
 
 class Embedder:

@@ -161,7 +161,18 @@ def test_impossible_trial_count_is_refused(tmp_path, capsys):
     assert "more than the test set can give" in capsys.readouterr().err
 
 
-def test_equal_error_rate():
-    assert mdc.equal_error_rate([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 0.0
-    assert mdc.equal_error_rate([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 1.0
-    assert mdc.equal_error_rate([0.1, 0.6, 0.4, 0.9], [0, 0, 1, 1]) == pytest.approx(0.5)
+def test_proxy_eer_scores_the_trials_with_the_recipes_spectrogram(corpus, monkeypatch):
+    from pytorch_modules.metrics import compute_eer
+
+    # One vector per speaker: every target scores 1 and every nontarget less, EER 0.
+    def speaker_vector(spectrogram, path):
+        return np.eye(161)[int(re.search(r"id(\d{5})", path).group(1)) % 161]
+
+    monkeypatch.setattr(mdc, "mean_log_spectrum", speaker_vector)
+    eer, within = mdc.proxy_eer(str(corpus))
+    assert eer == 0.0 and within == 0.0
+    monkeypatch.undo()
+    eer, _ = mdc.proxy_eer(str(corpus))
+    assert 0.0 <= eer <= 1.0
+    # The same number as the recipe's EER of those scores: no second EER in the project.
+    assert compute_eer([0.1, 0.6, 0.4, 0.9], [0, 0, 1, 1])[0] == pytest.approx(0.5)

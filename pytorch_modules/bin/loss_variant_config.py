@@ -11,30 +11,22 @@ import argparse
 
 import yaml
 
-from pytorch_modules.config import config_from_dict, load_config
+from pytorch_modules.config import LossConfig, config_from_dict, load_config
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.losses import SCHEDULED_MARGIN_TYPES
-
-# The paper's settings of each loss (Sec 2, 4): m = 4 for A-Softmax as in SphereFace,
-# m = 0.2 and s = 30 for the additive margins, lambda = 2 for the dynamic one.
-PAPER_LOSSES = {
-    "softmax": {},
-    "a_softmax": {"margin": 4},
-    "am_softmax": {"margin": 0.2, "scale": 30.0},
-    "dam_softmax": {"margin": 0.2, "scale": 30.0, "lambda": 2.0},
-}
-
+from pytorch_modules.losses import PAPER_OPTIONS, SCHEDULED_MARGIN_TYPES
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("base_config")
-    parser.add_argument("loss", help=" | ".join(PAPER_LOSSES))
+    parser.add_argument("loss", help=" | ".join(PAPER_OPTIONS))
     parser.add_argument("--seed", type=int, help="training.seed (default: the base config's)")
     args = parser.parse_args()
-    if args.loss not in PAPER_LOSSES:
-        raise RecipeError(f"unknown loss '{args.loss}' (choose one of {', '.join(PAPER_LOSSES)})")
-    data = load_config(args.base_config).to_dict()
-    data["loss"] = {"type": args.loss, **PAPER_LOSSES[args.loss]}
+    if args.loss not in PAPER_OPTIONS:
+        raise RecipeError(f"unknown loss '{args.loss}' (choose one of {', '.join(PAPER_OPTIONS)})")
+    config = load_config(args.base_config)
+    # The paper's settings of the loss (losses.PAPER_OPTIONS).
+    config.loss = LossConfig(type=args.loss, options=dict(PAPER_OPTIONS[args.loss]))
+    data = config.to_dict()
     if args.loss not in SCHEDULED_MARGIN_TYPES:
         data["optim"].update(margin_warmup_start=0.0, margin_warmup_epochs=0.0)
     if args.seed is not None:

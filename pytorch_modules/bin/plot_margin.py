@@ -14,6 +14,7 @@ import os
 from pytorch_modules import checkpoints
 from pytorch_modules.config import config_from_dict, load_config
 from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.losses import PAPER_OPTIONS
 from pytorch_modules.plots import dam_margin, plot_margin
 
 PROG = "plot_margin"
@@ -31,11 +32,11 @@ def margin_options(args):
         config, source = config_from_dict(state["config"], source=args.model), args.model
     else:
         config, source = load_config(args.config), args.config
-    options = config.loss.options
+    options = {**PAPER_OPTIONS.get(config.loss.type, {}), **config.loss.options}
     if config.loss.type == "dam_softmax":
-        return options.get("margin", 0.2), options.get("lam", 2.0), source
+        return options["margin"], options["lam"], source
     if config.loss.type == "am_softmax":
-        return options.get("margin", 0.2), None, source
+        return options["margin"], None, source
     raise RecipeError(f"{source} trains with {config.loss.type}, which has no additive margin; "
                       f"plot_margin draws am_softmax and dam_softmax margins.")
 
