@@ -5,7 +5,7 @@
 
 Times, end to end and per phase (read scp/arks, parse trials, score, metrics; writing the
 scores file is shown apart) of the project's code as the score entry point calls it
-(read_trials, load_table, cosine_score, evaluate; write_lines_atomic for the scores file), in a
+(read_trials, load_table, cosine_score, evaluate; write_lines for the scores file), in a
 fresh process per run.
 References, in this process:
   (a) WeSpeaker's score.py: kaldiio into a dict, then sklearn cosine_similarity per trial
@@ -29,8 +29,9 @@ import numpy as np
 from scoring_data import scoring_inputs
 
 from pytorch_modules import asnorm
+from pytorch_modules.atomic import write_lines
 from pytorch_modules.scoring import (evaluate, length_normalise, load_embeddings, pair_scores,
-                                     read_trials, trial_rows, write_lines_atomic)
+                                     read_trials, trial_rows)
 
 PHASES = ("read", "parse", "score", "metrics")
 
@@ -38,8 +39,7 @@ PHASES = ("read", "parse", "score", "metrics")
 # ---------------------------------------------------------------- end-to-end runs (children)
 def run_project(scp, trials, scores_out):
     """What pytorch_modules.bin.score does for one scp and labelled trials."""
-    from pytorch_modules.bin.score import load_table
-    from pytorch_modules.scoring import cosine_score
+    from pytorch_modules.scoring import cosine_score, load_table
     times = {}
     start = time.perf_counter()
     enroll, test, labels = read_trials(trials)
@@ -54,7 +54,7 @@ def run_project(scp, trials, scores_out):
     results = evaluate(scores, labels, "bench", trials_path=trials)
     times["metrics"] = time.perf_counter() - start
     start = time.perf_counter()
-    write_lines_atomic(scores_out, (f"{e} {t} {s:.6f}" for e, t, s in zip(enroll, test, scores)))
+    write_lines(scores_out, (f"{e} {t} {s:.6f}" for e, t, s in zip(enroll, test, scores)))
     times["write"] = time.perf_counter() - start
     return times, results
 

@@ -5,11 +5,17 @@ gets the permissions a plain open() would have given it (0666 less the umask: mk
 0600 files, which other users of a shared experiment dir could not read) and is renamed to
 `path`.  On any failure the temporary file is removed, so nothing half-written is left, and a
 full disk (ENOSPC/EDQUOT) becomes a RecipeError that names the file and the way out.
+write_lines writes a text file that way.
+
+A parallel job's ark (features, embeddings) is streamed to its final name instead, with its
+scp written as SCP.tmp and renamed last (the scp marks the job as done); job_outputs removes
+both when writing fails, and says what to do.
 """
 import contextlib
 import errno
 import os
 import tempfile
+from pathlib import Path
 
 from pytorch_modules.errors import RecipeError
 
@@ -49,3 +55,29 @@ def written_whole(path, hint="free some space and rerun this stage"):
     # Raised here, outside the except clause, so that the OSError (and the open file its
     # traceback may hold) is released rather than chained to the sentence.
     raise RecipeError(f"the disk is full: {path} could not be written; {hint}")
+
+
+def write_lines(path, lines, hint="free some space and rerun this stage") -> None:
+    """The lines (each without its newline) written to `path` whole or not at all, so that a
+    crash never leaves a truncated scores, results or list file behind."""
+    with written_whole(path, hint) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(line + "\n" for line in lines)
+
+
+@contextlib.contextmanager
+def job_outputs(ark, scp_tmp, folder):
+    """Around the writing of a job's `ark` and `scp_tmp`: an OSError removes both (they only
+    take space; finished jobs keep theirs) and becomes a RecipeError naming the file and,
+    unless the disk is full, the `folder` (words: "feature folder") to check."""
+    try:
+        yield
+    except OSError as error:
+        for partial in (ark, scp_tmp):
+            Path(partial).unlink(missing_ok=True)
+        if is_disk_full(error):
+            message = (f"no space left on device writing {ark}; free space and rerun the "
+                       f"stage: finished jobs are kept")
+        else:
+            message = (f"cannot write {error.filename or ark}: {error.strerror}; check that "
+                       f"the {folder} is writable and rerun the stage")
+        raise RecipeError(message) from None

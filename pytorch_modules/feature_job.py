@@ -6,18 +6,13 @@ disk-full sentence are the same whatever the features are.  An extractor is a ca
 (samples) -> (frames, dims) float32 with an `options` attribute holding the audio-selection
 fields (sample_frequency, allow_resample, frame_length, num_frames(), min_rms_dbfs).
 """
-import errno
 import os
 import sys
 import time
-from pathlib import Path
 
+from pytorch_modules import atomic, kaldi_compress
 from pytorch_modules.audio import AudioError, load_audio, read_scp_lines, rms_dbfs
 from pytorch_modules.errors import RecipeError
-from pytorch_modules import kaldi_compress
-
-# errno values that mean "the disk (or the user's quota) is full".
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def add_job_arguments(parser) -> None:
@@ -29,13 +24,6 @@ def add_job_arguments(parser) -> None:
                         help="fail the job when more than this fraction of utterances is lost")
     parser.add_argument("wav_scp")
     parser.add_argument("out_prefix", help="writes OUT_PREFIX.ark, .scp and .utt2num_frames")
-
-
-def write_atomic_lines(path: str, lines) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.writelines(lines)
-    os.replace(tmp, path)
 
 
 def usable_samples(utt: str, source: str, options, config: str):
@@ -72,7 +60,7 @@ class Job:
                 continue
             feats = self.extractor(samples)
             writer(utt, feats)
-            self.num_frames.append(f"{utt} {feats.shape[0]}\n")
+            self.num_frames.append(f"{utt} {feats.shape[0]}")
             self.audio_seconds += len(samples) / self.options.sample_frequency
 
 
@@ -81,22 +69,10 @@ def write_features(job: Job, entries, ark: str, scp: str) -> None:
     only take space) and the error says what to do."""
     # kaldi_compress writes the bytes kaldiio's WriteHelper writes (compressed: its
     # compression_method=2), the compressed ones about 10x faster.
-    try:
-        compress = job.args.compress == "true"
-        with kaldi_compress.ArkWriter(ark, f"{scp}.tmp", compress=compress) as writer:
-            job.extract(entries, writer)
-    except OSError as e:
-        for partial in (ark, f"{scp}.tmp"):
-            Path(partial).unlink(missing_ok=True)
-        raise write_error(e, ark) from None
-
-
-def write_error(e: OSError, path: str) -> RecipeError:
-    if e.errno in DISK_FULL:
-        return RecipeError(f"no space left on device writing {path}; free space and rerun the "
-                           f"stage: finished jobs are kept")
-    return RecipeError(f"cannot write {e.filename or path}: {e.strerror}; check that the "
-                       f"feature folder is writable and rerun the stage")
+    compress = job.args.compress == "true"
+    with atomic.job_outputs(ark, f"{scp}.tmp", "feature folder"), \
+            kaldi_compress.ArkWriter(ark, f"{scp}.tmp", compress=compress) as writer:
+        job.extract(entries, writer)
 
 
 def run_job(prog: str, args, extractor) -> None:
@@ -121,9 +97,7 @@ def run_job(prog: str, args, extractor) -> None:
                           f"could not be used (more than --max-fail-fraction "
                           f"{args.max_fail_fraction}); fix the audio or wav.scp, or drop them "
                           f"with utils/fix_data_dir.sh")
-    try:
-        write_atomic_lines(f"{args.out_prefix}.utt2num_frames", job.num_frames)
-        os.replace(f"{scp}.tmp", scp)  # last: the .scp marks the job as done
-    except OSError as e:
-        raise write_error(e, f"{args.out_prefix}.utt2num_frames") from None
+    atomic.write_lines(f"{args.out_prefix}.utt2num_frames", job.num_frames,
+                       hint="free space and rerun the stage: finished jobs are kept")
+    os.replace(f"{scp}.tmp", scp)  # last: the .scp marks the job as done
 

@@ -29,6 +29,12 @@ PROB_FLOOR = 1e-7
 DET_RESOLUTION = 2e-3
 
 
+def labelled_path(spec):
+    """A command line's 'LABEL=PATH' or 'PATH' -> (label, path); the path is its own label."""
+    label, sep, path = spec.partition("=")
+    return (label, path) if sep and label else (spec, spec)
+
+
 def probit(p):
     """The standard normal deviate of probabilities p (the inverse normal CDF), as float64;
     0 and 1 are clipped to PROB_FLOOR and 1 - PROB_FLOOR."""

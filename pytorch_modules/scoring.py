@@ -14,7 +14,6 @@ import kaldiio
 import numpy as np
 
 from pytorch_modules import bootstrap, fast_ark
-from pytorch_modules.atomic import written_whole
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
                                      detection_error_tradeoff)
@@ -168,6 +167,34 @@ def mean_by_model(ids, emb, spk2utt_path):
         models.append(model)
         means.append(unit[[row[u] for u in utts]].mean(axis=0))
     return models, np.stack(means).astype(np.float32)
+
+
+def load_table(enroll_scp, test_scp, enroll_spk2utt=None, mean=None):
+    """One (id -> row, matrix) table over both scps; an scp given twice is read once.
+
+    `mean` (or None) is subtracted from every utterance embedding as it is read, so that
+    enrollment models are averaged from mean-subtracted embeddings.  An id present in both
+    scps must carry the same vector, or which one a trial means is unclear."""
+    ids, emb = load_embeddings(enroll_scp)
+    emb = subtract_mean(emb, mean, enroll_scp)
+    if enroll_spk2utt:
+        ids, emb = mean_by_model(ids, emb, enroll_spk2utt)
+    id_to_row = {utt: row for row, utt in enumerate(ids)}
+    if os.path.realpath(test_scp) == os.path.realpath(enroll_scp) and not enroll_spk2utt:
+        return id_to_row, emb
+    test_ids, test_emb = load_embeddings(test_scp)
+    if test_emb.shape[1] != emb.shape[1]:
+        raise RecipeError(f"{enroll_scp} holds {emb.shape[1]}-d embeddings but {test_scp} holds "
+                          f"{test_emb.shape[1]}-d ones; score embeddings of one model.")
+    test_emb = subtract_mean(test_emb, mean, test_scp)
+    for row, utt in enumerate(test_ids):
+        if utt in id_to_row and not np.array_equal(emb[id_to_row[utt]], test_emb[row]):
+            raise RecipeError(f"{utt} has different embeddings in {enroll_scp} and {test_scp}; "
+                              f"give enrollment models ids distinct from test utterances.")
+    new = [row for row, utt in enumerate(test_ids) if utt not in id_to_row]
+    for offset, row in enumerate(new):
+        id_to_row[test_ids[row]] = len(ids) + offset
+    return id_to_row, np.concatenate([emb, test_emb[new]])
 
 
 def read_trials(path, warn=None):
@@ -403,13 +430,6 @@ def summary_line(results):
         eer += (f" [{float(results['eer_percent_ci_low']):.2f}, "
                 f"{float(results['eer_percent_ci_high']):.2f}]")
     return f"{results['name']}: {eer}  {dcfs}  ({results['trials']} trials)"
-
-
-def write_lines_atomic(path, lines):
-    """Write lines to path whole or not at all (atomic.written_whole), so that a crash never
-    leaves a truncated scores or results file behind."""
-    with written_whole(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(line + "\n" for line in lines)
 
 
 def read_results(path):

@@ -447,11 +447,11 @@ def test_a_full_disk_while_writing_a_checkpoint_is_a_sentence_and_leaves_nothing
 
 def test_a_full_disk_while_writing_scores_is_a_sentence_and_leaves_nothing(small_disk):
     from pytorch_modules.errors import RecipeError
-    from pytorch_modules.scoring import write_lines_atomic
+    from pytorch_modules.atomic import write_lines
     target = small_disk / "vox1_o.scores"
     with pytest.raises(RecipeError, match=rf"^the disk is full: {target} could not be "
                                           rf"written; free some space and rerun this stage$"):
-        write_lines_atomic(target, (f"enroll{n} test{n} 0.123456" for n in range(40_000)))
+        write_lines(target, (f"enroll{n} test{n} 0.123456" for n in range(40_000)))
     assert list(small_disk.iterdir()) == []
 
 
@@ -466,10 +466,10 @@ def test_written_outputs_have_the_mode_of_the_users_umask(tmp_path, umask, mode)
     from matplotlib.figure import Figure
 
     from pytorch_modules import checkpoints, cos_histogram, plots
-    from pytorch_modules.scoring import write_lines_atomic
+    from pytorch_modules.atomic import write_lines
     old = os.umask(umask)
     try:
-        write_lines_atomic(tmp_path / "s.scores", ["a b 0.5"])
+        write_lines(tmp_path / "s.scores", ["a b 0.5"])
         plots.save_figure(Figure(), tmp_path / "det.png")
         cos_histogram.write_epoch(tmp_path / "hist.tsv", 1, np.array([0.0, 0.5, 1.0]),
                                   np.array([1, 2]))

@@ -23,7 +23,7 @@ from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.export import (INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx,
                                     export_torchscript, max_differences)
 from pytorch_modules.features import parse_options_file
-from pytorch_modules.scoring import write_lines_atomic
+from pytorch_modules.atomic import write_lines
 from pytorch_modules.verification import locate_feature_config, threshold_path
 
 PROG = "export_model"
@@ -57,7 +57,7 @@ def main():
     differences = max_differences(model, ts_path, onnx_path, num_bins)
     checks = [f"check_{name}_{frames}_frames_max_rel_diff {diff:.3g}"
               for (name, frames), diff in differences.items()]
-    write_lines_atomic(out / "info", [
+    write_lines(out / "info", [
         f"model {args.model}", f"input {INPUT_NAME} float32 (batch, {num_bins}, frames>={MIN_FRAMES})",
         f"output {OUTPUT_NAME} float32 (batch, {model.embedding_dim})", f"onnx_opset {args.opset}",
         *checks])

@@ -9,22 +9,19 @@ or that hold NaN/inf fail the job with the utterance and the ark named; a full d
 with a sentence saying so, and the partial ark is removed.
 """
 import argparse
-import errno
 import os
 import time
-from pathlib import Path
 
 import kaldiio
 import numpy as np
 import torch
 
+from pytorch_modules import atomic
 from pytorch_modules.audio import read_scp_lines
 from pytorch_modules.embedding import LAYERS, embed, load_embedding_model
 from pytorch_modules.errors import RecipeError, run_entry_point
 
 PROG = "extract_embeddings"
-# errno values that mean "the disk (or the user's quota) is full".
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def redo_features(rxfile: str) -> str:
@@ -52,20 +49,12 @@ def embed_all(model, entries, ark: str, scp: str, layer: str = "bn") -> int:
     """Writes the ark and a temporary scp; returns the number of frames embedded.  On a write
     error the partial files are removed (they only take space)."""
     frames = 0
-    try:
-        with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
-            for utt, rxfile in entries:
-                feats = load_features(utt, rxfile)
-                writer(utt, embed(model, feats, layer))
-                frames += feats.shape[0]
-    except OSError as e:
-        for partial in (ark, f"{scp}.tmp"):
-            Path(partial).unlink(missing_ok=True)
-        if e.errno in DISK_FULL:
-            raise RecipeError(f"no space left on device writing {ark}; free space and rerun "
-                              f"the stage: finished jobs are kept") from None
-        raise RecipeError(f"cannot write {e.filename or ark}: {e.strerror}; check that the "
-                          f"embedding folder is writable and rerun the stage") from None
+    with atomic.job_outputs(ark, f"{scp}.tmp", "embedding folder"), \
+            kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
+        for utt, rxfile in entries:
+            feats = load_features(utt, rxfile)
+            writer(utt, embed(model, feats, layer))
+            frames += feats.shape[0]
     return frames
 
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from pytorch_modules.asnorm import speaker_cohort
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.scoring import embedding_mean, read_spk2utt, write_lines_atomic
+from pytorch_modules.atomic import write_lines
+from pytorch_modules.scoring import embedding_mean, read_spk2utt
 
 PROG = "make_cohort"
 
@@ -53,7 +54,7 @@ def main():
     write_vectors(args.out_dir, "xvector", speakers, cohort)
     write_vectors(args.out_dir, "xvector_meansub", speakers, cohort_meansub)
     utterances = sum(len(utts) for _, _, utts in read_spk2utt(args.spk2utt))
-    write_lines_atomic(os.path.join(args.out_dir, "info"), [
+    write_lines(os.path.join(args.out_dir, "info"), [
         f"speakers {len(speakers)}", f"utterances {utterances}", f"dim {mean.size}",
         f"spk2utt {args.spk2utt}", f"xvector_scp {args.xvector_scp}"])
     print(f"{PROG}: cohort of {len(speakers)} speakers from {utterances} utterances "

@@ -13,10 +13,9 @@ import argparse
 
 import numpy as np
 
-from pytorch_modules.bin.plot_det import parse_system
 from pytorch_modules.cos_histogram import read_histograms
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.plots import plot_cos_histograms
+from pytorch_modules.plots import labelled_path, plot_cos_histograms
 
 PROG = "plot_cos_hist"
 MAX_DEFAULT_EPOCHS = 6
@@ -45,7 +44,7 @@ def select_histograms(specs, wanted=None):
     """{curve label: (edges, counts)} of the [LABEL=]FILE specs at the wanted epochs."""
     several = len(specs) > 1
     histograms = {}
-    for label, path in map(parse_system, specs):
+    for label, path in map(labelled_path, specs):
         by_epoch = read_histograms(path)
         for epoch in wanted or default_epochs(list(by_epoch), several):
             if epoch not in by_epoch:

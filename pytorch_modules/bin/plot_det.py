@@ -13,16 +13,10 @@ import argparse
 import os
 
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.plots import DetSystem, plot_det
+from pytorch_modules.plots import DetSystem, labelled_path, plot_det
 from pytorch_modules.scoring import read_scores, read_trials
 
 PROG = "plot_det"
-
-
-def parse_system(spec):
-    """'LABEL=PATH' or 'PATH' -> (label, path)."""
-    label, sep, path = spec.partition("=")
-    return (label, path) if sep and label else (spec, spec)
 
 
 def main():
@@ -34,7 +28,7 @@ def main():
                         help="p_target of the marked minDCF point (default 0.01)")
     parser.add_argument("systems", nargs="+", metavar="[LABEL=]SCORES")
     args = parser.parse_args()
-    for path in [args.trials] + [parse_system(s)[1] for s in args.systems]:
+    for path in [args.trials] + [labelled_path(s)[1] for s in args.systems]:
         if not os.path.isfile(path):
             raise RecipeError(f"{path} does not exist; run the scoring stage first.")
     enroll, test, labels = read_trials(args.trials)
@@ -42,7 +36,7 @@ def main():
         raise RecipeError(f"{args.trials} has no target/nontarget labels, so there is no DET "
                           f"curve to draw.")
     systems = [DetSystem(label, read_scores(path, enroll, test), labels)
-               for label, path in map(parse_system, args.systems)]
+               for label, path in map(labelled_path, args.systems)]
     try:
         summaries = plot_det(systems, args.out, args.title or os.path.basename(
             os.path.dirname(os.path.abspath(args.trials))), args.p_target)

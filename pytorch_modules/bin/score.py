@@ -33,11 +33,11 @@ import numpy as np
 from pytorch_modules import bootstrap
 from pytorch_modules.audio import read_scp_lines
 from pytorch_modules.asnorm import DEFAULT_TOP_N, asnorm_score, effective_top_n, speaker_cohort
+from pytorch_modules.atomic import write_lines
 from pytorch_modules.bootstrap import DEFAULT_REPLICATES, DEFAULT_SEED
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.scoring import (cosine_score, embedding_mean, evaluate, load_embeddings,
-                                     mean_by_model, read_trials, subtract_mean, summary_line,
-                                     write_lines_atomic)
+                                     load_table, read_trials, summary_line)
 
 PROG = "score"
 
@@ -111,34 +111,6 @@ def trials_info(trials_path):
     return info
 
 
-def load_table(enroll_scp, test_scp, enroll_spk2utt=None, mean=None):
-    """One (id -> row, matrix) table over both scps; an scp given twice is read once.
-
-    `mean` (or None) is subtracted from every utterance embedding as it is read, so that
-    enrollment models are averaged from mean-subtracted embeddings.  An id present in both
-    scps must carry the same vector, or which one a trial means is unclear."""
-    ids, emb = load_embeddings(enroll_scp)
-    emb = subtract_mean(emb, mean, enroll_scp)
-    if enroll_spk2utt:
-        ids, emb = mean_by_model(ids, emb, enroll_spk2utt)
-    id_to_row = {utt: row for row, utt in enumerate(ids)}
-    if os.path.realpath(test_scp) == os.path.realpath(enroll_scp) and not enroll_spk2utt:
-        return id_to_row, emb
-    test_ids, test_emb = load_embeddings(test_scp)
-    if test_emb.shape[1] != emb.shape[1]:
-        raise RecipeError(f"{enroll_scp} holds {emb.shape[1]}-d embeddings but {test_scp} holds "
-                          f"{test_emb.shape[1]}-d ones; score embeddings of one model.")
-    test_emb = subtract_mean(test_emb, mean, test_scp)
-    for row, utt in enumerate(test_ids):
-        if utt in id_to_row and not np.array_equal(emb[id_to_row[utt]], test_emb[row]):
-            raise RecipeError(f"{utt} has different embeddings in {enroll_scp} and {test_scp}; "
-                              f"give enrollment models ids distinct from test utterances.")
-    new = [row for row, utt in enumerate(test_ids) if utt not in id_to_row]
-    for offset, row in enumerate(new):
-        id_to_row[test_ids[row]] = len(ids) + offset
-    return id_to_row, np.concatenate([emb, test_emb[new]])
-
-
 def load_cohort(cohort_scp, cohort_spk2utt, mean):
     """The AS-norm cohort matrix: per-speaker means made here, or a precomputed scp as it is."""
     if cohort_spk2utt:
@@ -183,9 +155,9 @@ def main():
         results.update(cohort_size=str(len(cohort)),
                        top_n=str(effective_top_n(args.top_n, len(cohort))))
 
-    write_lines_atomic(args.scores_out, (f"{e} {t} {s}"
+    write_lines(args.scores_out, (f"{e} {t} {s}"
                                          for e, t, s in zip(enroll_ids, test_ids, texts)))
-    write_lines_atomic(args.results_out, (f"{key} {value}" for key, value in results.items()))
+    write_lines(args.results_out, (f"{key} {value}" for key, value in results.items()))
     print(summary_line(results))
 
 
