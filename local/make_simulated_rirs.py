@@ -21,6 +21,8 @@ import sys
 import numpy as np
 import soundfile
 
+from pytorch_modules.atomic import write_lines
+
 RATE = 16000
 
 
@@ -65,9 +67,7 @@ def main(argv=None):
         paths.append(path)
         rows.append(f"room_{number:04d}\t" + "\t".join(row))
     for name, lines in (("rooms.tsv", rows), ("rir.list", paths), ("info.txt", [info.strip()])):
-        with open(os.path.join(args.out_dir, name + ".tmp"), "w") as f:
-            f.writelines(line + "\n" for line in lines)
-        os.replace(os.path.join(args.out_dir, name + ".tmp"), os.path.join(args.out_dir, name))
+        write_lines(os.path.join(args.out_dir, name), lines)
     print(f"make_simulated_rirs.py: wrote {args.num_rooms} room impulse responses to "
           f"{args.out_dir}/rir.list")
     return 0

@@ -16,6 +16,8 @@ import argparse
 import os
 import sys
 
+from pytorch_modules.atomic import write_lines
+
 PROG = "prepare_augment_lists.py"
 
 
@@ -27,10 +29,7 @@ def wav_files(folder):
 
 
 def write_list(path, files):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        f.writelines(file + "\n" for file in files)
-    os.replace(path + ".tmp", path)
+    write_lines(path, files)
     print(f"{PROG}: {len(files)} files in {path}")
 
 

@@ -105,6 +105,16 @@ def load_embeddings(scp_path):
     return ids, np.stack(vectors).astype(np.float32, copy=False)
 
 
+def write_vectors(ark, scp, ids, vectors) -> str:
+    """The vectors as a Kaldi ark and scp (float32); the scp is written as SCP.tmp and renamed
+    once the ark is complete, so a finished scp always points at whole vectors.  Returns scp."""
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
+        for key, vec in zip(ids, vectors):
+            writer(key, np.asarray(vec, dtype=np.float32))
+    os.replace(f"{scp}.tmp", scp)
+    return scp
+
+
 def embedding_mean(scp_path):
     """The average embedding of an scp (float64, streamed): the training-set mean that
     mean subtraction removes.  A one-entry scp (make_cohort's mean.scp) is its own mean."""

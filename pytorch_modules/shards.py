@@ -21,6 +21,7 @@ import tarfile
 import numpy as np
 import soundfile
 
+from pytorch_modules.atomic import write_lines
 from pytorch_modules.errors import RecipeError
 
 
@@ -47,12 +48,10 @@ def write_shard(path: str, members) -> int:
             written.append((utt, speaker, len(samples)))
     with tarfile.open(tmp) as tar:   # where each member's bytes start, as a reader finds them
         where = {m.name: (m.offset_data, m.size) for m in tar}
-    lines = [f"{utt} {speaker} {where[utt + '.flac'][0]} {where[utt + '.flac'][1]} {n}\n"
+    lines = [f"{utt} {speaker} {where[utt + '.flac'][0]} {where[utt + '.flac'][1]} {n}"
              for utt, speaker, n in written]
     os.replace(tmp, path)
-    with open(f"{path}.index.tmp", "w") as f:
-        f.writelines(lines)
-    os.replace(f"{path}.index.tmp", f"{path}.index")
+    write_lines(f"{path}.index", lines)
     return len(lines)
 
 

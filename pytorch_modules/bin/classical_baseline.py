@@ -20,6 +20,7 @@ import numpy as np
 from pytorch_modules import classical
 from pytorch_modules.audio import read_scp_lines
 from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.scoring import write_vectors
 
 PROG = "classical_baseline"
 
@@ -53,11 +54,8 @@ def set_name(data_dir):
 
 def write_embeddings(ids, emb, out_dir):
     os.makedirs(out_dir, exist_ok=True)
-    ark, scp = os.path.join(out_dir, "xvector.ark"), os.path.join(out_dir, "xvector.scp")
-    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
-        for utt, vec in zip(ids, emb):
-            writer(utt, vec)
-    os.replace(f"{scp}.tmp", scp)
+    write_vectors(os.path.join(out_dir, "xvector.ark"), os.path.join(out_dir, "xvector.scp"),
+                  ids, emb)
 
 
 def main():

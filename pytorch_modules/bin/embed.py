@@ -13,11 +13,12 @@ import argparse
 import os
 import sys
 
-import kaldiio
 import numpy as np
 import torch
 
+from pytorch_modules.atomic import write_lines
 from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.scoring import write_vectors
 from pytorch_modules.verification import Embedder
 
 PROG = "embed"
@@ -49,19 +50,13 @@ def unique_entries(entries, source):
 
 def write_ark(out_dir, ids, vectors):
     ark, scp = os.path.join(out_dir, "xvector.ark"), os.path.join(out_dir, "xvector.scp")
-    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
-        for utt, vec in zip(ids, vectors):
-            writer(utt, vec)
-    os.replace(f"{scp}.tmp", scp)
-    return scp
+    return write_vectors(ark, scp, ids, vectors)
 
 
 def write_npy(out_dir, ids, vectors):
     npy, listing = os.path.join(out_dir, "embeddings.npy"), os.path.join(out_dir, "ids.txt")
     np.save(f"{npy}.tmp.npy", np.stack(vectors).astype(np.float32))
-    with open(f"{listing}.tmp", "w", encoding="utf-8") as f:
-        f.writelines(utt + "\n" for utt in ids)
-    os.replace(f"{listing}.tmp", listing)
+    write_lines(listing, ids)
     os.replace(f"{npy}.tmp.npy", npy)
     return npy
 

@@ -15,24 +15,18 @@ first), so a million training utterances need memory only for the per-speaker su
 import argparse
 import os
 
-import kaldiio
-import numpy as np
-
 from pytorch_modules.asnorm import speaker_cohort
-from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.atomic import write_lines
-from pytorch_modules.scoring import embedding_mean, read_spk2utt
+from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.scoring import embedding_mean, read_spk2utt, write_vectors
 
 PROG = "make_cohort"
 
 
-def write_vectors(out_dir, name, ids, matrix):
-    """out_dir/name.ark + name.scp; the scp appears by rename once the ark is complete."""
-    ark, scp = os.path.join(out_dir, f"{name}.ark"), os.path.join(out_dir, f"{name}.scp")
-    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
-        for key, vec in zip(ids, matrix):
-            writer(key, np.asarray(vec, dtype=np.float32))
-    os.replace(f"{scp}.tmp", scp)
+def write_cohort_vectors(out_dir, name, ids, matrix):
+    """out_dir/name.ark + name.scp."""
+    write_vectors(os.path.join(out_dir, f"{name}.ark"), os.path.join(out_dir, f"{name}.scp"),
+                  ids, matrix)
 
 
 def main():
@@ -50,9 +44,9 @@ def main():
     mean = embedding_mean(args.xvector_scp)
     speakers, cohort = speaker_cohort(args.xvector_scp, args.spk2utt)
     _, cohort_meansub = speaker_cohort(args.xvector_scp, args.spk2utt, mean)
-    write_vectors(args.out_dir, "mean", ["mean"], mean[None])
-    write_vectors(args.out_dir, "xvector", speakers, cohort)
-    write_vectors(args.out_dir, "xvector_meansub", speakers, cohort_meansub)
+    write_cohort_vectors(args.out_dir, "mean", ["mean"], mean[None])
+    write_cohort_vectors(args.out_dir, "xvector", speakers, cohort)
+    write_cohort_vectors(args.out_dir, "xvector_meansub", speakers, cohort_meansub)
     utterances = sum(len(utts) for _, _, utts in read_spk2utt(args.spk2utt))
     write_lines(os.path.join(args.out_dir, "info"), [
         f"speakers {len(speakers)}", f"utterances {utterances}", f"dim {mean.size}",

@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from pytorch_modules.atomic import write_lines
 from pytorch_modules.audio import AudioError, read_scp_lines
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.feature_job import usable_samples
@@ -68,9 +69,7 @@ def main():
         mine.append(tar)
         if not complete(tar, utts):
             print(f"{PROG}: {tar}: {write_shard(tar, members(utts))} utterances")
-    with open(f"{args.out_dir}/shards.{args.job}.list.tmp", "w") as f:
-        f.writelines(tar + "\n" for tar in mine)
-    os.replace(f"{args.out_dir}/shards.{args.job}.list.tmp", f"{args.out_dir}/shards.{args.job}.list")
+    write_lines(f"{args.out_dir}/shards.{args.job}.list", mine)
     print(f"{PROG}: job {args.job}: {len(mine)} shard(s), {len(skipped)} utterance(s) skipped")
 
 
