@@ -68,7 +68,7 @@ def write_features(job: Job, entries, ark: str, scp: str) -> None:
     """The ark and a temporary scp; on a write error the partial files are removed (they
     only take space) and the error says what to do."""
     # kaldi_compress writes the bytes kaldiio's WriteHelper writes (compressed: its
-    # compression_method=2), the compressed ones about 10x faster.
+    # compression_method=2), the compressed ones much faster (bench/README.md).
     compress = job.args.compress == "true"
     with atomic.job_outputs(ark, f"{scp}.tmp", "feature folder"), \
             kaldi_compress.ArkWriter(ark, f"{scp}.tmp", compress=compress) as writer:

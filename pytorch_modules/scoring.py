@@ -19,12 +19,10 @@ from pytorch_modules.metrics import (compute_eer, compute_eer_kaldi, compute_min
                                      detection_error_tradeoff)
 
 # Trials scored per vectorised step: two gathered (chunk, dim) blocks of 4 MiB each for 1024-d
-# float32 embeddings stay in cache, where 65,536-trial blocks (2 x 256 MiB) were written to
-# memory and read back, at a third of the speed.
+# float32 embeddings stay in cache (much larger blocks go through memory; bench/README.md).
 SCORE_CHUNK = 1024
-# Threads sharing the gather-and-dot: NumPy's take and einsum release the GIL, and on a 2-core
-# machine two threads scored Vox1-E's trials in 0.31 s against 0.46 s for one (the work is
-# memory-bound: four were no faster than two).
+# Threads sharing the gather-and-dot: NumPy's take and einsum release the GIL; the work is
+# memory-bound, so more threads than two gain nothing (bench/scoring.py, bench/README.md).
 SCORE_THREADS = 2
 # p_target values reported for minDCF (VoxCeleb / NIST SRE conventions).
 DCF_P_TARGETS = (0.01, 0.001)
@@ -92,8 +90,8 @@ def load_embeddings(scp_path):
     """Read every vector of a Kaldi scp, in scp order.
 
     Returns (ids, matrix) with matrix float32 of shape (len(ids), dim).  Plain embedding arks
-    are read by fast_ark (a few NumPy operations per ark: 0.3 s instead of 3 s for Vox1-E's
-    145,000 vectors); anything else, including every kind of damage, goes through kaldiio
+    are read by fast_ark (a few NumPy operations per ark instead of kaldiio's per-object
+    parsing; bench/README.md); anything else, including every kind of damage, goes through kaldiio
     one entry at a time, whose errors name the line."""
     fast = fast_ark.read_vectors(scp_path)
     if fast is not None:
