@@ -288,18 +288,10 @@ if run_stage 4; then
   if [ "$asnorm" = true ]; then
     if [ "$cohort_data" != "$train_data" ]; then
       lock_dir "data/$cohort_data"   # other configs of the same training set share it
-      find "data/$cohort_data" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} +
-      awk -v n="$cohort_utts_per_spk" '{ for (i = 2; i <= NF && i <= n + 1; i++) print $i }' \
-        "data/$train_data/spk2utt" > "data/$cohort_data/utts"
-      for f in wav.scp utt2spk feats.scp utt2num_frames; do
-        utils/filter_scp.py "data/$cohort_data/utts" "data/$train_data/$f" > "data/$cohort_data/$f"
-      done
-      utils/fix_data_dir.sh "data/$cohort_data"   # writes spk2utt
+      utils/subset_data_dir.sh --per-spk "data/$train_data" "$cohort_utts_per_spk" "data/$cohort_data"
     fi
-    steps/extract_embeddings.sh "${embed_opts[@]}" "$exp_dir/final.pt" \
-      "data/$cohort_data" "$exp_dir/embeddings_$cohort_data"
-    python -m pytorch_modules.bin.make_cohort "data/$cohort_data/spk2utt" \
-      "$exp_dir/embeddings_$cohort_data/xvector.scp" "$cohort_dir"
+    steps/make_asnorm_cohort.sh "${embed_opts[@]}" "$exp_dir/final.pt" "data/$cohort_data" \
+      "$exp_dir/embeddings_$cohort_data" "$cohort_dir"
   fi
   if [ "$baseline" = true ]; then
     # shellcheck disable=SC2046
@@ -349,52 +341,22 @@ if run_stage 5; then
   if [ "$baseline" = true ]; then
     for system in $classical_systems; do score_trial_sets "$classical_dir/$system" false; done
   fi
-  python -m pytorch_modules.bin.results_table --paper-table local/paper_table1.txt \
-    --train-set "$paper_train_set" --loss "$loss" "${model_results[@]}" \
-    ${results[@]:+--baselines "${results[@]}"} > "$exp_dir/results.md.tmp"
-  if [ "$baseline" = true ]; then
-    # The model against each baseline on the same trials: paired speaker bootstrap.
-    for set in $(vox1_sets); do
-      systems=("$(basename "$exp_dir")=$exp_dir/scores/$set.scores")
-      for system in $classical_systems; do
-        systems+=("$system=$classical_dir/$system/scores/$set.scores")
-      done
-      { echo; echo "Paired comparison on $set (cosine scores):"; echo
-        python -m pytorch_modules.bin.compare_systems --trials "data/$set/trials" "${systems[@]}"
-      } >> "$exp_dir/results.md.tmp"
-    done
-  fi
-  mv "$exp_dir/results.md.tmp" "$exp_dir/results.md"
-  echo
-  cat "$exp_dir/results.md"
+  # With the baselines: the model against each of them on the same trials (paired bootstrap).
+  compared=
+  [ "$baseline" = false ] || compared=$classical_systems
+  local/make_results_md.sh --paper-train-set "$paper_train_set" --loss "$loss" \
+    --baselines "${results[*]}" --classical-dir "$classical_dir" \
+    --classical-systems "$compared" --sets "$(vox1_sets)" "$exp_dir" "${model_results[@]}"
 fi
 
 if run_stage 6; then
   banner 6 "figures, decision threshold, export"
   need "$exp_dir/scores/vox1_o.scores" 6 5
   lock_dir "$exp_dir"
-  # DET curves: one PNG per trial set, cosine and AS-norm on the same axes.
-  det_sets=$(for set in $(vox1_sets); do echo "$set:data/$set/trials"; done
-             for part in $sitw_parts; do echo "sitw_$part:data/sitw_${part}_test/trials"; done)
-  for entry in $det_sets; do
-    set=${entry%%:*}
-    systems=("cosine=$exp_dir/scores/$set.scores")
-    [ "$asnorm" = false ] || systems+=("AS-norm=$exp_dir/scores/${set}_asnorm.scores")
-    python -m pytorch_modules.bin.plot_det --trials "${entry#*:}" --title "$set ($(basename "$exp_dir"))" \
-      --out "$exp_dir/plots/det_$set.png" "${systems[@]}"
-  done
-  # The margin against cos(theta_y) (the paper's Fig 3) and, when training recorded them, the
-  # distributions of cos(theta_y) over the epochs (Fig 1).
-  case $loss in
-    am_softmax|dam_softmax)
-      python -m pytorch_modules.bin.plot_margin --model "$exp_dir/final.pt" --out "$exp_dir/plots/margin.png" ;;
-  esac
-  if [ -f "$exp_dir/cos_theta_hist.tsv" ]; then
-    python -m pytorch_modules.bin.plot_cos_hist --out "$exp_dir/plots/cos_theta_hist.png" \
-      "$exp_dir/cos_theta_hist.tsv"
-  fi
+  # DET curves of every trial set, the margin (Fig 3) and cos(theta_y) (Fig 1) figures.
+  local/make_plots.sh --asnorm "$asnorm" --loss "$loss" "$exp_dir" \
+    $(for set in $(vox1_sets); do echo "$set:data/$set/trials"; done) \
+    $(for part in $sitw_parts; do echo "sitw_$part:data/sitw_${part}_test/trials"; done)
   # The decision threshold of pytorch_modules.bin.verify: the EER point of Vox1-O's cosine scores.
-  python -m pytorch_modules.bin.calibrate --model "$exp_dir/final.pt" --operating-point eer \
-    --scores "$exp_dir/scores/vox1_o.scores" --trials data/vox1_o/trials
-  python -m pytorch_modules.bin.export_model --model "$exp_dir/final.pt" --out-dir "$exp_dir/export"
+  local/export_model.sh "$exp_dir" "$exp_dir/scores/vox1_o.scores" data/vox1_o/trials
 fi

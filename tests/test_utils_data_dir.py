@@ -293,6 +293,25 @@ def test_filter_scp(data, tmp_path):
     assert trials.stdout == "x spk1-u1 target\n"
 
 
+def test_subset_per_speaker_keeps_the_first_n_utterances_of_each(data, tmp_path):
+    dest = tmp_path / "cohort"
+    dest.mkdir()
+    (dest / "stale").write_text("from an earlier subset\n")
+    (dest / ".lock").write_text("")
+    result = tool("subset_data_dir.sh", "--per-spk", data, 2, dest)
+    assert result.returncode == 0, result.stderr
+    kept = ["spk1-u1", "spk1-u2", "spk2-u1", "spk3-u1", "spk3-u2", "spk4-u1", "spk4-u2",
+            "spk5-u1", "spk5-u2"]
+    assert [line.split()[0] for line in read(dest / "utt2spk")] == kept
+    for name in ("wav.scp", "feats.scp", "utt2num_frames"):
+        assert read(dest / name) == [line for line in read(data / name)
+                                     if line.split()[0] in kept]
+    assert read(dest / "spk2utt")[0] == "spk1 spk1-u1 spk1-u2"
+    assert not (dest / "stale").exists() and (dest / ".lock").exists()
+    bad = tool("subset_data_dir.sh", "--per-spk", data, 0, dest)
+    assert bad.returncode == 1 and "<n> must be a positive number, not '0'" in bad.stderr
+
+
 def test_combine_is_the_sorted_union_with_files_all_sources_have(tmp_path):
     a = make_data_dir(tmp_path / "a", {"spk1": 2, "spk3": 1})
     b = make_data_dir(tmp_path / "b", {"spk1": 1, "spk2": 2})  # spk1-u1 is in both, same lines
