@@ -26,6 +26,7 @@ Options:
 . ./path.sh
 . utils/parse_options.sh
 . utils/lock.sh
+. utils/job_outputs.sh
 [ $# -eq 3 ] || { echo "$help_message" >&2; exit 1; }
 model=$1
 data=$2
@@ -43,18 +44,13 @@ rm -f "$dir/xvector.scp"   # stale until every job is done
 utils/split_data.sh --per-utt "$data" "$nj"
 sdata=$data/split${nj}utt
 
-# Job n of another --nj covered other utterances: its output is no use now.
-if [ "$(cat "$dir/xvector.nj" 2>/dev/null)" != "$nj" ]; then
-  rm -f "$dir"/xvector.[0-9]*.ark "$dir"/xvector.[0-9]*.scp "$dir"/xvector.[0-9]*.scp.tmp \
-    "$dir"/xvector.[0-9]*.scp.inputs
-  echo "$nj" > "$dir/xvector.nj"
-fi
+forget_other_nj "$dir/xvector" "$nj"
 
 utils/run_pending_jobs.sh --cmd "$cmd" "$dir" "$nj" "$dir/xvector.JOB.scp" \
   "$sdata/JOB/feats.scp $model" "$dir/log/extract.JOB.log" \
   python -m pytorch_modules.bin.extract_embeddings --device "$device" --layer "$layer" "$model" \
     "$sdata/JOB/feats.scp" "$dir/xvector.JOB"
 
-for n in $(seq "$nj"); do cat "$dir/xvector.$n.scp"; done | sort > "$dir/xvector.scp.tmp"
+gather "$dir/xvector.JOB.scp" "$nj" "$dir/xvector.scp"
 mv "$dir/xvector.scp.tmp" "$dir/xvector.scp"
 echo "$0: $(wc -l < "$dir/xvector.scp") embeddings in $dir/xvector.scp"

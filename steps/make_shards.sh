@@ -27,6 +27,7 @@ Options:
 . ./path.sh
 . utils/parse_options.sh
 . utils/lock.sh
+. utils/job_outputs.sh
 [ $# -eq 2 ] || { echo "$help_message" >&2; exit 1; }
 data=$1
 dir=$2
@@ -38,16 +39,13 @@ lock_dir "$dir"
 mkdir -p "$dir/log"
 dir=$(cd "$dir" && pwd)
 rm -f "$data/shards.list"   # stale until every job is done
-if [ "$(cat "$dir/shards.nj" 2>/dev/null)" != "$nj" ]; then
-  rm -f "$dir"/shards.[0-9]*.list "$dir"/shards.[0-9]*.list.inputs
-  echo "$nj" > "$dir/shards.nj"
-fi
+forget_other_nj "$dir/shards" "$nj"
 
 utils/run_pending_jobs.sh --cmd "$cmd" "$data" "$nj" "$dir/shards.JOB.list" \
   "$data/wav.scp $data/utt2spk $feat_config" "$dir/log/make_shards.JOB.log" \
   python -m pytorch_modules.bin.make_shards --job JOB --num-jobs "$nj" --shard-size "$shard_size" \
     --seed "$seed" --config "$feat_config" "$data" "$dir"
 
-for n in $(seq "$nj"); do cat "$dir/shards.$n.list"; done | sort > "$data/shards.list.tmp"
+gather "$dir/shards.JOB.list" "$nj" "$data/shards.list"
 mv "$data/shards.list.tmp" "$data/shards.list"
 echo "$0: $(wc -l < "$data/shards.list") shards of $data in $dir ($data/shards.list)"

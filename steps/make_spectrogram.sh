@@ -40,6 +40,7 @@ Options:
 . ./path.sh
 . utils/parse_options.sh
 . utils/lock.sh
+. utils/job_outputs.sh
 [ $# -eq 2 ] || { echo "$help_message" >&2; exit 1; }
 data=$1
 featdir=$2
@@ -94,13 +95,7 @@ rm -f "$data/feats.scp" "$data/utt2num_frames"   # stale until every job is done
 utils/split_data.sh --per-utt "$data" "$nj"
 sdata=$data/split${nj}utt
 
-# Job n of another --nj covered other utterances: its output is no use now.
-if [ "$(cat "$out.nj" 2>/dev/null)" != "$nj" ]; then
-  for f in "$out".*; do
-    if [[ "${f#"$out."}" =~ ^[0-9]+\.(ark|scp|scp\.tmp|scp\.inputs|utt2num_frames)$ ]]; then rm -f "$f"; fi
-  done
-  echo "$nj" > "$out.nj"
-fi
+forget_other_nj "$out" "$nj"
 
 # Every job keeps what it can read (--max-fail-fraction 1): the fraction is judged below,
 # over the whole data dir, so that it does not depend on --nj.
@@ -109,8 +104,8 @@ utils/run_pending_jobs.sh --cmd "$cmd" "$data" "$nj" "$out.JOB.scp" \
   python -m pytorch_modules.bin.$program --config "$feat_config" \
     --compress "$compress" --max-fail-fraction 1 "$sdata/JOB/wav.scp" "$out.JOB"
 
-for n in $(seq "$nj"); do cat "$out.$n.scp"; done | sort > "$data/feats.scp.tmp"
-for n in $(seq "$nj"); do cat "$out.$n.utt2num_frames"; done | sort > "$data/utt2num_frames.tmp"
+gather "$out.JOB.scp" "$nj" "$data/feats.scp"
+gather "$out.JOB.utt2num_frames" "$nj" "$data/utt2num_frames"
 
 total=$(wc -l < "$data/utt2spk")
 lost=$((total - $(wc -l < "$data/feats.scp.tmp")))
