@@ -77,19 +77,14 @@ def test_augment_adds_noise_at_an_snr_in_the_range_and_nothing_when_off():
 @pytest.fixture(scope="module")
 def audio_set(tmp_path_factory):
     """On-the-fly training set of 2 speakers x 3 utterances, with stage-2 utt2num_frames."""
-    work = tmp_path_factory.mktemp("augment")
-    recipe = tiny_data.scratch_recipe(work / "recipe")
-    sources = {}
-    for n, utt in enumerate(tiny_data.utt_ids(2, 3)):
-        path = work / "audio" / f"{utt}.wav"
-        path.parent.mkdir(exist_ok=True)
+    def write_audio(n, utt, folder):
+        path = folder / f"{utt}.wav"
         soundfile.write(path, tiny_data.tone(0.8 + 0.2 * n, seed=n), tiny_data.RATE,
                         subtype="FLOAT")
-        sources[utt] = str(path)
-    tiny_data.write_audio_dir(recipe / "data/x", sources)
-    result = tiny_data.run_script(recipe, "steps/make_spectrogram.sh", "--nj", "1", "data/x",
-                                  "feats")
-    assert result.returncode == 0, result.stderr
+        return str(path)
+
+    recipe, sources = tiny_data.recipe_with_audio(tmp_path_factory.mktemp("augment"), 2, 3,
+                                                  write_audio)
     return str(recipe / "data/x"), sources
 
 

@@ -16,18 +16,14 @@ SPECTROGRAM = tiny_data.ROOT / "conf/spectrogram.conf"
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     """A data dir of 16-bit and float wav and flac files, 0.3-2.5 s, with stage-2 features."""
-    work = tmp_path_factory.mktemp("on_the_fly")
-    recipe = tiny_data.scratch_recipe(work / "recipe")
-    sources = {}
-    for n, utt in enumerate(tiny_data.utt_ids(2, 3)):
-        samples = tiny_data.tone(0.3 + 0.4 * n, seed=n)
-        path = work / "audio" / f"{utt}.{'flac' if n % 3 == 2 else 'wav'}"
-        path.parent.mkdir(exist_ok=True)
-        soundfile.write(path, samples, tiny_data.RATE, subtype="FLOAT" if n % 3 == 1 else "PCM_16")
-        sources[utt] = str(path)
-    tiny_data.write_audio_dir(recipe / "data/x", sources)
-    result = tiny_data.run_script(recipe, "steps/make_spectrogram.sh", "--nj", "1", "data/x", "feats")
-    assert result.returncode == 0, result.stderr
+    def write_audio(n, utt, folder):
+        path = folder / f"{utt}.{'flac' if n % 3 == 2 else 'wav'}"
+        soundfile.write(path, tiny_data.tone(0.3 + 0.4 * n, seed=n), tiny_data.RATE,
+                        subtype="FLOAT" if n % 3 == 1 else "PCM_16")
+        return str(path)
+
+    recipe, _ = tiny_data.recipe_with_audio(tmp_path_factory.mktemp("on_the_fly"), 2, 3,
+                                            write_audio)
     return recipe
 
 

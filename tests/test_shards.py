@@ -17,15 +17,12 @@ SPECTROGRAM = str(tiny_data.ROOT / "conf/spectrogram.conf")
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory):
     """3 speakers x 4 utterances (16-bit wav, one through a pipe), packed in shards of 5."""
-    work = tmp_path_factory.mktemp("shards")
-    recipe = tiny_data.scratch_recipe(work / "recipe")
-    sources = {}
-    for n, utt in enumerate(tiny_data.utt_ids(3, 4)):
-        path = tiny_data.write_wav(work / "audio" / f"{utt}.wav", tiny_data.tone(0.5 + 0.1 * n, seed=n))
-        sources[utt] = f"cat {path} |" if n == 0 else str(path)
-    tiny_data.write_audio_dir(recipe / "data/x", sources)
-    assert tiny_data.run_script(recipe, "steps/make_spectrogram.sh", "--nj", "1", "data/x",
-                                "feats").returncode == 0
+    def write_audio(n, utt, folder):
+        path = tiny_data.write_wav(folder / f"{utt}.wav", tiny_data.tone(0.5 + 0.1 * n, seed=n))
+        return f"cat {path} |" if n == 0 else str(path)
+
+    recipe, sources = tiny_data.recipe_with_audio(tmp_path_factory.mktemp("shards"), 3, 4,
+                                                  write_audio)
     result = tiny_data.run_script(recipe, "steps/make_shards.sh", "--nj", "2", "--shard-size",
                                   "5", "data/x", "shards/x")
     assert result.returncode == 0, result.stderr

@@ -147,6 +147,21 @@ def scratch_recipe(work: Path) -> Path:
     return work
 
 
+def recipe_with_audio(work: Path, num_speakers: int, utts_per_speaker: int, write_audio):
+    """A scratch recipe whose data/x holds num_speakers x utts_per_speaker utterances, with
+    stage-2 features (steps/make_spectrogram.sh).  write_audio(n, utt, folder) writes the n-th
+    utterance's audio under `folder` and returns its wav.scp source (a path or a pipe).
+    Returns (recipe, {utt: source})."""
+    recipe = scratch_recipe(work / "recipe")
+    (work / "audio").mkdir(parents=True, exist_ok=True)
+    sources = {utt: write_audio(n, utt, work / "audio")
+               for n, utt in enumerate(utt_ids(num_speakers, utts_per_speaker))}
+    write_audio_dir(recipe / "data/x", sources)
+    result = run_script(recipe, "steps/make_spectrogram.sh", "--nj", "1", "data/x", "feats")
+    assert result.returncode == 0, result.stderr
+    return recipe, sources
+
+
 def run_script(recipe: Path, *args) -> subprocess.CompletedProcess:
     """A recipe script (steps/..., utils/...) run in the scratch recipe; never raises."""
     return subprocess.run([str(a) for a in args], cwd=recipe, capture_output=True, text=True,
