@@ -32,8 +32,7 @@ import os
 import sys
 from collections import namedtuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import prepare_voxceleb1 as vox1  # noqa: E402
+from pytorch_modules.data_prep import PrepareError, count_line, speaker_files, write_sets
 
 PROG = "prepare_sitw.py"
 PARTS = ("dev", "eval")
@@ -44,10 +43,6 @@ TEST_LIST = os.path.join("lists", "test-core.lst")
 KEY_FILE = os.path.join("keys", "core-core.lst")
 KEY_LABELS = {"tgt": "target", "imp": "nontarget"}
 MAX_LISTED_MISSING = 10
-
-
-class PrepareError(Exception):
-    """Bad input: the message is a sentence for the user, printed without a traceback."""
 
 
 # A Kaldi set: wavs maps utterance id -> absolute audio path, utt2spk utterance -> speaker;
@@ -187,30 +182,22 @@ def build_test_set(part, directory, models):
 
 
 def kaldi_files(dataset):
-    """{file name: lines} of a set, each sorted in C order (Python's order on these ASCII ids)."""
-    utts = sorted(dataset.wavs)
-    spk2utt = {}
-    for utt in utts:
-        spk2utt.setdefault(dataset.utt2spk[utt], []).append(utt)
-    files = {
-        "wav.scp": [f"{utt} {dataset.wavs[utt]}" for utt in utts],
-        "utt2spk": [f"{utt} {dataset.utt2spk[utt]}" for utt in utts],
-        "spk2utt": [f"{spk} {' '.join(spk2utt[spk])}" for spk in sorted(spk2utt)],
-    }
+    """{file name: lines} of a set: data_prep.speaker_files and the trials in the key's order,
+    which the scores will keep."""
+    files = speaker_files(dataset.wavs, dataset.utt2spk)
     if dataset.trials is not None:
-        files["trials"] = dataset.trials  # the key's order, which the scores will keep
+        files["trials"] = dataset.trials
     return files
 
 
 def summary(dataset):
     """'N speakers|models, M utterances[, T trials (a target, b nontarget)]' for the log."""
     what = "models" if dataset.name.endswith("_enroll") else "speakers"
-    line = f"{len(set(dataset.utt2spk.values()))} {what}, {len(dataset.wavs)} utterances"
+    trials, targets = None, None
     if dataset.trials is not None:
-        targets = sum(t.endswith(" target") for t in dataset.trials)
-        line += (f", {len(dataset.trials)} trials ({targets} target, "
-                 f"{len(dataset.trials) - targets} nontarget)")
-    return line
+        trials, targets = len(dataset.trials), sum(t.endswith(" target") for t in dataset.trials)
+    return count_line(len(set(dataset.utt2spk.values())), what, len(dataset.wavs), trials,
+                      targets)
 
 
 def prepare(sitw_root, data_dir):
@@ -221,7 +208,7 @@ def prepare(sitw_root, data_dir):
         enroll, models = build_enroll_set(part, directory)
         datasets += [enroll, build_test_set(part, directory, models)]
     # only once all four sets are known to be good; written as the VoxCeleb sets are
-    vox1.write_sets(data_dir, datasets, files_of=kaldi_files)
+    write_sets(data_dir, datasets, kaldi_files)
     return datasets
 
 

@@ -49,11 +49,11 @@ DATA_DIR and renamed into place, so an interrupted run never leaves half-written
 
 import argparse
 import os
-import re
-import shutil
 import sys
-import tempfile
-from collections import namedtuple
+
+from pytorch_modules.data_prep import (SPEAKER_ID, DataSet, PrepareError, Trial,
+                                       speaker_of_utt, summary, utt_id, voxceleb_files,
+                                       write_sets)
 
 PROG = "prepare_voxceleb1.py"
 VOX1_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox1.html"
@@ -70,33 +70,10 @@ PUBLISHED_TRIALS = {
 PUBLISHED_DEV_SPEAKERS = 1211
 PUBLISHED_DEV_UTTERANCES = 148642
 META_FILE = "vox1_meta.csv"
-SPEAKER_ID = re.compile(r"id\d{5}")
-
-
-class PrepareError(Exception):
-    """Bad input: the message is a sentence for the user, printed without a traceback."""
-
-
-# One trial of a VoxCeleb list: target is True for label 1; paths are relative to wav/.
-Trial = namedtuple("Trial", "line_no target enroll_rel test_rel")
-# A prepared Kaldi set: wavs maps utterance id -> absolute wav path; trials may be None.
-DataSet = namedtuple("DataSet", "name wavs trials")
-
-
-def utt_id(rel_path):
-    """'id10270/x6uYqmx31kE/00001.wav' -> 'id10270-x6uYqmx31kE-00001'.
-
-    VoxCeleb speaker ids (idNNNNN) hold no '-', so the speaker is the id up to the first '-'
-    (YouTube session ids may contain '-', which is harmless after the prefix)."""
-    return rel_path[: -len(".wav")].replace("/", "-")
 
 
 def speaker_of(rel_path):
     return rel_path.split("/", 1)[0]
-
-
-def speaker_of_utt(utt):
-    return utt.split("-", 1)[0]
 
 
 # ---------------------------------------------------------------- finding the audio
@@ -359,69 +336,6 @@ def build_eval_set(name, trials, audio):
     return DataSet(name, {utt_id(rel): audio[rel] for rel in needed}, trials)
 
 
-def kaldi_files(dataset):
-    """Return {file name: list of lines} for a set, every file sorted in C order."""
-    utts = sorted(dataset.wavs)  # ASCII ids: Python's order is LC_ALL=C sort's order
-    spk2utt = {}
-    for utt in utts:
-        spk2utt.setdefault(speaker_of_utt(utt), []).append(utt)
-    files = {
-        "wav.scp": [f"{utt} {dataset.wavs[utt]}" for utt in utts],
-        "utt2spk": [f"{utt} {speaker_of_utt(utt)}" for utt in utts],
-        "spk2utt": [f"{spk} {' '.join(spk2utt[spk])}" for spk in sorted(spk2utt)],
-    }
-    if dataset.trials is not None:
-        # Kaldi trials keep the list's order; scores are written in the same order.
-        files["trials"] = [
-            f"{utt_id(t.enroll_rel)} {utt_id(t.test_rel)} "
-            f"{'target' if t.target else 'nontarget'}" for t in dataset.trials]
-    return files
-
-
-def write_sets(data_dir, datasets, files_of=None):
-    """Write every set into a temporary folder, then swap each one into DATA_DIR/<name>.
-
-    files_of(dataset) -> {file name: lines}; the other corpora's preparations pass their own."""
-    files_of = files_of or kaldi_files
-    os.makedirs(data_dir, exist_ok=True)
-    tmp_root = tempfile.mkdtemp(prefix=".prepare_voxceleb1.", dir=data_dir)
-    try:
-        for dataset in datasets:
-            set_dir = os.path.join(tmp_root, dataset.name)
-            os.mkdir(set_dir)
-            for file_name, lines in files_of(dataset).items():
-                with open(os.path.join(set_dir, file_name), "w", encoding="utf-8") as f:
-                    f.writelines(line + "\n" for line in lines)
-        for dataset in datasets:
-            replace_dir(os.path.join(tmp_root, dataset.name),
-                        os.path.join(data_dir, dataset.name))
-    finally:
-        shutil.rmtree(tmp_root, ignore_errors=True)
-
-
-def replace_dir(new_dir, final_dir):
-    """Rename new_dir to final_dir; an old final_dir (and anything derived in it) is removed,
-    because features or embeddings computed from the old lists no longer match."""
-    old_dir = None
-    if os.path.exists(final_dir):
-        old_dir = final_dir + ".old." + str(os.getpid())
-        os.rename(final_dir, old_dir)
-    os.rename(new_dir, final_dir)
-    if old_dir:
-        shutil.rmtree(old_dir)
-
-
-def summary(dataset):
-    """'N speakers, M utterances[, T trials (a target, b nontarget)]' for the log."""
-    speakers = {speaker_of_utt(utt) for utt in dataset.wavs}
-    line = f"{len(speakers)} speakers, {len(dataset.wavs)} utterances"
-    if dataset.trials is not None:
-        targets = sum(t.target for t in dataset.trials)
-        line += (f", {len(dataset.trials)} trials ({targets} target, "
-                 f"{len(dataset.trials) - targets} nontarget)")
-    return line
-
-
 def trial_lists(vox1_root, trials_specs, optional_specs):
     """[(NAME, list path)] of the --trials lists and of the --optional-trials lists found, and
     a note for each optional list that is not there."""
@@ -477,7 +391,7 @@ def prepare(vox1_root, data_dir, trials_specs, held_out_list="veri_test2.txt", o
             f"from {TRAIN_SET} ({num_utts} utterances)"
             + (f"; the other {others} are not among its speakers" if others else ""))
     datasets = [train_set] + eval_sets
-    write_sets(data_dir, datasets)
+    write_sets(data_dir, datasets, voxceleb_files)
     for name, path in lists:   # which list each set is, for the results' labels
         with open(os.path.join(data_dir, name, "trials.info"), "w", encoding="utf-8") as f:
             f.write(f"list {os.path.basename(path)}\n")

@@ -38,17 +38,15 @@ import shlex
 import shutil
 import sys
 
-# The data-dir format, writer and messages are those of the VoxCeleb1 preparation next to this
-# file: the ids have the same form, so the sets must be written the same way.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import prepare_voxceleb1 as vox1  # noqa: E402
+# The ids have VoxCeleb1's form, so the set is written as the VoxCeleb1 preparation writes its.
+from pytorch_modules.data_prep import (SPEAKER_ID, DataSet, PrepareError, speaker_of_utt,
+                                       summary, voxceleb_files, write_sets)
 
 PROG = "prepare_voxceleb2.py"
 VOX2_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox2.html"
 TRAIN_SET = "voxceleb2_dev"
 PUBLISHED_SPEAKERS = 5994
 PUBLISHED_UTTERANCES = 1092009
-PrepareError = vox1.PrepareError
 
 
 def ffmpeg_command(path):
@@ -87,7 +85,7 @@ def scan_audio(audio_dir, ext):
     for spk in sorted(os.scandir(audio_dir), key=lambda e: e.name):
         if not spk.is_dir():
             continue
-        if not vox1.SPEAKER_ID.fullmatch(spk.name):
+        if not SPEAKER_ID.fullmatch(spk.name):
             # The speaker is read back from the id up to its first '-': other names break that.
             raise PrepareError(
                 f"{spk.path} is not a VoxCeleb2 speaker folder (idNNNNN); move it out of "
@@ -142,12 +140,12 @@ def prepare(vox2_root, data_dir, check_counts=True):
     if ext == ".m4a":
         check_ffmpeg()  # before anything is written: the set would be unusable without it
     files = scan_audio(audio_dir, ext)
-    dataset = vox1.DataSet(TRAIN_SET, wav_scp_entries(files, ext), None)
+    dataset = DataSet(TRAIN_SET, wav_scp_entries(files, ext), None)
     warning = None
     if check_counts:
-        speakers = {vox1.speaker_of_utt(utt) for utt in files}
+        speakers = {speaker_of_utt(utt) for utt in files}
         warning = count_warning(len(speakers), len(files))
-    vox1.write_sets(data_dir, [dataset])
+    write_sets(data_dir, [dataset], voxceleb_files)
     return dataset, ext, warning
 
 
@@ -174,7 +172,7 @@ def main(argv=None):
         print(f"{PROG}: {warning}", file=sys.stderr)
     how = "m4a decoded by ffmpeg pipes" if ext == ".m4a" else "wav files"
     print(f"{PROG}: wrote {os.path.join(args.data_dir, TRAIN_SET)}: "
-          f"{vox1.summary(dataset)} ({how})")
+          f"{summary(dataset)} ({how})")
     return 0
 
 

@@ -11,6 +11,8 @@ import soundfile
 from pytorch_modules.audio import load_audio
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The environment path.sh gives the scripts: the project on PYTHONPATH.
+RECIPE_ENV = {**os.environ, "PYTHONPATH": REPO}
 SCRIPT = os.path.join(REPO, "local", "prepare_sitw.py")
 _spec = importlib.util.spec_from_file_location("prepare_sitw", SCRIPT)
 prep = importlib.util.module_from_spec(_spec)
@@ -239,6 +241,6 @@ def test_repeated_enrollment_line(tmp_path, capsys):
 
 def test_command_line_reports_without_traceback(tmp_path):
     proc = subprocess.run([SCRIPT, str(tmp_path / "nowhere"), str(tmp_path / "data")],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=RECIPE_ENV)
     assert proc.returncode == 1
     assert proc.stderr.startswith("prepare_sitw.py: ") and "Traceback" not in proc.stderr

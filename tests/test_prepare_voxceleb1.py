@@ -8,6 +8,8 @@ import pytest
 import soundfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The environment path.sh gives the scripts: the project on PYTHONPATH.
+RECIPE_ENV = {**os.environ, "PYTHONPATH": REPO}
 SCRIPT = os.path.join(REPO, "local", "prepare_voxceleb1.py")
 _spec = importlib.util.spec_from_file_location("prepare_voxceleb1", SCRIPT)
 prep = importlib.util.module_from_spec(_spec)
@@ -206,7 +208,7 @@ def test_bad_trials_option(tmp_path, capsys):
 
 def test_command_line_reports_without_traceback(tmp_path):
     proc = subprocess.run([SCRIPT, str(tmp_path / "nowhere"), str(tmp_path / "data")],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=RECIPE_ENV)
     assert proc.returncode == 1
     assert proc.stderr.startswith("prepare_voxceleb1.py: ") and "Traceback" not in proc.stderr
 

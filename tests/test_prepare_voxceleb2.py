@@ -17,6 +17,8 @@ from pytorch_modules.audio import AudioError, fix_streamed_wav_sizes, load_audio
 from pytorch_modules.features import parse_options_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The environment path.sh gives the scripts: the project on PYTHONPATH.
+RECIPE_ENV = {**os.environ, "PYTHONPATH": REPO}
 SCRIPT = os.path.join(REPO, "local", "prepare_voxceleb2.py")
 INSTALL_FFMPEG = os.path.join(REPO, "local", "install_ffmpeg.sh")
 FEATURE_CONFIG = os.path.join(REPO, "conf", "spectrogram.conf")
@@ -87,7 +89,7 @@ def prepared(vox2, tmp_path_factory):
     root, _ = vox2
     data = tmp_path_factory.mktemp("data")
     proc = subprocess.run([sys.executable, SCRIPT, str(root), str(data)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=RECIPE_ENV)
     assert proc.returncode == 0, proc.stderr
     return data, proc
 
@@ -254,7 +256,7 @@ def test_count_warning():
 
 def test_command_line_reports_without_traceback(tmp_path):
     proc = subprocess.run([SCRIPT, str(tmp_path / "nowhere"), str(tmp_path / "data")],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=RECIPE_ENV)
     assert proc.returncode == 1
     assert proc.stderr.startswith("prepare_voxceleb2.py: ") and "Traceback" not in proc.stderr
 

@@ -31,8 +31,7 @@ which log to read, like launch_local.py, and exits 1.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import launcher_common as lc  # noqa: E402
+import launcher_common as lc  # this script's folder is on sys.path when it runs
 
 # States in which a task has ended for good (squeue --states=all lists them for MinJobAge).
 FINISHED_STATES = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY",
