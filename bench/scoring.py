@@ -30,8 +30,9 @@ from scoring_data import scoring_inputs
 
 from pytorch_modules import asnorm
 from pytorch_modules.atomic import write_lines
+from pytorch_modules.kaldi_data import read_trials
 from pytorch_modules.scoring import (evaluate, length_normalise, load_embeddings, pair_scores,
-                                     read_trials, trial_rows)
+                                     trial_rows)
 
 PHASES = ("read", "parse", "score", "metrics")
 

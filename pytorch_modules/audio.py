@@ -35,21 +35,6 @@ class AudioError(RecipeError):
     """Audio that cannot be used; the message names the utterance and the source."""
 
 
-def read_scp_lines(path) -> list[tuple[str, str]]:
-    """(key, value) pairs of a Kaldi scp/table file: first field, then the rest of the line."""
-    pairs = []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            key, _, value = line.partition(" ")
-            if not value.strip():
-                raise RecipeError(f"{path}:{number}: expected '<id> <value>', got '{line}'")
-            pairs.append((key, value.strip()))
-    return pairs
-
-
 def _read_source(source: str) -> tuple[np.ndarray, int]:
     if source.endswith("|"):
         command = source[:-1]

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from pytorch_modules import audio_crops, augment, shards
-from pytorch_modules.audio import read_scp_lines
 from pytorch_modules.augment_sources import AugmentSources, read_lists
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features import SpectrogramOptions
+from pytorch_modules.kaldi_data import read_scp_lines
 
 
 @dataclass

@@ -11,8 +11,9 @@ import sys
 import time
 
 from pytorch_modules import atomic, kaldi_compress
-from pytorch_modules.audio import AudioError, load_audio, read_scp_lines, rms_dbfs
+from pytorch_modules.audio import AudioError, load_audio, rms_dbfs
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.kaldi_data import read_scp_lines
 
 
 def add_job_arguments(parser) -> None:

@@ -1,13 +1,13 @@
-"""Cosine back-end: read embeddings and Kaldi trials, score, evaluate, write results.
+"""Cosine back-end: read and write embeddings, score trials, evaluate.
 
 Embeddings are Kaldi vectors in arks indexed by an scp (`utt ark_path:offset`), as written by
-kaldiio.  Trials are Kaldi trials, `enroll test target|nontarget`, or `enroll test` without
-labels (then scores are written but no EER/minDCF can be computed).
+kaldiio.  Trials (read by kaldi_data.read_trials) are Kaldi trials, `enroll test
+target|nontarget`, or `enroll test` without labels (then scores are written but no EER/minDCF
+can be computed).
 """
 
 import operator
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import kaldiio
@@ -15,6 +15,7 @@ import numpy as np
 
 from pytorch_modules import bootstrap, fast_ark
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.kaldi_data import read_spk2utt
 from pytorch_modules.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
                                      detection_error_tradeoff)
 
@@ -143,21 +144,6 @@ def length_normalise(emb, dtype=np.float32):
     return emb / np.maximum(norms, 1e-12)
 
 
-def read_spk2utt(path):
-    """[(line number, model, [utt, ...]), ...] of a Kaldi spk2utt file, in file order."""
-    models = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            fields = line.split()
-            if len(fields) < 2:
-                raise RecipeError(f"{path}:{line_no}: expected 'MODEL UTT [UTT ...]', "
-                                  f"got {line.rstrip()!r}")
-            models.append((line_no, fields[0], fields[1:]))
-    if not models:
-        raise RecipeError(f"{path} lists no models")
-    return models
-
-
 def mean_by_model(ids, emb, spk2utt_path):
     """One embedding per enrollment model: the mean of its utterances' length-normalised
     embeddings (SITW enrolls a model from one or more utterances).
@@ -203,59 +189,6 @@ def load_table(enroll_scp, test_scp, enroll_spk2utt=None, mean=None):
     for offset, row in enumerate(new):
         id_to_row[test_ids[row]] = len(ids) + offset
     return id_to_row, np.concatenate([emb, test_emb[new]])
-
-
-def read_trials(path, warn=None):
-    """Read Kaldi trials.
-
-    Returns (enroll ids, test ids, labels): labels is an int8 array, 1 = target and
-    0 = nontarget, or None when the file has no label column.  Blank lines are skipped.  A
-    trial listed again is kept once (it would otherwise count twice in EER and minDCF), with
-    a warning through `warn` (default: stderr); listed again with the other label, it is an
-    error naming both lines."""
-    enroll, test, labels = [], [], []
-    n_fields = None
-    first_line = {}     # (enroll, test) -> (line number, label)
-    repeats = []        # (line number, line number of the first listing)
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if n_fields is None:
-                n_fields = len(fields)  # the first trial decides labelled vs unlabelled
-            if len(fields) != n_fields or n_fields not in (2, 3) or (
-                    n_fields == 3 and fields[2] not in ("target", "nontarget")):
-                raise RecipeError(
-                    f"{path}:{line_no}: malformed trial {line.rstrip()!r}; expected "
-                    f"'ENROLL TEST target|nontarget' (or 'ENROLL TEST' on every line for "
-                    f"unlabelled trials).")
-            pair, label = (fields[0], fields[1]), fields[2:]
-            if pair in first_line:
-                first_no, first_label = first_line[pair]
-                if first_label != label:
-                    raise RecipeError(
-                        f"{path}:{line_no}: trial '{pair[0]} {pair[1]}' is {label[0]} here but "
-                        f"{first_label[0]} on line {first_no}; a trial has one label, correct "
-                        f"the list.")
-                repeats.append((line_no, first_no))
-                continue
-            first_line[pair] = (line_no, label)
-            enroll.append(fields[0])
-            test.append(fields[1])
-            if n_fields == 3:
-                labels.append(fields[2] == "target")
-    if not enroll:
-        raise RecipeError(f"{path} holds no trials.")
-    if repeats:
-        (warn or _warn_on_stderr)(
-            f"warning: {path} lists {len(repeats)} trial(s) again (first: line {repeats[0][0]}, "
-            f"the trial of line {repeats[0][1]}); each trial is scored and counted once.")
-    return enroll, test, (np.array(labels, dtype=np.int8) if n_fields == 3 else None)
-
-
-def _warn_on_stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def read_scores(path, enroll, test):

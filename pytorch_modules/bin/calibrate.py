@@ -15,8 +15,9 @@ import os
 import re
 
 from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.kaldi_data import read_trials
 from pytorch_modules.metrics import compute_eer, compute_min_dcf
-from pytorch_modules.scoring import read_scores, read_trials
+from pytorch_modules.scoring import read_scores
 from pytorch_modules.verification import threshold_path, write_threshold
 
 PROG = "calibrate"

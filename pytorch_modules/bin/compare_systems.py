@@ -19,9 +19,9 @@ import os
 import numpy as np
 
 from pytorch_modules import bootstrap
-from pytorch_modules.audio import read_scp_lines
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.scoring import read_scores, read_trials
+from pytorch_modules.kaldi_data import read_scp_lines, read_trials
+from pytorch_modules.scoring import read_scores
 
 PROG = "compare_systems"
 

@@ -15,10 +15,11 @@ import os
 import sys
 
 from pytorch_modules.atomic import write_lines
-from pytorch_modules.audio import AudioError, read_scp_lines
+from pytorch_modules.audio import AudioError
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.feature_job import usable_samples
 from pytorch_modules.features import parse_options_file
+from pytorch_modules.kaldi_data import read_scp_lines
 from pytorch_modules.shards import read_index, shard_plan, write_shard
 
 PROG = "make_shards"
