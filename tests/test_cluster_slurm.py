@@ -18,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "utils"))
 import launch_slurm  # noqa: E402
+import cluster_launcher as cl  # noqa: E402
 import launcher_common as lc  # noqa: E402
 
 LAUNCHER = str(ROOT / "utils" / "launch_slurm.py")
@@ -135,10 +136,10 @@ def test_sigterm_cancels_the_job(slurm_env, tmp_path):
     # COMPLETING for the moment the tasks take to end
     # The job script outlives the SIGTERM that Slurm sends on cancelling to write the footer.
     deadline = time.monotonic() + 10
-    while not all(lc.log_exit_code(log) is not None for log in logs):
+    while not all(cl.log_exit_code(log) is not None for log in logs):
         assert time.monotonic() < deadline, "no footer after scancel"
         time.sleep(0.1)
-    assert [lc.log_exit_code(log) for log in logs] == [143, 143]
+    assert [cl.log_exit_code(log) for log in logs] == [143, 143]
 
 
 def test_sbatch_refusal_is_reported(slurm_env, tmp_path):
@@ -159,14 +160,14 @@ def write_config(tmp_path, text):
 
 
 def test_shipped_configs_parse():
-    slurm = lc.read_scheduler_config(CONFIG)
+    slurm = cl.read_scheduler_config(CONFIG)
     assert slurm.command[0] == "sbatch" and "--export=ALL" in slurm.command
-    sge = lc.read_scheduler_config(str(ROOT / "conf" / "sge_launcher.conf"))
+    sge = cl.read_scheduler_config(str(ROOT / "conf" / "sge_launcher.conf"))
     assert sge.command[:2] == ["qsub", "-V"]
 
 
 def test_config_maps_options_exact_values_and_defaults(tmp_path):
-    config = lc.read_scheduler_config(write_config(tmp_path, """\
+    config = cl.read_scheduler_config(write_config(tmp_path, """\
 command sbatch --export=ALL   # every job
 option mem=* --mem=$0
 option mem=0
@@ -190,8 +191,8 @@ default gpu=0
 
 def test_option_without_a_config_line_is_an_error(tmp_path):
     path = write_config(tmp_path, "command sbatch\noption mem=* --mem=$0\n")
-    config = lc.read_scheduler_config(path)
-    with pytest.raises(lc.ConfigError, match=f"{path} has no 'option gpu=\\*' line, so --gpu 1 "
+    config = cl.read_scheduler_config(path)
+    with pytest.raises(cl.ConfigError, match=f"{path} has no 'option gpu=\\*' line, so --gpu 1 "
                                              f"cannot be passed to the scheduler"):
         config.scheduler_args(lc.Options(gpu=1))
 
@@ -211,8 +212,8 @@ def test_option_without_a_config_line_is_an_error(tmp_path):
 def test_config_errors_name_file_and_line(tmp_path, text, line, message):
     path = write_config(tmp_path, text)
     where = f"{path}:{line}: " if line else path
-    with pytest.raises(lc.ConfigError) as error:
-        lc.read_scheduler_config(path)
+    with pytest.raises(cl.ConfigError) as error:
+        cl.read_scheduler_config(path)
     assert str(error.value).startswith(where)
     assert message in str(error.value)
 
@@ -238,7 +239,7 @@ def test_usage_errors_match_the_local_launcher(tmp_path):
     ("4G", "4G"), ("4g", "4G"), ("1.5G", "1536M"), ("500", "500M"), ("0.5M", "512K"),
 ])
 def test_memory_for_scheduler(value, expected):
-    assert lc.memory_for_scheduler(value) == expected
+    assert cl.memory_for_scheduler(value) == expected
 
 
 @pytest.mark.parametrize("value, seconds", [
@@ -246,16 +247,16 @@ def test_memory_for_scheduler(value, expected):
     ("2-01:02:03", 176523),
 ])
 def test_time_in_seconds(value, seconds):
-    assert lc.time_in_seconds(value) == seconds
+    assert cl.time_in_seconds(value) == seconds
 
 
 def test_array_spec_and_job_name():
-    assert lc.array_spec([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8"
-    assert lc.array_spec([4]) == "4"
+    assert cl.array_spec([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8"
+    assert cl.array_spec([4]) == "4"
     request = lc.parse_request(["JOB=1:2", "exp/log/make_spec_vox1.JOB.log", "true"])
-    assert lc.job_name(request) == "make_spec_vox1"
+    assert cl.job_name(request) == "make_spec_vox1"
     request = lc.parse_request(["JOB=1:2", "log/2nd:try.JOB.log", "true"])
-    assert lc.job_name(request) == "j2nd_try"  # SGE names may not start with a digit or hold ':'
+    assert cl.job_name(request) == "j2nd_try"  # SGE names may not start with a digit or hold ':'
 
 
 def test_command_template_substitutes_like_command():

@@ -13,7 +13,7 @@ header and footer.  The job script is dir/log/q/name.JOB.sh, SGE's own output of
 dir/log/q/name.i.out.
 
 How the generic options become qsub options is set by conf/sge_launcher.conf (another with
---config FILE); see that file and launcher_common's "scheduler configs".  --time is passed as
+--config FILE); see that file and cluster_launcher's "scheduler configs".  --time is passed as
 H:MM:SS (SGE reads a bare number as seconds, where Slurm reads minutes) and --mem as a whole
 number with a unit.
 
@@ -31,10 +31,10 @@ which log to read, like launch_local.py, and exits 1.
 import os
 import sys
 
-import launcher_common as lc  # this script's folder is on sys.path when it runs
+import cluster_launcher as cl  # this script's folder is on sys.path when it runs
 
 
-class GridEngine(lc.Scheduler):
+class GridEngine(cl.Scheduler):
     name = "SGE"
     prog = "launch_sge.py"
     default_config = "conf/sge_launcher.conf"
@@ -45,9 +45,9 @@ class GridEngine(lc.Scheduler):
 
     def option_value(self, name, value):
         if name == "mem":
-            return lc.memory_for_scheduler(value)
+            return cl.memory_for_scheduler(value)
         if name == "time":
-            seconds = lc.time_in_seconds(value)
+            seconds = cl.time_in_seconds(value)
             return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
         return value
 
@@ -65,7 +65,7 @@ class GridEngine(lc.Scheduler):
     def task_states(self, job_id):
         # -g d lists every task of an array on its own line: job-ID prior name user state
         # date time [queue] slots ja-task-ID.  A job that has ended is not listed.
-        rc, stdout, _ = lc.run_scheduler_command(["qstat", "-g", "d"])
+        rc, stdout, _ = cl.run_scheduler_command(["qstat", "-g", "d"])
         if rc != 0:
             return None
         states = {}
@@ -81,7 +81,7 @@ class GridEngine(lc.Scheduler):
         return state is None or "E" in state
 
     def cancel(self, job_id):
-        lc.run_scheduler_command(["qdel", job_id])
+        cl.run_scheduler_command(["qdel", job_id])
 
 
 def task_ids(field):
@@ -98,7 +98,7 @@ def task_ids(field):
 
 
 def main(argv):
-    return lc.run_on_cluster(GridEngine(), argv)
+    return cl.run_on_cluster(GridEngine(), argv)
 
 
 if __name__ == "__main__":

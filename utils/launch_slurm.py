@@ -16,7 +16,7 @@ launcher's header and footer.  The job script is dir/log/q/name.JOB.sh, Slurm's 
 task i is dir/log/q/name.i.out.
 
 How the generic options become sbatch options is set by conf/slurm_launcher.conf (another
-with --config FILE); see that file and launcher_common's "scheduler configs".
+with --config FILE); see that file and cluster_launcher's "scheduler configs".
 
 Waiting: the launcher polls instead of using `sbatch --wait`.  Each task writes its exit code
 to dir/log/q/rc.<jobid>.<task> when it ends; the launcher watches for those files every second
@@ -31,14 +31,14 @@ which log to read, like launch_local.py, and exits 1.
 import os
 import sys
 
-import launcher_common as lc  # this script's folder is on sys.path when it runs
+import cluster_launcher as cl  # this script's folder is on sys.path when it runs
 
 # States in which a task has ended for good (squeue --states=all lists them for MinJobAge).
 FINISHED_STATES = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY",
                    "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED", "REVOKED"}
 
 
-class Slurm(lc.Scheduler):
+class Slurm(cl.Scheduler):
     name = "Slurm"
     prog = "launch_slurm.py"
     default_config = "conf/slurm_launcher.conf"
@@ -49,10 +49,10 @@ class Slurm(lc.Scheduler):
 
     def option_value(self, name, value):
         # sbatch reads only whole numbers with a unit (no 1.5G); --time takes our forms as is.
-        return lc.memory_for_scheduler(value) if name == "mem" else value
+        return cl.memory_for_scheduler(value) if name == "mem" else value
 
     def submit_command(self, base, tasks, max_jobs_run, job_name, output, script):
-        array = lc.array_spec(tasks) + (f"%{max_jobs_run}" if max_jobs_run else "")
+        array = cl.array_spec(tasks) + (f"%{max_jobs_run}" if max_jobs_run else "")
         return [*base, "--parsable",
                 f"--array={array}", f"--job-name={job_name}", f"--output={output}",
                 f"--chdir={os.getcwd()}", script]
@@ -63,7 +63,7 @@ class Slurm(lc.Scheduler):
         return words[-1] if words and words[-1].isdigit() else None
 
     def task_states(self, job_id):
-        rc, stdout, stderr = lc.run_scheduler_command(
+        rc, stdout, stderr = cl.run_scheduler_command(
             ["squeue", "--noheader", "--array", "--states=all", f"--jobs={job_id}",
              "--format=%K %T"])
         if rc != 0:
@@ -80,11 +80,11 @@ class Slurm(lc.Scheduler):
         return state is None or state in FINISHED_STATES
 
     def cancel(self, job_id):
-        lc.run_scheduler_command(["scancel", job_id])
+        cl.run_scheduler_command(["scancel", job_id])
 
 
 def main(argv):
-    return lc.run_on_cluster(Slurm(), argv)
+    return cl.run_on_cluster(Slurm(), argv)
 
 
 if __name__ == "__main__":
