@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from pytorch_modules import scoring
+from pytorch_modules.embedding_io import load_embeddings
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.kaldi_data import read_trials
 from pytorch_modules.metrics import compute_eer, compute_eer_kaldi, compute_min_dcf
-from pytorch_modules.scoring import cosine_score, load_embeddings
+from pytorch_modules.scoring import cosine_score
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -18,9 +18,9 @@ import kaldiio
 import numpy as np
 
 from pytorch_modules import classical
+from pytorch_modules.embedding_io import write_vectors
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.kaldi_data import read_scp_lines
-from pytorch_modules.scoring import write_vectors
 
 PROG = "classical_baseline"
 

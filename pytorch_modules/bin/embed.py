@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from pytorch_modules.atomic import write_lines
+from pytorch_modules.embedding_io import write_vectors
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.scoring import write_vectors
 from pytorch_modules.verification import Embedder
 
 PROG = "embed"

@@ -17,9 +17,9 @@ import os
 
 from pytorch_modules.asnorm import speaker_cohort
 from pytorch_modules.atomic import write_lines
+from pytorch_modules.embedding_io import embedding_mean, write_vectors
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.kaldi_data import read_spk2utt
-from pytorch_modules.scoring import embedding_mean, write_vectors
 
 PROG = "make_cohort"
 

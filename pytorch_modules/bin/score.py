@@ -34,10 +34,10 @@ from pytorch_modules import bootstrap
 from pytorch_modules.asnorm import DEFAULT_TOP_N, asnorm_score, effective_top_n, speaker_cohort
 from pytorch_modules.atomic import write_lines
 from pytorch_modules.bootstrap import DEFAULT_REPLICATES, DEFAULT_SEED
+from pytorch_modules.embedding_io import embedding_mean, load_embeddings, load_table
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.kaldi_data import read_scp_lines, read_trials
-from pytorch_modules.scoring import (cosine_score, embedding_mean, evaluate, load_embeddings,
-                                     load_table, summary_line)
+from pytorch_modules.scoring import cosine_score, evaluate, summary_line
 
 PROG = "score"
 
