@@ -408,12 +408,8 @@ def _read_code(path):
 
 def log_exit_code(log_path):
     """The code in a log's '# Ended (code N)' footer, or None when it has none."""
-    try:
-        with open(log_path, "rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - 4096))
-            tail = log.read().decode("utf-8", "replace")
-    except FileNotFoundError:
+    tail = lc.log_tail(log_path)
+    if tail is None:
         return None
     match = re.match(r"# Ended \(code ([0-9]+)\)", tail.rstrip("\n").split("\n")[-1])
     return int(match.group(1)) if match else None
@@ -510,15 +506,9 @@ def submit(scheduler, request, base, tasks, files):
 def run_on_cluster(scheduler, argv):
     """The whole of a cluster launcher: parse, submit, wait, collect exit codes, report."""
     prog = scheduler.prog
-    if argv and argv[0] in ("-h", "--help"):
-        print(lc.USAGE.format(prog=prog))
-        return 0
-    try:
-        request = lc.parse_request(argv)
-    except lc.UsageError as error:
-        print(lc.USAGE.format(prog=prog), file=sys.stderr)
-        print(f"{prog}: {error}", file=sys.stderr)
-        return 1
+    request, code = lc.request_or_exit_code(prog, argv)
+    if request is None:
+        return code
     try:
         config = read_scheduler_config(request.options.config or scheduler.default_config)
         base = config.command + config.scheduler_args(request.options, scheduler.option_value)

@@ -124,15 +124,9 @@ def kill_all(running, threads):
 
 
 def main(argv):
-    if argv and argv[0] in ("-h", "--help"):
-        print(lc.USAGE.format(prog=PROG))
-        return 0
-    try:
-        request = lc.parse_request(argv)
-    except lc.UsageError as error:
-        print(lc.USAGE.format(prog=PROG), file=sys.stderr)
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 1
+    request, code = lc.request_or_exit_code(PROG, argv)
+    if request is None:
+        return code
     # --mem, --gpu and --time are checked but not enforced: on one machine every job shares
     # its memory and GPUs, and there is no scheduler to hold a limit.  They matter to the
     # Slurm/SGE launchers, which take the same command lines.

@@ -183,6 +183,20 @@ LOOKS_LIKE_RANGE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 # ---- command line --------------------------------------------------------------------------
 
+def request_or_exit_code(prog, argv):
+    """(request, None) for a launcher's command line, or (None, exit code) when it asked for
+    --help (0: the usage was printed) or was wrong (1: the usage and the error were printed)."""
+    if argv and argv[0] in ("-h", "--help"):
+        print(USAGE.format(prog=prog))
+        return None, 0
+    try:
+        return parse_request(argv), None
+    except UsageError as error:
+        print(USAGE.format(prog=prog), file=sys.stderr)
+        print(f"{prog}: {error}", file=sys.stderr)
+        return None, 1
+
+
 def parse_request(argv):
     """Parses [options] [NAME=START:END] [options] log command... into a Request.
 
@@ -316,14 +330,22 @@ def failure_message(prog, request, failed):
     return "\n".join([message] + quoted)
 
 
-def last_output_line(log_path):
-    """The last line a job wrote to its log, past the launcher's '# ' lines; None if none."""
+def log_tail(log_path):
+    """The last 4 KiB of a log as text (the footer and the last lines of output); None when
+    it cannot be read."""
     try:
         with open(log_path, "rb") as log:
             log.seek(0, os.SEEK_END)
             log.seek(max(0, log.tell() - 4096))
-            tail = log.read().decode("utf-8", "replace")
+            return log.read().decode("utf-8", "replace")
     except OSError:
+        return None
+
+
+def last_output_line(log_path):
+    """The last line a job wrote to its log, past the launcher's '# ' lines; None if none."""
+    tail = log_tail(log_path)
+    if tail is None:
         return None
     for line in reversed(tail.splitlines()):
         if line.strip() and not line.startswith("# "):
