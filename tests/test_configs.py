@@ -29,7 +29,7 @@ def without(config, *keys):
 def test_every_shipped_config_loads():
     assert {"rescnn_dam.yaml", "rescnn_am.yaml", "demo_dam.yaml", "demo_am.yaml",
             "small_dam.yaml", "small_am.yaml", "small_dam_lr0.1.yaml",
-            "small_dam_aug.yaml"} <= set(TRAINING_CONFIGS)
+            "small_dam_aug.yaml", "small_dam_speed.yaml"} <= set(TRAINING_CONFIGS)
     for name in TRAINING_CONFIGS:
         load_config(CONF / name)
 
@@ -74,6 +74,19 @@ def test_the_augmented_small_config_is_the_small_config_with_on_the_fly_augmente
     assert aug["augment"]["noise_prob"] > 0 and aug["augment"]["babble_prob"] > 0
     assert small["augment"] == load("rescnn_dam.yaml")["augment"]   # all off
     assert not load_config(CONF / "rescnn_dam.yaml").augment.enabled
+
+
+def test_the_speed_perturbed_small_config_is_the_lr_0_1_config_with_sped_up_speakers():
+    fast, speed = load("small_dam_lr0.1.yaml"), load("small_dam_speed.yaml")
+    assert (without(fast, "data.features", "augment")
+            == without(speed, "data.features", "augment"))
+    assert speed["data"]["features"] == "on_the_fly"
+    assert speed["augment"]["speed_new_speakers"] is True
+    assert speed["augment"]["speed_factors"] == [0.9, 1.1]
+    # each speed, 1.0 included, a third of the crops (WeSpeaker's draw among three)
+    assert abs(speed["augment"]["speed_prob"] - 2 / 3) < 0.001
+    assert all(v == 0 for k, v in speed["augment"].items() if k.endswith("_prob") and
+               k != "speed_prob")
 
 
 def test_the_augmented_paper_config_is_the_paper_config_with_shards_and_augmentation():
