@@ -39,8 +39,8 @@ def train_rate(config: dict, data_dir: str, work: str, name: str) -> float:
                             env={**os.environ, "PYTHONPATH": common.ROOT})
     if result.returncode != 0:
         sys.exit(f"training {name} failed:\n{result.stderr[-2000:]}")
-    with open(os.path.join(exp, "log", "train.log")) as f:
-        rates = re.findall(r"\| ([0-9.]+) utt/s \|", f.read())
+    # The trainer logs to its output (steps/train.sh sends that to log/train.log).
+    rates = re.findall(r"\| ([0-9.]+) utt/s \|", result.stdout + result.stderr)
     return float(rates[-1])
 
 
