@@ -52,8 +52,8 @@ import os
 import sys
 
 from pytorch_modules.data_prep import (SPEAKER_ID, DataSet, PrepareError, Trial,
-                                       speaker_of_utt, summary, utt_id, voxceleb_files,
-                                       write_sets)
+                                       speaker_of_utt, summary, training_set_warning, utt_id,
+                                       voxceleb_files, write_sets)
 
 PROG = "prepare_voxceleb1.py"
 VOX1_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox1.html"
@@ -238,11 +238,10 @@ def trial_count_warning(name, list_path, num_trials):
 
 def dev_count_warning(num_speakers, num_utterances):
     """A warning when the training set is not the size of the real VoxCeleb1 dev set."""
-    if (num_speakers, num_utterances) == (PUBLISHED_DEV_SPEAKERS, PUBLISHED_DEV_UTTERANCES):
-        return None
-    return (f"warning: {TRAIN_SET} has {num_speakers:,} speakers and {num_utterances:,} "
-            f"utterances, but the real VoxCeleb1 dev set has {PUBLISHED_DEV_SPEAKERS:,} and "
-            f"{PUBLISHED_DEV_UTTERANCES:,}; are all the dev archives downloaded and unpacked?")
+    return training_set_warning(TRAIN_SET, num_speakers, num_utterances,
+                                "the real VoxCeleb1 dev set",
+                                (PUBLISHED_DEV_SPEAKERS, PUBLISHED_DEV_UTTERANCES),
+                                "are all the dev archives downloaded and unpacked?")
 
 
 # ---------------------------------------------------------------- excluded speakers

@@ -40,7 +40,8 @@ import sys
 
 # The ids have VoxCeleb1's form, so the set is written as the VoxCeleb1 preparation writes its.
 from pytorch_modules.data_prep import (SPEAKER_ID, DataSet, PrepareError, speaker_of_utt,
-                                       summary, voxceleb_files, write_sets)
+                                       summary, training_set_warning, voxceleb_files,
+                                       write_sets)
 
 PROG = "prepare_voxceleb2.py"
 VOX2_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox2.html"
@@ -126,11 +127,10 @@ def check_ffmpeg():
 
 def count_warning(num_speakers, num_utterances):
     """A warning when the set is not the size of the real VoxCeleb2 dev set."""
-    if (num_speakers, num_utterances) == (PUBLISHED_SPEAKERS, PUBLISHED_UTTERANCES):
-        return None
-    return (f"warning: {TRAIN_SET} has {num_speakers:,} speakers and {num_utterances:,} "
-            f"utterances, but the real VoxCeleb2 dev set has {PUBLISHED_SPEAKERS:,} and "
-            f"{PUBLISHED_UTTERANCES:,}; is the dev archive completely downloaded and unpacked?")
+    return training_set_warning(TRAIN_SET, num_speakers, num_utterances,
+                                "the real VoxCeleb2 dev set",
+                                (PUBLISHED_SPEAKERS, PUBLISHED_UTTERANCES),
+                                "is the dev archive completely downloaded and unpacked?")
 
 
 def prepare(vox2_root, data_dir, check_counts=True):

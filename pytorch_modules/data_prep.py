@@ -66,6 +66,15 @@ def count_line(speakers, what, utterances, trials=None, targets=None):
     return line
 
 
+def training_set_warning(name, speakers, utterances, corpus, published, hint):
+    """A warning when a training set is not the size `published` ((speakers, utterances)) of
+    the real `corpus`, e.g. a download cut short; None when it is."""
+    if (speakers, utterances) == published:
+        return None
+    return (f"warning: {name} has {speakers:,} speakers and {utterances:,} utterances, but "
+            f"{corpus} has {published[0]:,} and {published[1]:,}; {hint}")
+
+
 def speaker_files(wavs, utt2spk):
     """{wav.scp, utt2spk, spk2utt: lines} of utterance -> wav.scp entry and utterance ->
     speaker, each sorted in C order (Python's order on these ASCII ids is LC_ALL=C sort's)."""
