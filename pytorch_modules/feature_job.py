@@ -6,6 +6,7 @@ disk-full sentence are the same whatever the features are.  An extractor is a ca
 (samples) -> (frames, dims) float32 with an `options` attribute holding the audio-selection
 fields (sample_frequency, allow_resample, frame_length, num_frames(), min_rms_dbfs).
 """
+import argparse
 import os
 import sys
 import time
@@ -14,6 +15,19 @@ from pytorch_modules import atomic, kaldi_compress
 from pytorch_modules.audio import AudioError, load_audio, rms_dbfs
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.kaldi_data import read_scp_lines
+
+
+def job_main(prog: str, description: str, make_extractor) -> None:
+    """The whole of a feature entry point: its command line (add_job_arguments), one torch
+    thread (one job per core: the parallelism comes from --nj), and run_job with the
+    extractor make_extractor(config path) builds."""
+    import torch   # only the entry points need it here
+
+    parser = argparse.ArgumentParser(description=description)
+    add_job_arguments(parser)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    run_job(prog, args, make_extractor(args.config))
 
 
 def add_job_arguments(parser) -> None:

@@ -8,23 +8,15 @@ writes mfcc/raw_mfcc_train.1.ark, .scp and .utt2num_frames (voiced frames), with
 handling of unusable audio, killed jobs and full disks as pytorch_modules.bin.compute_spectrogram
 (pytorch_modules/feature_job.py).
 """
-import argparse
-
-import torch
-
 from pytorch_modules.errors import run_entry_point
-from pytorch_modules.feature_job import add_job_arguments, run_job
+from pytorch_modules.feature_job import job_main
 from pytorch_modules.mfcc import Mfcc, parse_mfcc_options
 
 PROG = "compute_mfcc"
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_job_arguments(parser)
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one job per core: parallelism comes from --nj
-    run_job(PROG, args, Mfcc(parse_mfcc_options(args.config)))
+    job_main(PROG, __doc__.split("\n\n")[0], lambda config: Mfcc(parse_mfcc_options(config)))
 
 
 if __name__ == "__main__":

@@ -12,23 +12,15 @@ when more than --max-fail-fraction of its utterances are lost (Kaldi tolerates 5
 steps/make_spectrogram.sh applies the fraction to the whole data dir instead).  A full disk
 fails the job with a sentence saying so, and the partial ark is removed.
 """
-import argparse
-
-import torch
-
 from pytorch_modules.errors import run_entry_point
-from pytorch_modules.feature_job import add_job_arguments, run_job
+from pytorch_modules.feature_job import job_main
 from pytorch_modules.features import Spectrogram, parse_options_file
 
 PROG = "compute_spectrogram"
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_job_arguments(parser)
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one job per core: parallelism comes from --nj
-    run_job(PROG, args, Spectrogram(parse_options_file(args.config)))
+    job_main(PROG, __doc__.split("\n\n")[0], lambda config: Spectrogram(parse_options_file(config)))
 
 
 if __name__ == "__main__":
