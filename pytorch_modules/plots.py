@@ -12,6 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pytorch_modules.atomic import written_whole
+from pytorch_modules.cos_histogram import read_histograms
+from pytorch_modules.errors import RecipeError
 from pytorch_modules.losses import dynamic_margin
 from pytorch_modules.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
 
@@ -238,3 +240,30 @@ def _gradient(n):
     from matplotlib import colormaps
     cmap = colormaps["viridis"]
     return [cmap(0.9 * i / max(n - 1, 1)) for i in range(n)]
+
+
+
+# The epochs drawn by default (bin/plot_cos_hist.py): up to this many spread over training.
+MAX_DEFAULT_EPOCHS = 6
+
+
+def default_epochs(available, several_files):
+    """The last epoch for a comparison of runs; else up to six spread over training."""
+    if several_files:
+        return [available[-1]]
+    picks = np.linspace(0, len(available) - 1, min(MAX_DEFAULT_EPOCHS, len(available)))
+    return [available[int(round(i))] for i in picks]
+
+
+def select_histograms(specs, wanted=None):
+    """{curve label: (edges, counts)} of the [LABEL=]FILE specs at the wanted epochs."""
+    several = len(specs) > 1
+    histograms = {}
+    for label, path in map(labelled_path, specs):
+        by_epoch = read_histograms(path)
+        for epoch in wanted or default_epochs(list(by_epoch), several):
+            if epoch not in by_epoch:
+                raise RecipeError(f"{path} has no histogram for epoch {epoch} (it has epochs "
+                                  f"{min(by_epoch)}-{max(by_epoch)}).")
+            histograms[f"{label} epoch {epoch}" if several else f"epoch {epoch}"] = by_epoch[epoch]
+    return histograms

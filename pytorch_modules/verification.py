@@ -11,6 +11,7 @@ The decision threshold lives next to the model in a small `key value` sidecar,
 pytorch_modules.bin.calibrate from scores of development trials; a trial is accepted when its
 cosine score is >= the threshold (the convention of pytorch_modules/metrics.py).
 """
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from pytorch_modules.audio import resample
 from pytorch_modules.embedding import embed, load_embedding_model
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features import Spectrogram, parse_options_file
+from pytorch_modules.metrics import compute_eer, compute_min_dcf
 
 RECIPE_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FEAT_CONFIG = RECIPE_ROOT / "conf" / "spectrogram.conf"
@@ -93,6 +95,29 @@ def cosine(a, b):
         raise RecipeError("an embedding is zero or not finite, so the cosine score is "
                           "undefined; check the audio.")
     return float(np.dot(a, b) / norm)
+
+
+# --operating-point mindcfP of bin/calibrate.py: P is the target prior.
+_MINDCF = re.compile(r"^mindcf(0?\.\d+)$")
+
+
+def operating_threshold(scores, labels, operating_point):
+    """(threshold, extra sidecar entries) of labelled scores at an operating point: eer, the
+    threshold of the equal-error-rate point, or mindcfP, where the normalised detection cost at
+    p_target P is lowest."""
+    if operating_point == "eer":
+        eer, threshold = compute_eer(scores, labels)
+        return threshold, {"eer_percent": f"{100 * eer:.4f}"}
+    match = _MINDCF.match(operating_point)
+    if not match:
+        raise RecipeError(f"unknown --operating-point {operating_point!r}: use eer or mindcfP "
+                          f"with P the target prior, e.g. mindcf0.01.")
+    p_target = float(match.group(1))
+    min_dcf, threshold = compute_min_dcf(scores, labels, p_target)
+    if threshold == float("inf"):
+        raise RecipeError(f"at p_target {p_target:g} rejecting every trial costs least on these "
+                          f"scores, so there is no threshold to store; use --operating-point eer.")
+    return threshold, {"p_target": f"{p_target:g}", "min_dcf": f"{min_dcf:.4f}"}
 
 
 def threshold_path(model_path) -> Path:

@@ -14,8 +14,7 @@ from pytorch_modules.metrics import compute_eer, compute_min_dcf
 from pytorch_modules.metrics import detection_error_tradeoff
 from pytorch_modules.plots import (DetSystem, dam_margin, det_figure, det_summary,
                                    margin_figure, plot_cos_histograms, plot_det, plot_margin,
-                                   probit, thin_for_drawing)
-from pytorch_modules.bin.plot_cos_hist import select_histograms
+                                   probit, select_histograms, thin_for_drawing)
 from pytorch_modules.scoring import read_scores
 from tiny_model import run_module
 

@@ -4,14 +4,14 @@ import kaldiio
 import numpy as np
 import pytest
 
-from pytorch_modules.bin.calibrate import operating_threshold
 from pytorch_modules.embedding import embed, load_embedding_model
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features import Spectrogram, parse_options_file
 from pytorch_modules.kaldi_data import read_trials
 from pytorch_modules.scoring import read_scores
-from pytorch_modules.verification import (DEFAULT_FEAT_CONFIG, Embedder, read_audio_file,
-                                          read_threshold, threshold_path, write_threshold)
+from pytorch_modules.verification import (DEFAULT_FEAT_CONFIG, Embedder, operating_threshold,
+                                          read_audio_file, read_threshold, threshold_path,
+                                          write_threshold)
 from tiny_model import make_model_file, run_module, write_voice
 
 

@@ -12,33 +12,13 @@ score_cosine.sh), the scores verify computes; AS-norm scores are on another scal
 """
 import argparse
 import os
-import re
 
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.kaldi_data import read_trials
-from pytorch_modules.metrics import compute_eer, compute_min_dcf
 from pytorch_modules.scoring import read_scores
-from pytorch_modules.verification import threshold_path, write_threshold
+from pytorch_modules.verification import operating_threshold, threshold_path, write_threshold
 
 PROG = "calibrate"
-_MINDCF = re.compile(r"^mindcf(0?\.\d+)$")
-
-
-def operating_threshold(scores, labels, operating_point):
-    """(threshold, extra sidecar entries) at an operating point; see the module doc."""
-    if operating_point == "eer":
-        eer, threshold = compute_eer(scores, labels)
-        return threshold, {"eer_percent": f"{100 * eer:.4f}"}
-    match = _MINDCF.match(operating_point)
-    if not match:
-        raise RecipeError(f"unknown --operating-point {operating_point!r}: use eer or mindcfP "
-                          f"with P the target prior, e.g. mindcf0.01.")
-    p_target = float(match.group(1))
-    min_dcf, threshold = compute_min_dcf(scores, labels, p_target)
-    if threshold == float("inf"):
-        raise RecipeError(f"at p_target {p_target:g} rejecting every trial costs least on these "
-                          f"scores, so there is no threshold to store; use --operating-point eer.")
-    return threshold, {"p_target": f"{p_target:g}", "min_dcf": f"{min_dcf:.4f}"}
 
 
 def main():

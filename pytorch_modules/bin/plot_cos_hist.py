@@ -11,22 +11,10 @@ spread from the first to the last; with several, the last epoch of each).
 """
 import argparse
 
-import numpy as np
-
-from pytorch_modules.cos_histogram import read_histograms
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.plots import labelled_path, plot_cos_histograms
+from pytorch_modules.plots import plot_cos_histograms, select_histograms
 
 PROG = "plot_cos_hist"
-MAX_DEFAULT_EPOCHS = 6
-
-
-def default_epochs(available, several_files):
-    """The last epoch for a comparison of runs; else up to six spread over training."""
-    if several_files:
-        return [available[-1]]
-    picks = np.linspace(0, len(available) - 1, min(MAX_DEFAULT_EPOCHS, len(available)))
-    return [available[int(round(i))] for i in picks]
 
 
 def parse_epochs(text):
@@ -38,20 +26,6 @@ def parse_epochs(text):
     if not epochs:
         raise RecipeError("--epochs names no epoch.")
     return epochs
-
-
-def select_histograms(specs, wanted=None):
-    """{curve label: (edges, counts)} of the [LABEL=]FILE specs at the wanted epochs."""
-    several = len(specs) > 1
-    histograms = {}
-    for label, path in map(labelled_path, specs):
-        by_epoch = read_histograms(path)
-        for epoch in wanted or default_epochs(list(by_epoch), several):
-            if epoch not in by_epoch:
-                raise RecipeError(f"{path} has no histogram for epoch {epoch} (it has epochs "
-                                  f"{min(by_epoch)}-{max(by_epoch)}).")
-            histograms[f"{label} epoch {epoch}" if several else f"epoch {epoch}"] = by_epoch[epoch]
-    return histograms
 
 
 def main():
