@@ -274,3 +274,37 @@ def test_musan_and_rirs_noises_are_listed_for_the_augment_section(tmp_path):
     assert result.returncode == 1 and result.stderr.startswith(
         f"prepare_augment_lists.py: {tmp_path}/nowhere/noise holds no wav files; --musan-root "
         f"must be the unpacked MUSAN folder")
+
+
+def test_killed_augmented_training_resumes_to_the_same_model(tmp_path):
+    """kill -9 mid-epoch with every crop computed from the audio, noised, babbled and sped up
+    (as speakers of their own): the rerun ends bit for bit where the uninterrupted run does."""
+    from test_resume import KILL_AFTER, differing_tensors, start_and_kill_mid_epoch, train_command
+
+    def write_audio(n, utt, folder):
+        path = folder / f"{utt}.wav"
+        soundfile.write(path, tiny_data.tone(0.9 + 0.05 * n, seed=n), tiny_data.RATE,
+                        subtype="PCM_16")
+        return str(path)
+
+    # 4 speakers x 8 utterances: 8 steps of 4 crops an epoch, a checkpoint every 2 steps
+    recipe, _ = tiny_data.recipe_with_audio(tmp_path, 4, 8, write_audio)
+    config = tiny_data.write_train_config(tmp_path / "tiny.yaml")
+    config.write_text(config.read_text().replace(
+        "num_workers: 0}", f"num_workers: 0, features: on_the_fly, spectrogram_config: "
+                           f"{SPECTROGRAM}}}\naugment: {{noise_prob: 0.5, babble_prob: 0.5, "
+                           f"babble_speakers: [1, 2], speed_prob: 0.7, "
+                           f"speed_new_speakers: true}}"))
+    data = recipe / "data/x"
+    straight, resumed = tmp_path / "exp_straight", tmp_path / "exp_resumed"
+    result = tiny_data.train(config, data, straight)
+    assert result.returncode == 0, result.stderr
+    start_and_kill_mid_epoch(train_command(config, data, resumed), resumed)
+    left = sorted(p.name for p in (resumed / "checkpoints").glob("epoch_*.pt"))
+    assert left and left[-1].startswith(KILL_AFTER), f"not killed mid-epoch: {left}"
+    result = tiny_data.train(config, data, resumed)
+    assert result.returncode == 0, result.stderr
+    assert "resuming from" in result.stdout
+    assert differing_tensors(straight / "final.pt", resumed / "final.pt") == []
+    assert differing_tensors(straight / "checkpoints/epoch_002.pt",
+                             resumed / "checkpoints/epoch_002.pt") == []
