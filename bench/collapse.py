@@ -5,7 +5,7 @@ non-target cosine, the mean pairwise cosine of a batch's embeddings, the share o
 outputs that are 0 (dead ReLU channels), the spread of the FC output before the embedding
 BatchNorm, the mean norm of the class weights, and the gradient norm of the trunk.
 
-    .venv/bin/python bench/collapse.py data/voxceleb1_dev [--epochs 10] [--variants a b ...]
+    python bench/collapse.py data/voxceleb1_dev [--epochs 10] [--variants a b ...]
         [--base-config conf/demo_dam.yaml]
 
 Every variant starts from the same seed and sees the same batches; the base is the model of
@@ -14,7 +14,6 @@ warm-up.  Nothing is asserted; the
 figures measured on a real corpus are in bench/README.md and README.md.
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +23,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pytorch_modules import training  # noqa: E402
-from pytorch_modules.config import config_from_dict  # noqa: E402
-from pytorch_modules.data import read_training_set  # noqa: E402
+from pytorch_modules import training
+from pytorch_modules.config import config_from_dict
+from pytorch_modules.data import read_training_set
 
 ROOT = Path(__file__).resolve().parents[1]
 # name: overrides of the base config (section.key: value)

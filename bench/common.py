@@ -1,18 +1,16 @@
 """Helpers shared by the bench scripts: timing, machine reference rates, printing.
 
-Every bench script is run as `python bench/NAME.py`; this module puts the repository root on
-sys.path so that `pytorch_modules` imports without path.sh (path.sh sets it too).
+Every bench script is run as `python bench/NAME.py` after `. ./path.sh`, which puts the
+repository on PYTHONPATH (so `pytorch_modules` imports); the scripts import this module as a
+sibling (Python puts the script's folder on the path).
 """
 import os
 import shutil
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import numpy as np
 
-import numpy as np  # noqa: E402  (after the sys.path change, for symmetry with the scripts)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def generated_once(directory, generate, regenerate=False):

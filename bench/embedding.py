@@ -21,7 +21,7 @@ dropped.  Threads default to
 import argparse
 import os
 
-import common  # noqa: F401  (puts the repository root on sys.path)
+import common
 import numpy as np
 import torch
 

@@ -19,7 +19,7 @@ writer against ours on the same features.  Test audio (tones, chirps and noise, 
 import argparse
 import os
 
-import common  # noqa: F401  (puts the repository root on sys.path)
+import common
 import kaldiio
 import numpy as np
 import soundfile

@@ -22,7 +22,7 @@ import resource
 import subprocess
 import sys
 
-import common  # noqa: F401  (puts the repository root on sys.path)
+import common
 
 
 # Vox1-E's ratio: 581,480 trials over 145,000 utterances (the large size reuses the inputs
@@ -76,8 +76,7 @@ def child_train(data_dir, steps):
 
 
 def child_score(scp, trials):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import scoring
+    import scoring   # bench/scoring.py, a sibling of this script
     before = peak_rss_bytes()
     scoring.run_project(scp, trials, "/tmp/bench_scoring/memory.scores")
     return {"peak": peak_rss_bytes(), "children": 0, "imports": before}

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-import common  # noqa: F401  (puts the repository root on sys.path)
+import common
 import numpy as np
 from scoring_data import scoring_inputs
 

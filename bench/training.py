@@ -32,7 +32,7 @@ import sys
 import time
 import warnings
 
-import common  # noqa: F401  (puts the repository root on sys.path)
+import common
 import numpy as np
 import torch
 from feats_data import training_dir
