@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "utils"))
-import launch_sge  # noqa: E402
-import launcher_common as lc  # noqa: E402
+import launch_sge
+import launcher_common as lc
 
 LAUNCHER = str(ROOT / "utils" / "launch_sge.py")
 CONFIG = str(ROOT / "conf" / "sge_launcher.conf")

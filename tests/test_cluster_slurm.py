@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "utils"))
-import launch_slurm  # noqa: E402
-import cluster_launcher as cl  # noqa: E402
-import launcher_common as lc  # noqa: E402
+import launch_slurm
+import cluster_launcher as cl
+import launcher_common as lc
 
 LAUNCHER = str(ROOT / "utils" / "launch_slurm.py")
 CONFIG = str(ROOT / "conf" / "slurm_launcher.conf")

@@ -2,14 +2,12 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 UTILS = Path(__file__).resolve().parents[1] / "utils"
-sys.path.insert(0, str(UTILS))
-import data_dir  # noqa: E402
+import data_dir
 
 # Speaker -> number of utterances; ids are speaker-prefixed as in the recipe.
 SPEAKERS = {"spk1": 3, "spk2": 1, "spk3": 4, "spk4": 2, "spk5": 2}

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 UTILS = Path(__file__).resolve().parents[1] / "utils"
-sys.path.insert(0, str(UTILS))
-import launcher_common as lc  # noqa: E402
+import launcher_common as lc
 
 LAUNCHER = str(UTILS / "launch_local.py")
 
