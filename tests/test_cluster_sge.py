@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 import launch_sge
 import launcher_common as lc
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LAUNCHER = str(ROOT / "utils" / "launch_sge.py")
 CONFIG = str(ROOT / "conf" / "sge_launcher.conf")

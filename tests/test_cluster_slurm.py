@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-import launch_slurm
 import cluster_launcher as cl
+import launch_slurm
 import launcher_common as lc
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LAUNCHER = str(ROOT / "utils" / "launch_slurm.py")
 CONFIG = str(ROOT / "conf" / "slurm_launcher.conf")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-UTILS = Path(__file__).resolve().parents[1] / "utils"
 import data_dir
+
+UTILS = Path(__file__).resolve().parents[1] / "utils"
 
 # Speaker -> number of utterances; ids are speaker-prefixed as in the recipe.
 SPEAKERS = {"spk1": 3, "spk2": 1, "spk3": 4, "spk4": 2, "spk5": 2}

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-UTILS = Path(__file__).resolve().parents[1] / "utils"
 import launcher_common as lc
+
+UTILS = Path(__file__).resolve().parents[1] / "utils"
 
 LAUNCHER = str(UTILS / "launch_local.py")
 
