@@ -112,7 +112,9 @@ def run_job(prog: str, args, extractor) -> None:
                           f"could not be used (more than --max-fail-fraction "
                           f"{args.max_fail_fraction}); fix the audio or wav.scp, or drop them "
                           f"with utils/fix_data_dir.sh")
-    atomic.write_lines(f"{args.out_prefix}.utt2num_frames", job.num_frames,
-                       hint="free space and rerun the stage: finished jobs are kept")
-    os.replace(f"{scp}.tmp", scp)  # last: the .scp marks the job as done
+    # A write error here (a read-only folder, say) is a sentence too, as for the ark.
+    with atomic.job_outputs(ark, f"{scp}.tmp", "feature folder"):
+        atomic.write_lines(f"{args.out_prefix}.utt2num_frames", job.num_frames,
+                           hint="free space and rerun the stage: finished jobs are kept")
+        os.replace(f"{scp}.tmp", scp)  # last: the .scp marks the job as done
 
