@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from pytorch_modules import training
+from pytorch_modules.training.trainer import Trainer
 from pytorch_modules.config import config_from_dict
-from pytorch_modules.data import read_training_set
+from pytorch_modules.data.training_set import read_training_set
 
 ROOT = Path(__file__).resolve().parents[1]
 # name: overrides of the base config (section.key: value)
@@ -77,7 +77,7 @@ def variant_config(name: str, base: Path, epochs: int):
 class Probe:
     """Hooks on the model, the head and the optimizer that record one row per step."""
 
-    def __init__(self, trainer: training.Trainer):
+    def __init__(self, trainer: Trainer):
         self.trainer, self.rows, self.current = trainer, [], {}
         trainer.model.fc.register_forward_hook(self.after_fc)
         head_forward = trainer.head.forward
@@ -116,7 +116,7 @@ class Probe:
 def run(name: str, data, base: Path, epochs: int):
     config = variant_config(name, base, epochs)
     with tempfile.TemporaryDirectory() as exp:
-        trainer = training.Trainer(config, data, exp, log=lambda *a: None)
+        trainer = Trainer(config, data, exp, log=lambda *a: None)
         probe = Probe(trainer)
         start = time.time()
         trainer.train()

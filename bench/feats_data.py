@@ -11,7 +11,7 @@ import os
 import common
 import numpy as np
 
-from pytorch_modules.kaldi_compress import ArkWriter
+from pytorch_modules.fileio.kaldi_compress import ArkWriter
 
 BINS = 161
 

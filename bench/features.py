@@ -4,9 +4,9 @@
 
 Audio seconds per wall second on one core (torch and BLAS held to one thread, as each
 compute_spectrogram job is), for the whole job (read, transform, write) and per stage:
-  project    what a compute_spectrogram job runs: pytorch_modules.audio.load_audio and the
+  project    what a compute_spectrogram job runs: pytorch_modules.fileio.audio.load_audio and the
              job's checks, features.Spectrogram (frames by unfold, torch.fft.rfft), written by
-             pytorch_modules.kaldi_compress.ArkWriter, float32 or Kaldi-compressed
+             pytorch_modules.fileio.kaldi_compress.ArkWriter, float32 or Kaldi-compressed
              (`--compress true`);
   reference  the same pipeline built on a per-utterance loop over
              torchaudio.compliance.kaldi.spectrogram (161 bins: round_to_power_of_two=False),
@@ -26,9 +26,9 @@ import soundfile
 import torch
 import torchaudio
 
-from pytorch_modules.audio import load_audio, rms_dbfs
-from pytorch_modules.features import Spectrogram, parse_options_file
-from pytorch_modules.kaldi_compress import ArkWriter
+from pytorch_modules.fileio.audio import load_audio, rms_dbfs
+from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
+from pytorch_modules.fileio.kaldi_compress import ArkWriter
 
 ROOT = "/tmp/bench_features"
 RATE = 16000
@@ -135,7 +135,7 @@ def stage_rates(entries, options, audio_seconds, repeats):
     import io
     from kaldiio.matio import write_array
 
-    from pytorch_modules.kaldi_compress import compress
+    from pytorch_modules.fileio.kaldi_compress import compress
 
     def kaldiio_compress(matrix):
         write_array(io.BytesIO(), matrix, compression_method=2)

@@ -23,7 +23,7 @@ more) over a generated data dir of --loader-utts utterances in float32 arks (/tm
 utterances/s of a whole epoch after a first one, and the loader alone at several worker
 counts, against what the model consumes (issue target: the loader >= 3x).
 Last, embedding extraction on the GPU: full-length utterances (4-20 s), one at a time (as
-pytorch_modules.embedding.embed does on the CPU) against buckets of --bucket cropped to their
+pytorch_modules.models.embedding.embed does on the CPU) against buckets of --bucket cropped to their
 shortest (bench/embedding.py), float32 and bf16.
 """
 import argparse
@@ -40,10 +40,10 @@ from feats_data import training_dir
 from training import BINS, SPEAKERS, forward_flops, loader_rate
 
 from pytorch_modules.config import load_config
-from pytorch_modules.data import read_training_set
-from pytorch_modules.losses import build_head
+from pytorch_modules.data.training_set import read_training_set
+from pytorch_modules.heads import build_head
 from pytorch_modules.models import build_model
-from pytorch_modules.training import Position, Throughput, Trainer, TrainStep
+from pytorch_modules.training.trainer import Position, Throughput, Trainer, TrainStep
 
 PAPER_CONFIG = "conf/rescnn_dam.yaml"
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s.

@@ -48,10 +48,10 @@ def child_train(data_dir, steps):
     import torch
 
     from pytorch_modules.config import load_config
-    from pytorch_modules.data import EpochBatches, epoch_loader, read_training_set
-    from pytorch_modules.losses import build_head
+    from pytorch_modules.data.training_set import EpochBatches, epoch_loader, read_training_set
+    from pytorch_modules.heads import build_head
     from pytorch_modules.models import build_model
-    from pytorch_modules.training import TrainStep
+    from pytorch_modules.training.trainer import TrainStep
     config = load_config(os.path.join(common.ROOT, "conf/demo_dam.yaml"))
     torch.set_num_threads(config.training.threads or torch.get_num_threads())
     before = peak_rss_bytes()

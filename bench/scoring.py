@@ -28,11 +28,11 @@ import common
 import numpy as np
 from scoring_data import scoring_inputs
 
-from pytorch_modules import asnorm
-from pytorch_modules.atomic import write_lines
-from pytorch_modules.embedding_io import length_normalise, load_embeddings
-from pytorch_modules.kaldi_data import read_trials
-from pytorch_modules.scoring import evaluate, pair_scores, trial_rows
+from pytorch_modules.scoring import asnorm
+from pytorch_modules.fileio.atomic import write_lines
+from pytorch_modules.fileio.embedding_io import length_normalise, load_embeddings
+from pytorch_modules.fileio.kaldi_data import read_trials
+from pytorch_modules.scoring.cosine import evaluate, pair_scores, trial_rows
 
 PHASES = ("read", "parse", "score", "metrics")
 
@@ -40,8 +40,8 @@ PHASES = ("read", "parse", "score", "metrics")
 # ---------------------------------------------------------------- end-to-end runs (children)
 def run_project(scp, trials, scores_out):
     """What pytorch_modules.bin.score does for one scp and labelled trials."""
-    from pytorch_modules.embedding_io import load_table
-    from pytorch_modules.scoring import cosine_score
+    from pytorch_modules.fileio.embedding_io import load_table
+    from pytorch_modules.scoring.cosine import cosine_score
     times = {}
     start = time.perf_counter()
     enroll, test, labels = read_trials(trials)

@@ -39,10 +39,10 @@ from feats_data import training_dir
 from torch import nn
 
 from pytorch_modules.config import load_config
-from pytorch_modules.data import EpochBatches, epoch_loader, read_training_set
-from pytorch_modules.losses import build_head
+from pytorch_modules.data.training_set import EpochBatches, epoch_loader, read_training_set
+from pytorch_modules.heads import build_head
 from pytorch_modules.models import build_model
-from pytorch_modules.training import TrainStep
+from pytorch_modules.training.trainer import TrainStep
 
 BINS = 161
 SPEAKERS = 1211  # VoxCeleb1 dev: the classifier size of the paper's first Table 1 rows

@@ -15,7 +15,7 @@ Layout written (the VoxCeleb1 distribution's, so local/ preparation code serves 
   <out>/vox1_meta.csv      speaker table, tab-separated, as in VoxCeleb1
   <out>/corpus_info.txt    the generation parameters; a rerun with the same ones is skipped
 
-The speech model (speaker, session and utterance levels) is pytorch_modules/demo_speech.py.
+The speech model (speaker, session and utterance levels) is pytorch_modules/data/demo_speech.py.
 
   usage: local/make_demo_corpus.py [options] <out-dir>
   e.g.:  local/make_demo_corpus.py --seed 777 corpora/demo
@@ -33,11 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from pytorch_modules.demo_speech import (SAMPLE_RATE, STREAM_SESSION_ID, STREAM_TRIALS,
+from pytorch_modules.data.demo_speech import (SAMPLE_RATE, STREAM_SESSION_ID, STREAM_TRIALS,
                                          draw_session, draw_voice, rng_for,
                                          synthesize_utterance)
 
-# Bump whenever the synthesis (pytorch_modules/demo_speech.py) changes, so that a corpus made
+# Bump whenever the synthesis (pytorch_modules/data/demo_speech.py) changes, so that a corpus made
 # by older code is not reused.
 GENERATOR_VERSION = 2
 
@@ -298,8 +298,8 @@ def proxy_eer(out_dir):
     the network has to learn.
     """
     # The recipe's own code, imported here: making the corpus needs neither torch nor them.
-    from pytorch_modules.features import Spectrogram, SpectrogramOptions
-    from pytorch_modules.metrics import compute_eer
+    from pytorch_modules.features.spectrogram import Spectrogram, SpectrogramOptions
+    from pytorch_modules.scoring.metrics import compute_eer
 
     spectrogram = Spectrogram(SpectrogramOptions())
     test_wav = os.path.join(out_dir, "test", "wav")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Simulated room impulse responses for reverberation augmentation when RIRS_NOISES is not there
-(augment.reverb_prob, pytorch_modules/augment.py), made with pyroomacoustics' image-source model.
+(augment.reverb_prob, pytorch_modules/data/augment.py), made with pyroomacoustics' image-source model.
 
 Usage:
   local/make_simulated_rirs.py [--num-rooms 200] [--seed 777] OUT_DIR
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import soundfile
 
-from pytorch_modules.atomic import write_lines
+from pytorch_modules.fileio.atomic import write_lines
 
 RATE = 16000
 

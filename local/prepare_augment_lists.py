@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from pytorch_modules.atomic import write_lines
+from pytorch_modules.fileio.atomic import write_lines
 
 PROG = "prepare_augment_lists.py"
 

@@ -32,7 +32,7 @@ import os
 import sys
 from collections import namedtuple
 
-from pytorch_modules.data_prep import PrepareError, count_line, speaker_files, write_sets
+from pytorch_modules.data.corpus_prep import PrepareError, count_line, speaker_files, write_sets
 
 PROG = "prepare_sitw.py"
 PARTS = ("dev", "eval")

@@ -51,7 +51,7 @@ import argparse
 import os
 import sys
 
-from pytorch_modules.data_prep import (SPEAKER_ID, DataSet, PrepareError, Trial,
+from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, PrepareError, Trial,
                                        speaker_of_utt, summary, training_set_warning, utt_id,
                                        voxceleb_files, write_sets)
 

@@ -14,7 +14,7 @@ VOX2_ROOT/dev is looked at first, since the test archive unpacks to aac/ at its 
 dev/ is the test part.  A mix-up shows in the count check (the test part has 118 speakers).
 A converted wav copy is used when there is one (no decoding at feature time); otherwise the m4a
 files are decoded on the fly: their wav.scp entries are ffmpeg commands writing 16-bit mono
-16 kHz wav to stdout, which pytorch_modules/audio.py reads like any Kaldi pipe entry:
+16 kHz wav to stdout, which pytorch_modules/fileio/audio.py reads like any Kaldi pipe entry:
   id00012-21Uxsk56VDQ-00001 ffmpeg -nostdin -loglevel error -i /abs/path/00001.m4a -ac 1 \\
       -ar 16000 -c:a pcm_s16le -f wav - |
 so ffmpeg must be on PATH wherever features are computed (local/install_ffmpeg.sh installs it).
@@ -39,7 +39,7 @@ import shutil
 import sys
 
 # The ids have VoxCeleb1's form, so the set is written as the VoxCeleb1 preparation writes its.
-from pytorch_modules.data_prep import (SPEAKER_ID, DataSet, PrepareError, speaker_of_utt,
+from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, PrepareError, speaker_of_utt,
                                        summary, training_set_warning, voxceleb_files,
                                        write_sets)
 

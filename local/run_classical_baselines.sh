@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The classical baselines of every results table (pytorch_modules/classical.py): MFCC mean+std
+# The classical baselines of every results table (pytorch_modules/models/classical.py): MFCC mean+std
 # with LDA (mfcc_stats_lda) and a GMM-UBM supervector system with PCA + LDA (gmm_ubm), trained
 # on the same training set as the neural model and embedding the same evaluation sets, so that
 # run.sh stage 5 scores them on the same trials.  Writes

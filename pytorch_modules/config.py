@@ -13,11 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from pytorch_modules import losses
+from pytorch_modules import heads
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.models.rescnn import INPUT_NORMS, POOLINGS
 
-# Where training crops come from (pytorch_modules/data.py reads them accordingly).
+# Where training crops come from (pytorch_modules/data/training_set.py reads them accordingly).
 FEATURE_SOURCES = ("precomputed", "on_the_fly", "shards")
 
 
@@ -46,8 +46,8 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     type: str = "dam_softmax"
-    # Options of the chosen head (losses.py); which keys are allowed depends on `type`.
-    options: dict = field(default_factory=lambda: dict(losses.PAPER_OPTIONS["dam_softmax"]))
+    # Options of the chosen head (pytorch_modules/heads); which keys are allowed depends on `type`.
+    options: dict = field(default_factory=lambda: dict(heads.PAPER_OPTIONS["dam_softmax"]))
 
 
 @dataclass
@@ -66,7 +66,7 @@ class DataConfig:
 @dataclass
 class AugmentConfig:
     """ours (the paper trains on clean crops); needs data.features: on_the_fly
-    (pytorch_modules/augment.py).  A probability of 0 turns a kind off."""
+    (pytorch_modules/data/augment.py).  A probability of 0 turns a kind off."""
     noise_prob: float = 0.0       # noise (noise_list's files, else coloured noise) ...
     noise_snr: list[float] = field(default_factory=lambda: [0.0, 15.0])   # ... at this SNR (dB)
     noise_list: str = ""          # e.g. data/musan/noise.list (./run.sh --musan-root)
@@ -124,7 +124,7 @@ class TrainingConfig:
     checkpoint_every_steps: int = 0    # 0 = only at the end of each epoch
     keep_checkpoints: int = 3          # newest N kept, older ones pruned
     # auto: the GPU when one is visible, else the CPU.  Under torchrun, the process of local
-    # rank k uses GPU k of its node (pytorch_modules/distributed.py).
+    # rank k uses GPU k of its node (pytorch_modules/training/distributed.py).
     device: str = "auto"
     # Process-group backend with several processes: auto = nccl on GPUs, gloo on the CPU.
     dist_backend: str = "auto"
@@ -214,7 +214,7 @@ def _build_section(cls, data, where: str):
 
 
 def _head_parameters(loss_type: str) -> dict:
-    params = inspect.signature(losses.HEADS[loss_type].__init__).parameters
+    params = inspect.signature(heads.HEADS[loss_type].__init__).parameters
     return {name: p for name, p in params.items()
             if name not in ("self", "embedding_dim", "num_classes")}
 
@@ -222,11 +222,11 @@ def _head_parameters(loss_type: str) -> dict:
 def _build_loss(data, where: str) -> LossConfig:
     if not isinstance(data, dict) or "type" not in data:
         raise ConfigError(f"{where} must be a mapping with a 'type' "
-                          f"({', '.join(losses.LOSS_TYPES)})")
+                          f"({', '.join(heads.LOSS_TYPES)})")
     loss_type = data["type"]
-    if loss_type not in losses.LOSS_TYPES:
+    if loss_type not in heads.LOSS_TYPES:
         raise ConfigError(f"{where}.type: unknown loss '{loss_type}' "
-                          f"(choose one of {', '.join(losses.LOSS_TYPES)})")
+                          f"(choose one of {', '.join(heads.LOSS_TYPES)})")
     allowed = _head_parameters(loss_type)
     options = {}
     for key, value in data.items():
@@ -239,7 +239,7 @@ def _build_loss(data, where: str) -> LossConfig:
             raise ConfigError(f"{where}: key '{key}' does not apply to {loss_type} "
                               f"(its keys: {', '.join(shown) or 'none'})")
         options[name] = _check_value(value, type(allowed[name].default), f"{where}.{key}")
-        bad = losses.option_range_error(loss_type, name, options[name])
+        bad = heads.option_range_error(loss_type, name, options[name])
         if bad:
             raise ConfigError(f"{where}.{key} is {value!r}, but {loss_type} needs it {bad}")
     return LossConfig(type=loss_type, options=options)
@@ -315,9 +315,9 @@ def _check_ranges(config: Config, source: str):
          f"optim.final_lr is {config.optim.final_lr!r}, but it must be <= optim.lr "
          f"({config.optim.lr!r}): the lr decays from lr to final_lr"),
         (not (config.optim.margin_warmup_start or config.optim.margin_warmup_epochs)
-         or config.loss.type in losses.SCHEDULED_MARGIN_TYPES,
+         or config.loss.type in heads.SCHEDULED_MARGIN_TYPES,
          f"optim.margin_warmup_start/margin_warmup_epochs apply to the additive-margin heads "
-         f"({', '.join(losses.SCHEDULED_MARGIN_TYPES)}), not to {config.loss.type}; set them "
+         f"({', '.join(heads.SCHEDULED_MARGIN_TYPES)}), not to {config.loss.type}; set them "
          f"to 0 (a_softmax has its own annealing, lambda_base)"),
     ]
     choices = [

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MFCCs of the classical baselines (conf/mfcc.conf, pytorch_modules/mfcc.py) for a data dir in
+# MFCCs of the classical baselines (conf/mfcc.conf, pytorch_modules/features/mfcc.py) for a data dir in
 # --nj parallel jobs: Kaldi arks in <mfcc-dir>, feats.scp + utt2num_frames (voiced frames) in
 # the data dir.  Give it a data dir of its own (local/run_classical_baselines.sh makes
 # data/<set>_mfcc), since feats.scp of data/<set> holds the spectrograms.  The jobs, restarts

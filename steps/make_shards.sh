@@ -3,7 +3,7 @@
 # members, each with an index of offsets), for training with data.features: shards: a corpus of
 # a million small files is then read as a few hundred large ones, front to back.  wav.scp
 # commands (VoxCeleb2's ffmpeg pipes) are decoded once, here.  --nj jobs through --cmd; job J
-# writes the shards k with k mod nj = J - 1 (pytorch_modules/shards.py).
+# writes the shards k with k mod nj = J - 1 (pytorch_modules/fileio/shards.py).
 #   <shard-dir>/shard_NNNNNN.tar(.index)   the shards
 #   <data-dir>/shards.list                 their paths, in shard order: what training reads
 # Restartable: complete shards are kept; a job is redone when wav.scp, utt2spk or the options

@@ -2,7 +2,7 @@
 # Computes the paper's 161-bin log spectrograms for a data dir in --nj parallel jobs, writing
 # Kaldi arks to <feat-dir> and feats.scp + utt2num_frames to the data dir.  With
 # --feature-type mfcc (steps/make_mfcc.sh) the same job runs the classical baselines' MFCCs
-# (pytorch_modules/mfcc.py) instead, into a data dir of their own (data/<set>_mfcc).
+# (pytorch_modules/features/mfcc.py) instead, into a data dir of their own (data/<set>_mfcc).
 #
 # Bad audio does not stop the stage: each utterance that cannot be used (missing, unreadable,
 # truncated, several channels, another sample rate, silent, ...) is named in its job's log and

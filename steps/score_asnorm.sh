@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # AS-norm scoring (adaptive symmetric score normalisation against training-speaker cohort
-# embeddings, pytorch_modules/asnorm.py) of every trial, then EER and minDCF (p_target 0.01 and
+# embeddings, pytorch_modules/scoring/asnorm.py) of every trial, then EER and minDCF (p_target 0.01 and
 # 0.001): <out-dir>/<name>.scores (enroll test score) and <out-dir>/<name>.results.
 # The cohort dir is what pytorch_modules.bin.make_cohort writes from the training set's
 # embeddings: mean.scp, xvector.scp and xvector_meansub.scp.

@@ -9,11 +9,11 @@ import kaldiio
 import numpy as np
 import pytest
 
-from pytorch_modules import asnorm as asnorm_module
-from pytorch_modules.asnorm import asnorm_score, cohort_statistics, speaker_cohort
-from pytorch_modules.embedding_io import embedding_mean, length_normalise, subtract_mean
+from pytorch_modules.scoring import asnorm as asnorm_module
+from pytorch_modules.scoring.asnorm import asnorm_score, cohort_statistics, speaker_cohort
+from pytorch_modules.fileio.embedding_io import embedding_mean, length_normalise, subtract_mean
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.scoring import cosine_score, read_results
+from pytorch_modules.scoring.cosine import cosine_score, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Augmentation of training crops (config augment:, pytorch_modules/augment.py): SNRs and noise
+"""Augmentation of training crops (config augment:, pytorch_modules/data/augment.py): SNRs and noise
 colours against their definitions, babble made of other speakers only, and every draw a
 function of (seed, epoch, step, place in the global batch)."""
 import numpy as np
@@ -7,10 +7,10 @@ import soundfile
 import torch
 
 import tiny_data
-from pytorch_modules.augment import augment, coloured_noise, reverberate, scale_to_snr
-from pytorch_modules.augment_sources import AugmentSources
+from pytorch_modules.data.augment import augment, coloured_noise, reverberate, scale_to_snr
+from pytorch_modules.data.augment_sources import AugmentSources
 from pytorch_modules.config import AugmentConfig, ConfigError, config_from_dict
-from pytorch_modules.data import CropDataset, EpochBatches, read_training_set
+from pytorch_modules.data.training_set import CropDataset, EpochBatches, read_training_set
 from pytorch_modules.errors import RecipeError
 
 SPECTROGRAM = str(tiny_data.ROOT / "conf/spectrogram.conf")
@@ -194,8 +194,8 @@ def test_augmentation_needs_on_the_fly_features_and_ranges():
 
 @pytest.mark.parametrize("speed, peak_hz", [(1.0, 1000), (1.1, 1100), (0.9, 900)])
 def test_speed_perturbation_moves_a_tone_by_its_factor(tmp_path, speed, peak_hz):
-    from pytorch_modules.audio_crops import audio_crop
-    from pytorch_modules.features import parse_options_file
+    from pytorch_modules.data.audio_crops import audio_crop
+    from pytorch_modules.features.spectrogram import parse_options_file
 
     options = parse_options_file(SPECTROGRAM)
     t = np.arange(3 * 16000) / 16000

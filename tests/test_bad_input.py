@@ -13,7 +13,7 @@ import soundfile
 import torch
 
 import tiny_data
-from pytorch_modules.data import EpochBatches
+from pytorch_modules.data.training_set import EpochBatches
 
 GOOD_SPEAKERS, GOOD_PER_SPEAKER = 2, 5
 
@@ -368,7 +368,7 @@ DISK_FULL = "no space left on device writing {ark}; free space and rerun the sta
 def test_a_full_disk_fails_the_feature_job_with_a_sentence(tmp_path, monkeypatch, capsys):
     """The writer raises ENOSPC at the second utterance, as a full disk would."""
     sources = tiny_data.good_audio_dir(tmp_path / "data", tmp_path / "audio", 1, 3)
-    from pytorch_modules import kaldi_compress
+    from pytorch_modules.fileio import kaldi_compress
     real_writer = kaldi_compress.ArkWriter
 
     class FillingWriter(real_writer):
@@ -433,7 +433,7 @@ def test_a_full_disk_fails_the_stage_and_a_rerun_finishes_it(tmp_path, small_dis
 
 
 def test_a_full_disk_while_writing_a_checkpoint_is_a_sentence_and_leaves_nothing(small_disk):
-    from pytorch_modules import checkpoints
+    from pytorch_modules.training import checkpoints
     from pytorch_modules.errors import RecipeError
     checkpoints.save_atomic({"w": torch.zeros(10)}, small_disk / "epoch_001.pt")
     target = small_disk / "epoch_002.pt"
@@ -447,7 +447,7 @@ def test_a_full_disk_while_writing_a_checkpoint_is_a_sentence_and_leaves_nothing
 
 def test_a_full_disk_while_writing_scores_is_a_sentence_and_leaves_nothing(small_disk):
     from pytorch_modules.errors import RecipeError
-    from pytorch_modules.atomic import write_lines
+    from pytorch_modules.fileio.atomic import write_lines
     target = small_disk / "vox1_o.scores"
     with pytest.raises(RecipeError, match=rf"^the disk is full: {target} could not be "
                                           rf"written; free some space and rerun this stage$"):
@@ -465,8 +465,9 @@ def test_written_outputs_have_the_mode_of_the_users_umask(tmp_path, umask, mode)
 
     from matplotlib.figure import Figure
 
-    from pytorch_modules import checkpoints, cos_histogram, plots
-    from pytorch_modules.atomic import write_lines
+    from pytorch_modules.training import checkpoints
+    from pytorch_modules.reports import cos_histogram, plots
+    from pytorch_modules.fileio.atomic import write_lines
     old = os.umask(umask)
     try:
         write_lines(tmp_path / "s.scores", ["a b 0.5"])

@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from pytorch_modules import bootstrap
+from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.metrics import (SortedTrials, compute_eer, compute_min_dcf,
+from pytorch_modules.scoring.metrics import (SortedTrials, compute_eer, compute_min_dcf,
                                      detection_error_tradeoff)
 
 repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torchaudio
 
-from pytorch_modules import classical
-from pytorch_modules.features import FeatureConfigError
-from pytorch_modules.metrics import compute_eer
-from pytorch_modules.mfcc import (Mfcc, MfccOptions, parse_mfcc_options,
+from pytorch_modules.models import classical
+from pytorch_modules.features.spectrogram import FeatureConfigError
+from pytorch_modules.scoring.metrics import compute_eer
+from pytorch_modules.features.mfcc import (Mfcc, MfccOptions, parse_mfcc_options,
                                   sliding_mean_normalise, voiced_frames)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -162,7 +162,7 @@ def test_impossible_trial_count_is_refused(tmp_path, capsys):
 
 
 def test_proxy_eer_scores_the_trials_with_the_recipes_spectrogram(corpus, monkeypatch):
-    from pytorch_modules.metrics import compute_eer
+    from pytorch_modules.scoring.metrics import compute_eer
 
     # One vector per speaker: every target scores 1 and every nontarget less, EER 0.
     def speaker_vector(spectrogram, path):

@@ -26,9 +26,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from pytorch_modules import distributed
-from pytorch_modules.data import read_training_set
-from pytorch_modules.training import Trainer
+from pytorch_modules.training import distributed
+from pytorch_modules.data.training_set import read_training_set
+from pytorch_modules.training.trainer import Trainer
 from test_training import tiny_config, write_tiny_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_modules.export import onnx_embeddings, torchscript_embeddings
+from pytorch_modules.deploy.export import onnx_embeddings, torchscript_embeddings
 from tiny_model import make_model_file, run_module
 
 NUM_BINS = 161

@@ -3,8 +3,8 @@ import kaldiio
 import numpy as np
 import pytest
 
-from pytorch_modules.fast_ark import parse_scp, read_vectors
-from pytorch_modules.kaldi_compress import ArkWriter
+from pytorch_modules.fileio.fast_ark import parse_scp, read_vectors
+from pytorch_modules.fileio.kaldi_compress import ArkWriter
 
 
 def write_vectors(directory, vectors, arks=3):

@@ -5,7 +5,7 @@ import torch
 import torchaudio
 
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.features import Spectrogram, SpectrogramOptions, parse_options_file
+from pytorch_modules.features.spectrogram import Spectrogram, SpectrogramOptions, parse_options_file
 
 
 def paper_options():

@@ -10,9 +10,9 @@ import torch
 
 import tiny_data as data_files
 
-from pytorch_modules import checkpoints
-from pytorch_modules.data import epoch_loader
-from pytorch_modules.training import Trainer
+from pytorch_modules.training import checkpoints
+from pytorch_modules.data.training_set import epoch_loader
+from pytorch_modules.training.trainer import Trainer
 from test_training import tiny_config, tiny_data  # noqa: F401  (tiny_data is a fixture)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from kaldiio.matio import write_array
 
-from pytorch_modules.features import Spectrogram, SpectrogramOptions
-from pytorch_modules.kaldi_compress import ArkWriter, bytes_per_matrix, compress
+from pytorch_modules.features.spectrogram import Spectrogram, SpectrogramOptions
+from pytorch_modules.fileio.kaldi_compress import ArkWriter, bytes_per_matrix, compress
 
 TINY = 1e-30
 

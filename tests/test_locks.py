@@ -1,5 +1,5 @@
 """Two runs never write the same data or exp dir at once: the second stops at once, naming the
-process that holds the directory, and writes nothing (utils/lock.sh, pytorch_modules/dir_lock.py)."""
+process that holds the directory, and writes nothing (utils/lock.sh, pytorch_modules/fileio/dir_lock.py)."""
 import fcntl
 import subprocess
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pytorch_modules.losses import (AMSoftmaxHead, ASoftmaxHead, DAMSoftmaxHead, SoftmaxHead,
+from pytorch_modules.heads import (AMSoftmaxHead, ASoftmaxHead, DAMSoftmaxHead, SoftmaxHead,
                                     build_head, chebyshev_cos_multiple, dynamic_margin)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from pytorch_modules.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
+from pytorch_modules.scoring.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
                                      detection_error_tradeoff)
 
 

@@ -1,13 +1,13 @@
 """On-the-fly features (config data.features: on_the_fly): training crops computed from the
 audio equal the stage-2 ark features of the same frames, read only the crop's samples, and
-bad input is refused with a sentence (pytorch_modules/audio_crops.py, data.py)."""
+bad input is refused with a sentence (pytorch_modules/data/audio_crops.py, data.py)."""
 import numpy as np
 import pytest
 import soundfile
 import torch
 
 import tiny_data
-from pytorch_modules.data import read_training_set
+from pytorch_modules.data.training_set import read_training_set
 from pytorch_modules.errors import RecipeError
 
 SPECTROGRAM = tiny_data.ROOT / "conf/spectrogram.conf"

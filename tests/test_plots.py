@@ -7,15 +7,15 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from pytorch_modules.cos_histogram import (CosThetaHistogram, bin_edges, read_histograms,
+from pytorch_modules.reports.cos_histogram import (CosThetaHistogram, bin_edges, read_histograms,
                                            write_epoch)
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.metrics import compute_eer, compute_min_dcf
-from pytorch_modules.metrics import detection_error_tradeoff
-from pytorch_modules.plots import (DetSystem, dam_margin, det_figure, det_summary,
+from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf
+from pytorch_modules.scoring.metrics import detection_error_tradeoff
+from pytorch_modules.reports.plots import (DetSystem, dam_margin, det_figure, det_summary,
                                    margin_figure, plot_cos_histograms, plot_det, plot_margin,
                                    probit, select_histograms, thin_for_drawing)
-from pytorch_modules.scoring import read_scores
+from pytorch_modules.scoring.cosine import read_scores
 from tiny_model import run_module
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from pytorch_modules.audio import load_audio
+from pytorch_modules.fileio.audio import load_audio
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The environment path.sh gives the scripts: the project on PYTHONPATH.

@@ -1,5 +1,5 @@
 """local/prepare_voxceleb2.py on tiny VoxCeleb2 trees of real m4a (AAC) files, the ffmpeg pipes
-it writes read back through pytorch_modules.audio and the feature entry point, and the wav-header
+it writes read back through pytorch_modules.fileio.audio and the feature entry point, and the wav-header
 repair that makes pipe output readable."""
 import importlib.util
 import os
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from pytorch_modules.audio import AudioError, fix_streamed_wav_sizes, load_audio
-from pytorch_modules.features import parse_options_file
+from pytorch_modules.fileio.audio import AudioError, fix_streamed_wav_sizes, load_audio
+from pytorch_modules.features.spectrogram import parse_options_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The environment path.sh gives the scripts: the project on PYTHONPATH.

@@ -7,12 +7,12 @@ import kaldiio
 import numpy as np
 import pytest
 
-from pytorch_modules import scoring
-from pytorch_modules.embedding_io import load_embeddings
+from pytorch_modules.scoring import cosine
+from pytorch_modules.fileio.embedding_io import load_embeddings
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.kaldi_data import read_trials
-from pytorch_modules.metrics import compute_eer, compute_eer_kaldi, compute_min_dcf
-from pytorch_modules.scoring import cosine_score
+from pytorch_modules.fileio.kaldi_data import read_trials
+from pytorch_modules.scoring.metrics import compute_eer, compute_eer_kaldi, compute_min_dcf
+from pytorch_modules.scoring.cosine import cosine_score
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -252,14 +252,14 @@ def test_separate_enroll_and_test_scps(tmp_path):
     assert "unlabelled" in proc.stdout
 
 
-@pytest.mark.parametrize("trials", [5, 3 * scoring.SCORE_CHUNK + 17])  # one thread; several
+@pytest.mark.parametrize("trials", [5, 3 * cosine.SCORE_CHUNK + 17])  # one thread; several
 def test_pair_scores_are_the_row_dot_products_in_trial_order(trials):
     rng = np.random.default_rng(trials)
     table = rng.normal(size=(50, 24)).astype(np.float32)
     enroll, test = rng.integers(0, 50, size=trials), rng.integers(0, 50, size=trials)
     expected = np.array([np.dot(table[e].astype(np.float64), table[t]) for e, t in
                          zip(enroll, test)])
-    got = scoring.pair_scores(table, enroll, test)
+    got = cosine.pair_scores(table, enroll, test)
     assert got.dtype == np.float64 and got.shape == (trials,)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 

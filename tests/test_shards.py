@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import tiny_data
-from pytorch_modules.data import CropDataset, ShardBatches, epoch_batches, read_training_set
+from pytorch_modules.data.training_set import CropDataset, ShardBatches, epoch_batches, read_training_set
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.shards import read_index, stream_order
+from pytorch_modules.fileio.shards import read_index, stream_order
 
 SPECTROGRAM = str(tiny_data.ROOT / "conf/spectrogram.conf")
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_modules import checkpoints, distributed
+from pytorch_modules.training import checkpoints, distributed
 from pytorch_modules.config import ConfigError, config_from_dict
-from pytorch_modules.data import read_training_set
+from pytorch_modules.data.training_set import read_training_set
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.losses import build_head
-from pytorch_modules.training import Trainer, learning_rate, lr_scale, margin_scale
+from pytorch_modules.heads import build_head
+from pytorch_modules.training.trainer import Trainer, learning_rate, lr_scale, margin_scale
 
 BINS = 161
 

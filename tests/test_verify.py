@@ -1,15 +1,17 @@
 """verify, embed and calibrate with a tiny model: the pipeline from audio files of any rate and
 channel count, the threshold sidecar, and the errors."""
+from pathlib import Path
+
 import kaldiio
 import numpy as np
 import pytest
 
-from pytorch_modules.embedding import embed, load_embedding_model
+from pytorch_modules.models.embedding import embed, load_embedding_model
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.features import Spectrogram, parse_options_file
-from pytorch_modules.kaldi_data import read_trials
-from pytorch_modules.scoring import read_scores
-from pytorch_modules.verification import (DEFAULT_FEAT_CONFIG, Embedder, operating_threshold,
+from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
+from pytorch_modules.fileio.kaldi_data import read_trials
+from pytorch_modules.scoring.cosine import read_scores
+from pytorch_modules.deploy.verification import (Embedder, operating_threshold,
                                           read_audio_file, read_threshold, threshold_path,
                                           write_threshold)
 from tiny_model import make_model_file, run_module, write_voice
@@ -41,7 +43,7 @@ def test_embedder_equals_the_recipe_pipeline(setup):
     then the network on the whole utterance."""
     import soundfile
     samples, _ = soundfile.read(setup["a"], dtype="float32")
-    feats = Spectrogram(parse_options_file(DEFAULT_FEAT_CONFIG))(samples)
+    feats = Spectrogram(parse_options_file("conf/spectrogram.conf"))(samples)
     expected = embed(load_embedding_model(setup["model"]), feats)
     got, notes = Embedder(setup["model"]).embed_file(setup["a"])
     assert notes == []
@@ -144,3 +146,22 @@ def test_embed_writes_ark_and_npy(setup, tmp_path):
     assert matrix.shape == (2, 16) and matrix.dtype == np.float32
     assert (tmp_path / "npy/ids.txt").read_text().splitlines() == [setup["a"], setup["b"]]
     np.testing.assert_allclose(matrix[0], expected, atol=1e-6)
+
+
+def test_feature_options_come_from_beside_the_model_or_its_training_config(setup, tmp_path,
+                                                                           monkeypatch):
+    """The features are found without the recipe's folders: beside the model first, then the
+    file the training config names (relative to where the recipe ran), else a sentence."""
+    make_model_file(tmp_path / "final.pt")
+    conf = tmp_path / "spectrogram.conf"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RecipeError, match=r"no feature options for .*final.pt.*--feat-config"):
+        Embedder(tmp_path / "final.pt")
+    (tmp_path / "conf").mkdir()
+    conf_named = tmp_path / "conf" / "spectrogram.conf"
+    conf_named.write_text("--sample-frequency=16000\n--frame-length=20\n--frame-shift=10\n"
+                          "--window-type=hamming\n--fft-length=320\n--normalize-mean=false\n")
+    assert Embedder(tmp_path / "final.pt").feat_config == Path("conf/spectrogram.conf")
+    conf.write_text("--sample-frequency=8000\n--frame-length=40\n--normalize-mean=false\n")
+    embedder = Embedder(tmp_path / "final.pt")
+    assert embedder.feat_config == conf and embedder.options.sample_frequency == 8000

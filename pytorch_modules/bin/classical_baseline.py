@@ -1,4 +1,4 @@
-"""Trains a classical baseline (pytorch_modules/classical.py) on the MFCCs of a training data dir
+"""Trains a classical baseline (pytorch_modules/models/classical.py) on the MFCCs of a training data dir
 and writes an embedding per utterance of each evaluation data dir, ready for cosine scoring.
 
     python -m pytorch_modules.bin.classical_baseline --system gmm_ubm \
@@ -17,10 +17,10 @@ import time
 import kaldiio
 import numpy as np
 
-from pytorch_modules import classical
-from pytorch_modules.embedding_io import write_vectors
+from pytorch_modules.models import classical
+from pytorch_modules.fileio.embedding_io import write_vectors
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.kaldi_data import read_scp_lines
+from pytorch_modules.fileio.kaldi_data import read_scp_lines
 
 PROG = "classical_baseline"
 

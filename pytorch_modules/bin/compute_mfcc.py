@@ -6,11 +6,11 @@ one wav.scp (one parallel job of steps/make_mfcc.sh).
 
 writes mfcc/raw_mfcc_train.1.ark, .scp and .utt2num_frames (voiced frames), with the same
 handling of unusable audio, killed jobs and full disks as pytorch_modules.bin.compute_spectrogram
-(pytorch_modules/feature_job.py).
+(pytorch_modules/features/feature_job.py).
 """
 from pytorch_modules.errors import run_entry_point
-from pytorch_modules.feature_job import job_main
-from pytorch_modules.mfcc import Mfcc, parse_mfcc_options
+from pytorch_modules.features.feature_job import job_main
+from pytorch_modules.features.mfcc import Mfcc, parse_mfcc_options
 
 PROG = "compute_mfcc"
 

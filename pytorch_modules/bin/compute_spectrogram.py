@@ -13,8 +13,8 @@ steps/make_spectrogram.sh applies the fraction to the whole data dir instead).  
 fails the job with a sentence saying so, and the partial ark is removed.
 """
 from pytorch_modules.errors import run_entry_point
-from pytorch_modules.feature_job import job_main
-from pytorch_modules.features import Spectrogram, parse_options_file
+from pytorch_modules.features.feature_job import job_main
+from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
 
 PROG = "compute_spectrogram"
 

@@ -16,10 +16,10 @@ import sys
 import numpy as np
 import torch
 
-from pytorch_modules.atomic import write_lines
-from pytorch_modules.embedding_io import write_vectors
+from pytorch_modules.fileio.atomic import write_lines
+from pytorch_modules.fileio.embedding_io import write_vectors
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.verification import Embedder
+from pytorch_modules.deploy.verification import Embedder
 
 PROG = "embed"
 
@@ -68,7 +68,7 @@ def main():
     parser.add_argument("--list", help="file list: 'ID PATH' or 'PATH' lines")
     parser.add_argument("--format", choices=("ark", "npy"), default="ark")
     parser.add_argument("--feat-config", help="feature options (default: spectrogram.conf beside "
-                        "the model, else conf/spectrogram.conf)")
+                        "the model, else the one its training config names)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     parser.add_argument("files", nargs="*", metavar="FILE")
     args = parser.parse_args()

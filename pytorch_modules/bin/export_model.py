@@ -18,13 +18,13 @@ import argparse
 import shutil
 from pathlib import Path
 
-from pytorch_modules.embedding import MIN_FRAMES, load_embedding_model
+from pytorch_modules.models.embedding import MIN_FRAMES, load_trained_model
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.export import (INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx,
+from pytorch_modules.deploy.export import (INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx,
                                     export_torchscript, max_differences)
-from pytorch_modules.features import parse_options_file
-from pytorch_modules.atomic import write_lines
-from pytorch_modules.verification import locate_feature_config, threshold_path
+from pytorch_modules.features.spectrogram import parse_options_file
+from pytorch_modules.fileio.atomic import write_lines
+from pytorch_modules.deploy.verification import locate_feature_config, threshold_path
 
 PROG = "export_model"
 
@@ -34,7 +34,7 @@ def main():
     parser.add_argument("--model", required=True, help="exp/<model>/final.pt")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--feat-config", help="feature options (default: spectrogram.conf beside "
-                        "the model, else conf/spectrogram.conf)")
+                        "the model, else the one its training config names)")
     parser.add_argument("--opset", type=int, default=ONNX_OPSET,
                         help=f"ONNX opset (default {ONNX_OPSET})")
     parser.add_argument("--tolerance", type=float, default=1e-4,
@@ -42,8 +42,9 @@ def main():
                         "by the check (default 1e-4)")
     args = parser.parse_args()
 
-    model = load_embedding_model(args.model)
-    feat_config = locate_feature_config(args.model, args.feat_config)
+    model, config = load_trained_model(args.model)
+    feat_config = locate_feature_config(args.model, args.feat_config,
+                                        config.data.spectrogram_config)
     num_bins = parse_options_file(feat_config).num_bins
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,10 @@ import kaldiio
 import numpy as np
 import torch
 
-from pytorch_modules import atomic
-from pytorch_modules.embedding import LAYERS, embed, load_embedding_model
+from pytorch_modules.fileio import atomic
+from pytorch_modules.models.embedding import LAYERS, embed, load_embedding_model
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.kaldi_data import read_scp_lines
+from pytorch_modules.fileio.kaldi_data import read_scp_lines
 
 PROG = "extract_embeddings"
 

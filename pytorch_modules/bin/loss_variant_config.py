@@ -13,7 +13,7 @@ import yaml
 
 from pytorch_modules.config import LossConfig, config_from_dict, load_config
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.losses import PAPER_OPTIONS, SCHEDULED_MARGIN_TYPES
+from pytorch_modules.heads import PAPER_OPTIONS, SCHEDULED_MARGIN_TYPES
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -24,7 +24,7 @@ def main():
     if args.loss not in PAPER_OPTIONS:
         raise RecipeError(f"unknown loss '{args.loss}' (choose one of {', '.join(PAPER_OPTIONS)})")
     config = load_config(args.base_config)
-    # The paper's settings of the loss (losses.PAPER_OPTIONS).
+    # The paper's settings of the loss (heads.PAPER_OPTIONS).
     config.loss = LossConfig(type=args.loss, options=dict(PAPER_OPTIONS[args.loss]))
     data = config.to_dict()
     if args.loss not in SCHEDULED_MARGIN_TYPES:

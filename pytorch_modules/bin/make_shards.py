@@ -3,7 +3,7 @@
     python -m pytorch_modules.bin.make_shards --job 1 --num-jobs 4 [--shard-size 1000] \
         [--seed 777] --config conf/spectrogram.conf data/voxceleb2_dev shards/voxceleb2_dev
 
-Job J of N writes the shards k with k mod N = J - 1 (pytorch_modules/shards.py: which
+Job J of N writes the shards k with k mod N = J - 1 (pytorch_modules/fileio/shards.py: which
 utterances a shard holds does not depend on N), decoding each utterance once from its wav.scp
 entry (a file or a command such as ffmpeg's) and storing it as 16-bit FLAC; a shard already
 complete with the same utterances is kept.  Audio that cannot be used is named and skipped, as
@@ -14,13 +14,13 @@ import argparse
 import os
 import sys
 
-from pytorch_modules.atomic import write_lines
-from pytorch_modules.audio import AudioError
+from pytorch_modules.fileio.atomic import write_lines
+from pytorch_modules.fileio.audio import AudioError
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.feature_job import usable_samples
-from pytorch_modules.features import parse_options_file
-from pytorch_modules.kaldi_data import read_scp_lines
-from pytorch_modules.shards import read_index, shard_plan, write_shard
+from pytorch_modules.features.feature_job import usable_samples
+from pytorch_modules.features.spectrogram import parse_options_file
+from pytorch_modules.fileio.kaldi_data import read_scp_lines
+from pytorch_modules.fileio.shards import read_index, shard_plan, write_shard
 
 PROG = "make_shards"
 

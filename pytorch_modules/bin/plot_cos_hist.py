@@ -5,14 +5,14 @@
     python -m pytorch_modules.bin.plot_cos_hist --out am_vs_dam.png --epochs 40 \
         AM=exp/demo_am/cos_theta_hist.tsv DAM=exp/demo_dam/cos_theta_hist.tsv
 
-Each input is [LABEL=]FILE in the format of pytorch_modules/cos_histogram.py (`epoch bin_lo
+Each input is [LABEL=]FILE in the format of pytorch_modules/reports/cos_histogram.py (`epoch bin_lo
 bin_hi count` lines).  --epochs picks the epochs drawn (default: with one file, up to six
 spread from the first to the last; with several, the last epoch of each).
 """
 import argparse
 
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.plots import plot_cos_histograms, select_histograms
+from pytorch_modules.reports.plots import plot_cos_histograms, select_histograms
 
 PROG = "plot_cos_hist"
 

@@ -13,9 +13,9 @@ import argparse
 import os
 
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.kaldi_data import read_trials
-from pytorch_modules.plots import DetSystem, labelled_path, plot_det
-from pytorch_modules.scoring import read_scores
+from pytorch_modules.fileio.kaldi_data import read_trials
+from pytorch_modules.reports.plots import DetSystem, labelled_path, plot_det
+from pytorch_modules.scoring.cosine import read_scores
 
 PROG = "plot_det"
 

@@ -11,11 +11,11 @@ draws the constant margin alone.
 import argparse
 import os
 
-from pytorch_modules import checkpoints
+from pytorch_modules.training import checkpoints
 from pytorch_modules.config import config_from_dict, load_config
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.losses import PAPER_OPTIONS
-from pytorch_modules.plots import dam_margin, plot_margin
+from pytorch_modules.heads import PAPER_OPTIONS
+from pytorch_modules.reports.plots import dam_margin, plot_margin
 
 PROG = "plot_margin"
 

@@ -8,7 +8,7 @@ Each row names its trial list and trial count; a set whose speakers the training
 holds (Vox1-E/H when training on VoxCeleb1 dev) is marked "trained-on-test".
 EER and minDCF carry their 95% bootstrap interval in brackets when the file has one.  "EER" is
 the interpolated crossing of the DET curve, "EER Kaldi" the value of Kaldi's compute-eer
-(pytorch_modules/metrics.py); they differ by up to about one target trial's share.  Rows of
+(pytorch_modules/scoring/metrics.py); they differ by up to about one target trial's share.  Rows of
 --baselines (the classical systems scored on the same trials) follow, without a paper column
 value: the paper's figures belong to the model's rows.
 """
@@ -16,7 +16,7 @@ import argparse
 import os
 
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.scoring import read_results
+from pytorch_modules.scoring.cosine import read_results
 
 PROG = "results_table"
 # (results-file key, column heading); the file path comes first so rows of models differ.

@@ -12,14 +12,14 @@ eer_percent, min_dcf_p0.01, min_dcf_p0.001, eer_threshold; only name and trials 
 carry no target/nontarget labels), both by rename, and prints one summary line.
 
 Each metric comes with a 95% interval from a speaker-level bootstrap (pytorch_modules/
-bootstrap.py): --utt2spk (by default the utt2spk beside the trials, as in data/vox1_o/) names
+scoring/bootstrap.py): --utt2spk (by default the utt2spk beside the trials, as in data/vox1_o/) names
 the speaker of every trial id, and test speakers are resampled; without one (SITW, whose test
 files have no speaker labels) the enrollment models are.  The
 results then add <metric>_ci_low, <metric>_ci_high and bootstrap_{unit,clusters,replicates,seed}.
 
 --mean-scp subtracts the average of its embeddings (the training set's, or the one-entry
 mean.scp of pytorch_modules.bin.make_cohort) from every embedding before length-normalisation.
---cohort-scp turns on AS-norm (pytorch_modules/asnorm.py) against that cohort: one embedding
+--cohort-scp turns on AS-norm (pytorch_modules/scoring/asnorm.py) against that cohort: one embedding
 per training speaker as make_cohort writes it, or, with --cohort-spk2utt, a training set's
 utterance embeddings averaged per speaker here.  A precomputed cohort is used as it is: build
 it with the same mean subtraction (make_cohort's xvector_meansub.scp goes with its mean.scp).
@@ -30,14 +30,14 @@ import os
 
 import numpy as np
 
-from pytorch_modules import bootstrap
-from pytorch_modules.asnorm import DEFAULT_TOP_N, asnorm_score, effective_top_n, speaker_cohort
-from pytorch_modules.atomic import write_lines
-from pytorch_modules.bootstrap import DEFAULT_REPLICATES, DEFAULT_SEED
-from pytorch_modules.embedding_io import embedding_mean, load_embeddings, load_table
+from pytorch_modules.scoring import bootstrap
+from pytorch_modules.scoring.asnorm import DEFAULT_TOP_N, asnorm_score, effective_top_n, speaker_cohort
+from pytorch_modules.fileio.atomic import write_lines
+from pytorch_modules.scoring.bootstrap import DEFAULT_REPLICATES, DEFAULT_SEED
+from pytorch_modules.fileio.embedding_io import embedding_mean, load_embeddings, load_table
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.kaldi_data import read_scp_lines, read_trials
-from pytorch_modules.scoring import cosine_score, evaluate, summary_line
+from pytorch_modules.fileio.kaldi_data import read_scp_lines, read_trials
+from pytorch_modules.scoring.cosine import cosine_score, evaluate, summary_line
 
 PROG = "score"
 

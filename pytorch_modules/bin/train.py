@@ -5,7 +5,7 @@
 
 Continues from the newest checkpoint in EXP_DIR/checkpoints when there is one, and writes
 EXP_DIR/final.pt (the embedding network alone) when training is complete.  Under torchrun every
-process trains on its share of each batch (pytorch_modules/distributed.py); steps/train.sh
+process trains on its share of each batch (pytorch_modules/training/distributed.py); steps/train.sh
 builds the torchrun command.
 """
 import argparse
@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
-from pytorch_modules import dir_lock, distributed
+from pytorch_modules.fileio import dir_lock
+from pytorch_modules.training import distributed
 from pytorch_modules.config import load_config
-from pytorch_modules.data import read_training_set
+from pytorch_modules.data.training_set import read_training_set
 from pytorch_modules.errors import run_entry_point
-from pytorch_modules.training import Trainer, write_config_copy
+from pytorch_modules.training.trainer import Trainer, write_config_copy
 
 
 def main():

@@ -12,7 +12,7 @@ The threshold is read from the model's sidecar (exp/demo_dam/final.threshold, wr
 pytorch_modules.bin.calibrate) unless --threshold gives one.  Audio of any length, sample rate
 and channel count is taken: several channels are mixed down and other rates resampled to the
 features' rate (notes on stderr).  The features are the training features (--feat-config,
-default: spectrogram.conf beside the model, else conf/spectrogram.conf).
+default: spectrogram.conf beside the model, else the one its training config names).
 """
 import argparse
 import sys
@@ -20,7 +20,7 @@ import sys
 import torch
 
 from pytorch_modules.errors import run_entry_point
-from pytorch_modules.verification import Embedder, cosine, read_threshold, threshold_path
+from pytorch_modules.deploy.verification import Embedder, cosine, read_threshold, threshold_path
 
 PROG = "verify"
 
@@ -43,7 +43,7 @@ def main():
     parser.add_argument("--threshold", type=float,
                         help="accept when score >= this (default: the model's .threshold sidecar)")
     parser.add_argument("--feat-config", help="feature options (default: spectrogram.conf beside "
-                        "the model, else conf/spectrogram.conf)")
+                        "the model, else the one its training config names)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     parser.add_argument("enroll_audio")
     parser.add_argument("test_audio")

@@ -1,4 +1,4 @@
-"""MFCC front-end of the classical baselines (pytorch_modules/classical.py), as Kaldi's
+"""MFCC front-end of the classical baselines (pytorch_modules/models/classical.py), as Kaldi's
 voxceleb/v1 recipe computes it: MFCCs with deltas and an energy voice-activity detector that
 keeps only the voiced frames.
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from pytorch_modules.features import FeatureConfigError, parse_options
+from pytorch_modules.features.spectrogram import FeatureConfigError, parse_options
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The Kaldi tables the recipe's Python code reads: scp and other key-value tables, spk2utt and
 trials.  Each error names the file and line and says what to do.  NumPy and the standard library
 only (no torch).  (utils/data_dir.py, the standard-library tool behind the utils/ scripts,
-validates, fixes and splits whole data dirs; pytorch_modules/data_prep.py writes them.)
+validates, fixes and splits whole data dirs; pytorch_modules/data/corpus_prep.py writes them.)
 """
 import sys
 

@@ -2,7 +2,7 @@
 
 Both take log-spectrogram batches `feats` of shape (batch, bins, frames), float32, with any
 number of frames (at least MIN_FRAMES; pad shorter input by repeating it, as
-pytorch_modules/embedding.py does), and return `embedding` (batch, embedding_dim).  The
+pytorch_modules/models/embedding.py does), and return `embedding` (batch, embedding_dim).  The
 features must be the training features: the export dir keeps a copy of spectrogram.conf.
 
 The network is exported in eval mode: its BatchNorm layers (the embedding BatchNorm too) use the
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pytorch_modules.embedding import MIN_FRAMES
+from pytorch_modules.models.embedding import MIN_FRAMES
 
 ONNX_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "feats", "embedding"

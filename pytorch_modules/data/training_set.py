@@ -1,5 +1,5 @@
 """Training data: random fixed-length crops of features read on demand through feats.scp, or
-computed from the audio through wav.scp (data.features: on_the_fly, pytorch_modules/audio_crops.py).
+computed from the audio through wav.scp (data.features: on_the_fly, pytorch_modules/data/audio_crops.py).
 
 Only the scp index (utterance -> ark offset or audio file) and the frame counts are held in
 memory, so memory does not grow with the corpus; every crop is read when needed.
@@ -17,11 +17,12 @@ import kaldiio
 import numpy as np
 import torch
 
-from pytorch_modules import audio_crops, augment, shards
-from pytorch_modules.augment_sources import AugmentSources, read_lists
+from pytorch_modules.data import audio_crops, augment
+from pytorch_modules.fileio import shards
+from pytorch_modules.data.augment_sources import AugmentSources, read_lists
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.features import SpectrogramOptions
-from pytorch_modules.kaldi_data import read_scp_lines
+from pytorch_modules.features.spectrogram import SpectrogramOptions
+from pytorch_modules.fileio.kaldi_data import read_scp_lines
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from pytorch_modules.atomic import written_whole
+from pytorch_modules.fileio.atomic import written_whole
 from pytorch_modules.errors import RecipeError
 
 _NAME = re.compile(r"^epoch_(\d{3,})(?:_step_(\d{6,}))?\.pt$")

@@ -1,4 +1,4 @@
-"""Classical speaker-verification baselines on MFCCs (pytorch_modules/mfcc.py), each a fixed-size
+"""Classical speaker-verification baselines on MFCCs (pytorch_modules/features/mfcc.py), each a fixed-size
 vector per utterance that is scored by cosine like the neural embeddings:
 
   mfcc_stats_lda  the mean and standard deviation of the utterance's MFCC frames, projected by
@@ -24,7 +24,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.mixture import GaussianMixture
 
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.mfcc import sliding_mean_normalise
+from pytorch_modules.features.mfcc import sliding_mean_normalise
 
 SYSTEMS = ("mfcc_stats_lda", "gmm_ubm")
 

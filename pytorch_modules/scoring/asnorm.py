@@ -17,10 +17,10 @@ off every embedding (cohort, enrollment and test alike) before length-normalisat
 """
 import numpy as np
 
-from pytorch_modules.embedding_io import iter_embeddings, length_normalise
+from pytorch_modules.fileio.embedding_io import iter_embeddings, length_normalise
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.kaldi_data import read_spk2utt
-from pytorch_modules.scoring import row_cosines, trial_rows
+from pytorch_modules.fileio.kaldi_data import read_spk2utt
+from pytorch_modules.scoring.cosine import row_cosines, trial_rows
 
 DEFAULT_TOP_N = 300
 # Embeddings scored against the whole cohort per step: 4096 x 6000 float32 scores is 94 MiB,

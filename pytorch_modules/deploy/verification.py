@@ -4,12 +4,12 @@ and accept/reject decisions out (pytorch_modules.bin.verify, .embed, .calibrate)
 Audio goes through the training features exactly: the file is read with libsndfile (wav, flac,
 ogg, mp3, ...), mixed down to mono when it has several channels, resampled to the feature
 config's rate (16 kHz for the paper's features) when it has another, then turned into the same
-161-bin log spectrogram as in training (pytorch_modules/features.py) and embedded whole.
+161-bin log spectrogram as in training (pytorch_modules/features/spectrogram.py) and embedded whole.
 
 The decision threshold lives next to the model in a small `key value` sidecar,
 `<model without .pt>.threshold` (exp/m/final.threshold for exp/m/final.pt), written by
 pytorch_modules.bin.calibrate from scores of development trials; a trial is accepted when its
-cosine score is >= the threshold (the convention of pytorch_modules/metrics.py).
+cosine score is >= the threshold (the convention of pytorch_modules/scoring/metrics.py).
 """
 import re
 from pathlib import Path
@@ -17,22 +17,20 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from pytorch_modules.audio import resample
-from pytorch_modules.embedding import embed, load_embedding_model
+from pytorch_modules.fileio.audio import resample
+from pytorch_modules.models.embedding import embed, load_trained_model
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.features import Spectrogram, parse_options_file
-from pytorch_modules.metrics import compute_eer, compute_min_dcf
+from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
+from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf
 
-RECIPE_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_FEAT_CONFIG = RECIPE_ROOT / "conf" / "spectrogram.conf"
 FEAT_CONFIG_NAME = "spectrogram.conf"
 THRESHOLD_SUFFIX = ".threshold"
 
 
-def locate_feature_config(model_path, feat_config=None) -> Path:
+def locate_feature_config(model_path, feat_config=None, trained_with=None) -> Path:
     """The feature options a model was trained with: --feat-config when given, else a
-    spectrogram.conf next to the model (an exported model dir keeps one), else the recipe's
-    conf/spectrogram.conf."""
+    spectrogram.conf next to the model (an exported model dir keeps one), else the file its
+    training config names (data.spectrogram_config, relative to the recipe dir it ran in)."""
     if feat_config is not None:
         path = Path(feat_config)
         if not path.is_file():
@@ -40,7 +38,13 @@ def locate_feature_config(model_path, feat_config=None) -> Path:
                               f"spectrogram.conf the model was trained with.")
         return path
     beside = Path(model_path).parent / FEAT_CONFIG_NAME
-    return beside if beside.is_file() else DEFAULT_FEAT_CONFIG
+    if beside.is_file():
+        return beside
+    if trained_with is not None and Path(trained_with).is_file():
+        return Path(trained_with)
+    raise RecipeError(f"no feature options for {model_path}: there is no {FEAT_CONFIG_NAME} "
+                      f"beside it, and its training config's {trained_with} is not here; give "
+                      f"--feat-config with the spectrogram.conf the model was trained with.")
 
 
 def read_audio_file(path, sample_rate):
@@ -74,8 +78,9 @@ class Embedder:
 
     def __init__(self, model_path, feat_config=None):
         self.model_path = Path(model_path)
-        self.model = load_embedding_model(self.model_path)
-        self.feat_config = locate_feature_config(self.model_path, feat_config)
+        self.model, config = load_trained_model(self.model_path)
+        self.feat_config = locate_feature_config(self.model_path, feat_config,
+                                                 config.data.spectrogram_config)
         self.options = parse_options_file(self.feat_config)
         self.spectrogram = Spectrogram(self.options)
 

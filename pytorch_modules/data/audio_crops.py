@@ -2,7 +2,7 @@
 
 Only the crop's samples are read: soundfile seeks to the crop's first sample and reads the
 window_samples + (crop_frames - 1) * shift_samples samples its frames cover, so a 2-s crop of a
-60-s file reads 2 s.  The features are the recipe's own Spectrogram (pytorch_modules/features.py,
+60-s file reads 2 s.  The features are the recipe's own Spectrogram (pytorch_modules/features/spectrogram.py,
 the options of conf/spectrogram.conf), so on clean audio a crop equals the ark features of the
 same frames: frame i of an utterance covers samples [i * shift, i * shift + window), whether the
 utterance or the crop is analysed.  An utterance shorter than the crop is read whole and its
@@ -13,9 +13,9 @@ import dataclasses
 import numpy as np
 import soundfile
 
-from pytorch_modules import audio, shards
+from pytorch_modules.fileio import audio, shards
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.features import Spectrogram, SpectrogramOptions, parse_options_file
+from pytorch_modules.features.spectrogram import Spectrogram, SpectrogramOptions, parse_options_file
 
 
 def check_source(utt: str, source: str, wav_scp: str) -> None:

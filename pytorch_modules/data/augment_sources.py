@@ -1,4 +1,4 @@
-"""The material augmentation mixes into a training crop (pytorch_modules/augment.py): room
+"""The material augmentation mixes into a training crop (pytorch_modules/data/augment.py): room
 impulse responses, noise, music and babble, read from the file lists a config names
 (augment.rir_list, noise_list, music_list, babble_list), or, for babble without a list, other
 training speakers' utterances.  Each file is read only for the stretch a crop needs."""
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import soundfile
 
-from pytorch_modules import audio_crops
+from pytorch_modules.data import audio_crops
 from pytorch_modules.errors import RecipeError
 
 # config key -> what its files are, for messages, and how to make the list.

@@ -8,9 +8,9 @@ import os
 import kaldiio
 import numpy as np
 
-from pytorch_modules import fast_ark
+from pytorch_modules.fileio import fast_ark
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.kaldi_data import read_spk2utt
+from pytorch_modules.fileio.kaldi_data import read_spk2utt
 
 
 def _scp_keys(scp_path):

@@ -11,10 +11,10 @@ import os
 import sys
 import time
 
-from pytorch_modules import atomic, kaldi_compress
-from pytorch_modules.audio import AudioError, load_audio, rms_dbfs
+from pytorch_modules.fileio import atomic, kaldi_compress
+from pytorch_modules.fileio.audio import AudioError, load_audio, rms_dbfs
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.kaldi_data import read_scp_lines
+from pytorch_modules.fileio.kaldi_data import read_scp_lines
 
 
 def job_main(prog: str, description: str, make_extractor) -> None:

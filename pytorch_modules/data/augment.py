@@ -2,7 +2,7 @@
 trains without; every recipe in use today adds noise, as Kaldi's voxceleb v2 and WeSpeaker do).
 
 Each kind is applied to a crop with its own probability, before the spectrogram
-(pytorch_modules/audio_crops.py), so it needs on-the-fly features:
+(pytorch_modules/data/audio_crops.py), so it needs on-the-fly features:
   speed   tempo and pitch changed together by a factor from speed_factors (0.9 and 1.1, as
           Kaldi's and WeSpeaker's speed perturbation; here the speaker label is kept), by
           reading that many times the crop's samples and resampling them (audio_crops.py);

@@ -8,7 +8,7 @@ size locate the member's bytes in the tar.  The index is written last, by rename
 an index is complete.  Which utterances go into which shard is fixed by a seeded shuffle of the
 whole set (each shard mixes speakers) and does not depend on the number of jobs.
 
-Reading (ShardBatches, data.py): the training plan is made from the indexes alone: each epoch
+Reading (ShardBatches, data/training_set.py): the training plan is made from the indexes alone: each epoch
 takes the shards in a seeded order, streams their members in tar order through a shuffle buffer
 (its size: data.shuffle_buffer), and cuts the output into batches.  The plan is a function of
 (seed, epoch), so a run resumed mid-epoch sees the same batches; reads follow the stream, so each
@@ -21,7 +21,7 @@ import tarfile
 import numpy as np
 import soundfile
 
-from pytorch_modules.atomic import write_lines
+from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.errors import RecipeError
 
 

@@ -1,6 +1,6 @@
 """The training loop: SGD over random crops, a per-step learning-rate rule, checkpoints.
 
-Resuming is exact: the data order and crops are functions of (seed, epoch, step) (data.py), and
+Resuming is exact: the data order and crops are functions of (seed, epoch, step) (data/training_set.py), and
 a checkpoint holds the model, the head, the optimizer, the position and the RNG states, so a run
 continued from a checkpoint computes the same updates as one that never stopped.
 
@@ -18,12 +18,12 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from pytorch_modules import checkpoints, distributed
-from pytorch_modules.cos_histogram import CosThetaHistogram, write_epoch
+from pytorch_modules.training import checkpoints, distributed
+from pytorch_modules.reports.cos_histogram import CosThetaHistogram, write_epoch
 from pytorch_modules.config import Config
-from pytorch_modules.data import TrainingSet, epoch_batches, epoch_loader
+from pytorch_modules.data.training_set import TrainingSet, epoch_batches, epoch_loader
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.losses import SCHEDULED_MARGIN_TYPES, HeadOutput, build_head
+from pytorch_modules.heads import SCHEDULED_MARGIN_TYPES, HeadOutput, build_head
 from pytorch_modules.models import build_model
 
 

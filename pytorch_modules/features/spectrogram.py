@@ -39,7 +39,7 @@ class SpectrogramOptions:
     log_floor: float = 1e-10          # power floor before the log: digital silence stays finite
     normalize_mean: bool = True       # per-utterance mean normalisation
     normalize_variance: bool = False
-    # Which audio is used (pytorch_modules/feature_job.py):
+    # Which audio is used (pytorch_modules/features/feature_job.py):
     allow_resample: bool = False      # resample other rates to sample_frequency, else refuse them
     min_rms_dbfs: float = -80.0       # quieter utterances are skipped as silent; -inf keeps all
 

@@ -2,9 +2,9 @@
 import numpy as np
 import torch
 
-from pytorch_modules import checkpoints
-from pytorch_modules.config import config_from_dict
-from pytorch_modules.data import crop_or_pad
+from pytorch_modules.training import checkpoints
+from pytorch_modules.config import Config, config_from_dict
+from pytorch_modules.data.training_set import crop_or_pad
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.models import ResCNN, build_model
 
@@ -13,9 +13,10 @@ from pytorch_modules.models import ResCNN, build_model
 MIN_FRAMES = 32
 
 
-def load_embedding_model(path, device="cpu") -> ResCNN:
+def load_trained_model(path, device="cpu") -> tuple[ResCNN, Config]:
     """The embedding network of a final.pt (or of a training checkpoint), in eval mode on
-    `device`; loaded with weights_only=True, so the file cannot run code."""
+    `device`, and the training config it was trained with; loaded with weights_only=True, so
+    the file cannot run code."""
     state = checkpoints.load(path)
     if not isinstance(state, dict) or not {"model", "config"} <= state.keys():
         raise RecipeError(f"{path} is not a model written by training (it lacks the 'model' "
@@ -23,7 +24,12 @@ def load_embedding_model(path, device="cpu") -> ResCNN:
     config = config_from_dict(state["config"], source=str(path))
     model = build_model(config.model)
     model.load_state_dict(state["model"])
-    return model.to(device).eval()
+    return model.to(device).eval(), config
+
+
+def load_embedding_model(path, device="cpu") -> ResCNN:
+    """The embedding network alone (load_trained_model)."""
+    return load_trained_model(path, device)[0]
 
 
 # Which vector of the network is the embedding: the output of the embedding BatchNorm (bn, the

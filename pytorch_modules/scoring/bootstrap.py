@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.metrics import SortedTrials, compute_eer, compute_min_dcf
+from pytorch_modules.scoring.metrics import SortedTrials, compute_eer, compute_min_dcf
 
 DEFAULT_REPLICATES = 1000
 DEFAULT_SEED = 7

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import torch
 
-from pytorch_modules.atomic import written_whole
+from pytorch_modules.fileio.atomic import written_whole
 from pytorch_modules.errors import RecipeError
 
 NUM_BINS = 100

@@ -11,11 +11,11 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pytorch_modules.atomic import written_whole
-from pytorch_modules.cos_histogram import read_histograms
+from pytorch_modules.fileio.atomic import written_whole
+from pytorch_modules.reports.cos_histogram import read_histograms
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.losses import dynamic_margin
-from pytorch_modules.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
+from pytorch_modules.heads import dynamic_margin
+from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
 
 # NIST's DET axes: error rates on the normal-deviate (probit) scale, ticks in percent.
 DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
@@ -150,7 +150,7 @@ def am_margin(cos, margin):
 
 
 def dam_margin(cos, margin, lam):
-    """DAM-Softmax's dynamic margin (losses.dynamic_margin) of numbers or arrays, as float64."""
+    """DAM-Softmax's dynamic margin (heads.dynamic_margin) of numbers or arrays, as float64."""
     return dynamic_margin(torch.as_tensor(np.asarray(cos, dtype=np.float64)), margin, lam).numpy()
 
 

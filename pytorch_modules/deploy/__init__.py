@@ -1,0 +1,1 @@
+"""Using a trained model outside the recipe: verification of audio files and export to TorchScript and ONNX."""

@@ -1,0 +1,1 @@
+"""Reports: DET curves, cosine histograms and margin plots."""

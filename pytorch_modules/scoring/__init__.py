@@ -1,0 +1,1 @@
+"""Scoring: cosine scores, AS-norm, EER/minDCF and bootstrap intervals."""
