@@ -15,7 +15,7 @@ import yaml
 
 from pytorch_modules import heads
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.models.rescnn import INPUT_NORMS, POOLINGS
+from pytorch_modules.models import BACKBONES, INPUT_NORMS, POOLINGS
 
 # Where training crops come from (pytorch_modules/data/training_set.py reads them accordingly).
 FEATURE_SOURCES = ("precomputed", "on_the_fly", "shards")
@@ -34,6 +34,7 @@ AMP_MODES = ("none", "bf16", "fp16")
 
 @dataclass
 class ModelConfig:
+    type: str = "rescnn"          # the backbone (models.BACKBONES); the keys below are ResCNN's
     widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])  # ours: not given
     blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     embedding_dim: int = 1024
@@ -222,11 +223,11 @@ def _head_parameters(loss_type: str) -> dict:
 def _build_loss(data, where: str) -> LossConfig:
     if not isinstance(data, dict) or "type" not in data:
         raise ConfigError(f"{where} must be a mapping with a 'type' "
-                          f"({', '.join(heads.LOSS_TYPES)})")
+                          f"({', '.join(heads.HEADS)})")
     loss_type = data["type"]
-    if loss_type not in heads.LOSS_TYPES:
+    if loss_type not in heads.HEADS:
         raise ConfigError(f"{where}.type: unknown loss '{loss_type}' "
-                          f"(choose one of {', '.join(heads.LOSS_TYPES)})")
+                          f"(choose one of {', '.join(heads.HEADS)})")
     allowed = _head_parameters(loss_type)
     options = {}
     for key, value in data.items():
@@ -315,12 +316,13 @@ def _check_ranges(config: Config, source: str):
          f"optim.final_lr is {config.optim.final_lr!r}, but it must be <= optim.lr "
          f"({config.optim.lr!r}): the lr decays from lr to final_lr"),
         (not (config.optim.margin_warmup_start or config.optim.margin_warmup_epochs)
-         or config.loss.type in heads.SCHEDULED_MARGIN_TYPES,
+         or heads.HEADS[config.loss.type].SCHEDULED_MARGIN,
          f"optim.margin_warmup_start/margin_warmup_epochs apply to the additive-margin heads "
          f"({', '.join(heads.SCHEDULED_MARGIN_TYPES)}), not to {config.loss.type}; set them "
          f"to 0 (a_softmax has its own annealing, lambda_base)"),
     ]
     choices = [
+        ("model.type", config.model.type, tuple(BACKBONES)),
         ("model.pooling", config.model.pooling, POOLINGS),
         ("model.input_norm", config.model.input_norm, INPUT_NORMS),
         ("data.features", config.data.features, FEATURE_SOURCES),

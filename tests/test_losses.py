@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from pytorch_modules.heads import (AMSoftmaxHead, ASoftmaxHead, DAMSoftmaxHead, SoftmaxHead,
-                                    build_head, chebyshev_cos_multiple, dynamic_margin)
+                                   build_head, dynamic_margin)
+from pytorch_modules.heads.a_softmax import chebyshev_cos_multiple
+from pytorch_modules.heads.base import CosineHead, HeadOutput
 
 
 def unit_weight_head(head):
@@ -143,6 +145,43 @@ def test_unknown_loss_and_bad_options_are_refused():
         build_head("dam_softmax", 4, 2, lam=0.0)
     with pytest.raises(ValueError, match="integer margin"):
         build_head("a_softmax", 4, 2, margin=1.5)
+
+
+class _ArcFaceLikeHead(CosineHead):
+    """A head defined outside the package, as a user's new file would define one."""
+    PAPER_OPTIONS = {"margin": 0.3}
+    OPTION_RANGES = {"margin": (lambda v: 0 <= v < 1, "in [0, 1)")}
+    SCHEDULED_MARGIN = True
+
+    def __init__(self, embedding_dim, num_classes, margin: float = 0.3):
+        super().__init__(embedding_dim, num_classes)
+        self.margin = margin
+        self.register_buffer("margin_scale", torch.ones(()), persistent=False)
+
+    def forward(self, x, labels):
+        cos = self.cosines(x)
+        target = cos.gather(1, labels[:, None]).squeeze(1)
+        phi = torch.cos(torch.acos(target.clamp(-1 + 1e-6, 1 - 1e-6)) + self.margin)
+        logits = 30 * self.replace_target(cos, labels, phi)
+        return HeadOutput(F.cross_entropy(logits, labels), logits, target.detach())
+
+
+def test_a_new_head_is_one_class_and_one_registry_entry(monkeypatch):
+    """The config, its checks and build_head read the registry: registering a class is all a
+    new head needs (its options come from its signature, their ranges from OPTION_RANGES)."""
+    from pytorch_modules import heads
+    from pytorch_modules.config import ConfigError, config_from_dict
+    monkeypatch.setitem(heads.HEADS, "arc_like", _ArcFaceLikeHead)
+    config = config_from_dict({"loss": {"type": "arc_like", "margin": 0.25},
+                               "optim": {"margin_warmup_epochs": 1}})
+    assert config.loss.options == {"margin": 0.25}
+    head = build_head(config.loss.type, 8, 3, **config.loss.options)
+    out = head(torch.randn(4, 8), torch.tensor([0, 1, 2, 0]))
+    assert isinstance(head, _ArcFaceLikeHead) and out.logits.shape == (4, 3)
+    with pytest.raises(ConfigError, match=r"loss.margin is 1.5, but arc_like needs it in \[0, 1\)"):
+        config_from_dict({"loss": {"type": "arc_like", "margin": 1.5}})
+    with pytest.raises(ConfigError, match="key 'scale' does not apply to arc_like"):
+        config_from_dict({"loss": {"type": "arc_like", "scale": 30}})
 
 
 # -- local/compare_losses.sh's configs ------------------------------------------------------

@@ -100,3 +100,35 @@ def test_utterance_mean_normalisation_removes_a_fixed_channel_and_none_keeps_it(
                        input_norm=norm).eval()
         with torch.no_grad():
             assert torch.allclose(model(feats), model(feats + channel), atol=1e-5) == same
+
+
+class _MeanPoolBackbone(nn.Module):
+    """A backbone defined outside the package, as a user's new file would define one."""
+
+    def __init__(self, embedding_dim, input_bins):
+        super().__init__()
+        self.embedding_dim = embedding_dim
+        self.fc = nn.Linear(input_bins, embedding_dim)
+
+    @classmethod
+    def from_config(cls, m):
+        return cls(m.embedding_dim, m.input_bins)
+
+    def forward(self, feats):
+        return self.fc(feats.mean(dim=2))
+
+
+def test_the_backbone_is_picked_by_model_type_from_the_registry(monkeypatch):
+    """`model.type` names a BACKBONES entry: the config check and build_model read the registry,
+    so a new backbone is a class and one entry; an unknown type is refused by name."""
+    from pytorch_modules import models
+    from pytorch_modules.config import ConfigError, config_from_dict
+    assert isinstance(models.build_model(config_from_dict({}).model), ResCNN)
+    monkeypatch.setitem(models.BACKBONES, "mean_pool", _MeanPoolBackbone)
+    config = config_from_dict({"model": {"type": "mean_pool", "embedding_dim": 16,
+                                         "input_bins": 20}})
+    model = models.build_model(config.model)
+    assert isinstance(model, _MeanPoolBackbone)
+    assert model(torch.randn(3, 20, 50)).shape == (3, 16)
+    with pytest.raises(ConfigError, match="model.type must be one of rescnn, mean_pool, got 'tdnn'"):
+        config_from_dict({"model": {"type": "tdnn"}})

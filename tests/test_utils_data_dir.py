@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -334,3 +335,25 @@ def test_combine_refuses_sources_that_disagree(tmp_path):
     result = tool("combine_data.sh", tmp_path / "all", a, b)
     assert result.returncode == 1
     assert "wav.scp:1: spk1-u1 differs from its line in another source" in result.stderr
+
+
+def test_the_tools_run_with_the_system_python_and_no_environment(tmp_path):
+    """Like Kaldi's utils/, the data-dir tools need neither the virtual environment nor path.sh:
+    the shell wrappers put the recipe's (standard-library) format module on PYTHONPATH
+    themselves; a bare .py tool without it says what to run instead of a traceback."""
+    data = make_data_dir(tmp_path / "d")
+    # The interpreter the environment was made from, without the environment.
+    cfg = dict(line.split(" = ", 1) for line in
+               (Path(sys.prefix) / "pyvenv.cfg").read_text().splitlines() if " = " in line)
+    bare = {"PATH": f"{cfg['home']}:/usr/bin:/bin", "LC_ALL": "C"}
+    result = subprocess.run([str(UTILS / "validate_data_dir.sh"), "--no-wav", str(data)],
+                            env=bare, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    write(data / "utt2spk", read(data / "utt2spk")[::-1])
+    result = subprocess.run([str(UTILS / "validate_data_dir.sh"), "--no-wav", str(data)],
+                            env=bare, capture_output=True, text=True)
+    assert result.returncode == 1 and "C order" in result.stderr
+    result = subprocess.run([str(UTILS / "filter_scp.py"), str(data / "utt2spk")], env=bare,
+                            input="", capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "run `. ./path.sh` in the recipe dir first" in result.stderr

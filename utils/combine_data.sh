@@ -5,4 +5,4 @@
 #
 #   usage: utils/combine_data.sh <dest-data-dir> <src-data-dir> [<src-data-dir> ...]
 # Implemented in utils/data_dir.py (standard-library Python).
-exec python3 "$(dirname "${BASH_SOURCE[0]}")/data_dir.py" combine "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" combine "$@"

@@ -30,11 +30,18 @@ import os
 import shutil
 import sys
 
-# A sibling module: this script's folder is on sys.path when it runs.
-from kaldi_files import (PER_UTT_FILES, SPECS, TEXT, DataError, c_key, c_sorted, first_few,
-                         input_name, iter_lines, line_problem, open_input, plural, read_ids,
-                         read_spk2utt, read_utt2spk, scan_file, spk2utt_lines, spk2utt_of,
-                         summarize, write_atomic, write_stdout)
+try:  # the recipe root is on PYTHONPATH: path.sh and utils/data_dir.sh put it there
+    from pytorch_modules.errors import RecipeError
+    from pytorch_modules.fileio.atomic import write_lines
+    from pytorch_modules.fileio.kaldi_data import (PER_UTT_FILES, SPECS, TEXT, DataError, c_key,
+                                                   c_sorted, first_few, input_name, iter_lines,
+                                                   line_problem, open_input, plural, read_ids,
+                                                   read_spk2utt, read_utt2spk, scan_file,
+                                                   spk2utt_lines, spk2utt_of, summarize,
+                                                   write_stdout)
+except ModuleNotFoundError as missing:
+    sys.exit(f"{sys.argv[0]}: cannot import {missing.name}: run `. ./path.sh` in the recipe "
+             f"dir first (it puts the recipe's Python modules on PYTHONPATH).")
 
 # Kaldi names of the subcommands, used in messages since those are what users type.
 PROGS = {
@@ -238,7 +245,7 @@ def replace_file(data_dir, name, lines):
         backup = os.path.join(data_dir, ".backup")
         os.makedirs(backup, exist_ok=True)
         shutil.copy2(path, os.path.join(backup, name))
-    write_atomic(path, lines)
+    write_lines(path, lines)
 
 
 def run_fix(args):
@@ -433,7 +440,7 @@ def write_split(data_dir, split_dir, names, part_of, num_parts, utt2spk):
         for utt, spk in utt2spk.items():
             members[part_of[utt]].append((utt, spk))
         for part_dir, pairs in zip(part_dirs, members):
-            write_atomic(os.path.join(part_dir, "spk2utt"), spk2utt_lines(pairs))
+            write_lines(os.path.join(part_dir, "spk2utt"), spk2utt_lines(pairs))
         keep_unchanged_files(split_dir, tmp, names + ["spk2utt"], num_parts)
         with open(os.path.join(tmp, SPLIT_STAMP), "w"):
             pass
@@ -509,9 +516,9 @@ def combine_data_dirs(dest, sources):
                         raise DataError(f"{path}:{number}: {key} differs from its line in another "
                                         f"source; the sets disagree about this utterance.")
                     lines[key] = line.rstrip("\n")
-        write_atomic(os.path.join(dest, name), [lines[k] for k in c_sorted(lines)])
+        write_lines(os.path.join(dest, name), [lines[k] for k in c_sorted(lines)])
     utt2spk = read_utt2spk(os.path.join(dest, "utt2spk"))
-    write_atomic(os.path.join(dest, "spk2utt"), spk2utt_lines(utt2spk))
+    write_lines(os.path.join(dest, "spk2utt"), spk2utt_lines(utt2spk))
     for name in PER_UTT_FILES + ("feats.scp",):
         if name not in names and os.path.exists(os.path.join(dest, name)):
             os.remove(os.path.join(dest, name))  # stale: not every source has it
@@ -588,7 +595,7 @@ def main(argv=None):
     prog = PROGS[args.command]
     try:
         return args.run(args)
-    except DataError as error:
+    except RecipeError as error:  # DataError, or a full disk while writing
         print(f"{prog}: {error}", file=sys.stderr)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error worth a message.

@@ -9,4 +9,4 @@
 #
 #   usage: utils/fix_data_dir.sh <data-dir>
 # Implemented in utils/data_dir.py (standard-library Python).
-exec python3 "$(dirname "${BASH_SOURCE[0]}")/data_dir.py" fix "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" fix "$@"

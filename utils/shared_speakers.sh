@@ -6,4 +6,4 @@
 #   usage: utils/shared_speakers.sh <eval-data-dir> <train-data-dir>
 #   e.g.   utils/shared_speakers.sh data/vox1_e data/voxceleb1_dev   ->   1211 1251
 # Implemented in utils/data_dir.py (standard-library Python).
-exec python3 "$(dirname "${BASH_SOURCE[0]}")/data_dir.py" shared-speakers "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" shared-speakers "$@"

@@ -13,4 +13,4 @@
 #   usage: utils/split_data.sh [--per-utt] <data-dir> <num-parts>
 #   e.g.   utils/split_data.sh data/train 8 && ls data/train/split8/3
 # Implemented in utils/data_dir.py (standard-library Python).
-exec python3 "$(dirname "${BASH_SOURCE[0]}")/data_dir.py" split "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" split "$@"

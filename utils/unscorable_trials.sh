@@ -9,4 +9,4 @@
 #
 #   usage: utils/unscorable_trials.sh <trials> <enroll-ids> <test-ids>
 # Implemented in utils/data_dir.py (standard-library Python).
-exec python3 "$(dirname "${BASH_SOURCE[0]}")/data_dir.py" unscorable "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" unscorable "$@"

@@ -10,4 +10,4 @@
 #     --no-wav     wav.scp is not required (it is still checked when present)
 #     --no-text    accepted for Kaldi compatibility; there is no text file to check
 # Implemented in utils/data_dir.py (standard-library Python).
-exec python3 "$(dirname "${BASH_SOURCE[0]}")/data_dir.py" validate "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" validate "$@"

@@ -19,7 +19,7 @@ from pytorch_modules.scoring.asnorm import speaker_cohort
 from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.fileio.embedding_io import embedding_mean, write_vectors
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.fileio.kaldi_data import read_spk2utt
+from pytorch_modules.fileio.kaldi_data import read_spk2utt_rows
 
 PROG = "make_cohort"
 
@@ -48,7 +48,7 @@ def main():
     write_cohort_vectors(args.out_dir, "mean", ["mean"], mean[None])
     write_cohort_vectors(args.out_dir, "xvector", speakers, cohort)
     write_cohort_vectors(args.out_dir, "xvector_meansub", speakers, cohort_meansub)
-    utterances = sum(len(utts) for _, _, utts in read_spk2utt(args.spk2utt))
+    utterances = sum(len(utts) for _, _, utts in read_spk2utt_rows(args.spk2utt))
     write_lines(os.path.join(args.out_dir, "info"), [
         f"speakers {len(speakers)}", f"utterances {utterances}", f"dim {mean.size}",
         f"spk2utt {args.spk2utt}", f"xvector_scp {args.xvector_scp}"])

@@ -9,6 +9,8 @@ import shutil
 import tempfile
 from collections import namedtuple
 
+from pytorch_modules.fileio.kaldi_data import c_sorted, spk2utt_lines
+
 
 class PrepareError(Exception):
     """Bad input: the message is a sentence for the user, printed without a traceback."""
@@ -78,14 +80,11 @@ def training_set_warning(name, speakers, utterances, corpus, published, hint):
 def speaker_files(wavs, utt2spk):
     """{wav.scp, utt2spk, spk2utt: lines} of utterance -> wav.scp entry and utterance ->
     speaker, each sorted in C order (Python's order on these ASCII ids is LC_ALL=C sort's)."""
-    utts = sorted(wavs)
-    spk2utt = {}
-    for utt in utts:
-        spk2utt.setdefault(utt2spk[utt], []).append(utt)
+    utts = c_sorted(wavs)
     return {
         "wav.scp": [f"{utt} {wavs[utt]}" for utt in utts],
         "utt2spk": [f"{utt} {utt2spk[utt]}" for utt in utts],
-        "spk2utt": [f"{spk} {' '.join(spk2utt[spk])}" for spk in sorted(spk2utt)],
+        "spk2utt": spk2utt_lines((utt, utt2spk[utt]) for utt in utts),
     }
 
 

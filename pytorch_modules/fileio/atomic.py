@@ -60,7 +60,10 @@ def written_whole(path, hint="free some space and rerun this stage"):
 def write_lines(path, lines, hint="free some space and rerun this stage") -> None:
     """The lines (each without its newline) written to `path` whole or not at all, so that a
     crash never leaves a truncated scores, results or list file behind."""
-    with written_whole(path, hint) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    # surrogateescape: ids and paths that are not UTF-8 (read that way too) are written back
+    # byte for byte.
+    with written_whole(path, hint) as tmp, open(tmp, "w", encoding="utf-8",
+                                                errors="surrogateescape") as f:
         f.writelines(line + "\n" for line in lines)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from pytorch_modules.fileio import fast_ark
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.fileio.kaldi_data import read_spk2utt
+from pytorch_modules.fileio.kaldi_data import read_spk2utt_rows
 
 
 def _scp_keys(scp_path):
@@ -128,7 +128,7 @@ def mean_by_model(ids, emb, spk2utt_path):
     row = {utt: i for i, utt in enumerate(ids)}
     unit = length_normalise(emb)
     models, means = [], []
-    for line_no, model, utts in read_spk2utt(spk2utt_path):
+    for line_no, model, utts in read_spk2utt_rows(spk2utt_path):
         missing = [u for u in utts if u not in row]
         if missing:
             raise RecipeError(f"{spk2utt_path}:{line_no}: model {model} names {missing[0]}, "

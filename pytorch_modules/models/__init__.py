@@ -1,11 +1,17 @@
-"""Speaker-embedding networks."""
+"""Speaker-embedding networks (backbones) and the registry the config's `model.type` names.
+
+A backbone is an nn.Module with an `embedding_dim` attribute, forward(feats (batch, bins,
+frames)) -> embeddings (batch, embedding_dim), and a `from_config(model_config)` class method
+that reads the `model:` section (config.ModelConfig).  A new backbone is one file here and one
+line in BACKBONES.
+"""
 from pytorch_modules.models.rescnn import INPUT_NORMS, POOLINGS, ResCNN
 
-__all__ = ["INPUT_NORMS", "POOLINGS", "ResCNN", "build_model"]
+BACKBONES = {"rescnn": ResCNN}
+
+__all__ = ["BACKBONES", "INPUT_NORMS", "POOLINGS", "ResCNN", "build_model"]
 
 
-def build_model(model_config) -> ResCNN:
-    """The network of a config's `model:` section (config.ModelConfig)."""
-    m = model_config
-    return ResCNN(m.widths, m.blocks, m.embedding_dim, m.embedding_bn, m.pooling, m.input_bins,
-                  m.input_norm)
+def build_model(model_config):
+    """The network of a config's `model:` section."""
+    return BACKBONES[model_config.type].from_config(model_config)

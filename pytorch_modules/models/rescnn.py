@@ -87,6 +87,12 @@ def downsampled(size: int, stages: int) -> int:
 class ResCNN(nn.Module):
     """Maps (batch, freq, frames) features to (batch, embedding_dim) speaker embeddings."""
 
+    @classmethod
+    def from_config(cls, m) -> "ResCNN":
+        """The network of a config's `model:` section (config.ModelConfig)."""
+        return cls(m.widths, m.blocks, m.embedding_dim, m.embedding_bn, m.pooling, m.input_bins,
+                   m.input_norm)
+
     def __init__(self, widths: Sequence[int] = (64, 128, 256, 512),
                  blocks: Sequence[int] = (3, 4, 6, 3), embedding_dim: int = 1024,
                  embedding_bn: bool = True, pooling: str = "avg", input_bins: int = 161,

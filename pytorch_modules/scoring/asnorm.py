@@ -19,7 +19,7 @@ import numpy as np
 
 from pytorch_modules.fileio.embedding_io import iter_embeddings, length_normalise
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.fileio.kaldi_data import read_spk2utt
+from pytorch_modules.fileio.kaldi_data import read_spk2utt_rows
 from pytorch_modules.scoring.cosine import row_cosines, trial_rows
 
 DEFAULT_TOP_N = 300
@@ -40,7 +40,7 @@ def speaker_cohort(scp_path, spk2utt_path, mean=None):
     Streams the scp, so a training set of a million utterances needs memory for the speaker
     sums only.  Utterances of the scp that spk2utt does not list are ignored; a listed one
     without an embedding is an error.  Returns (speaker ids, (speakers, dim) float32)."""
-    speakers = read_spk2utt(spk2utt_path)
+    speakers = read_spk2utt_rows(spk2utt_path)
     speaker_of = {}
     for index, (line_no, _, utts) in enumerate(speakers):
         for utt in utts:
