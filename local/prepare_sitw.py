@@ -27,12 +27,12 @@ Files are sorted in C order; every set is written to a temporary folder in DATA_
 sets are renamed into place only when all of them are complete.
 """
 
-import argparse
 import os
 import sys
 from collections import namedtuple
 
-from pytorch_modules.data.corpus_prep import PrepareError, count_line, speaker_files, write_sets
+from pytorch_modules.data.corpus_prep import (PrepareError, argument_parser, count_line,
+                                              speaker_files, write_sets)
 
 PROG = "prepare_sitw.py"
 PARTS = ("dev", "eval")
@@ -213,10 +213,7 @@ def prepare(sitw_root, data_dir):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[2:]))
+    parser = argument_parser(PROG, __doc__)
     parser.add_argument("sitw_root", metavar="SITW_ROOT")
     parser.add_argument("data_dir", metavar="DATA_DIR")
     return parser.parse_args(argv)

@@ -47,13 +47,13 @@ the files sort consistently in C order.  Output directories are written to a tem
 DATA_DIR and renamed into place, so an interrupted run never leaves half-written sets.
 """
 
-import argparse
 import os
 import sys
 
 from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, PrepareError, Trial,
-                                       speaker_of_utt, summary, training_set_warning, utt_id,
-                                       voxceleb_files, write_sets)
+                                              argument_parser, speaker_of_utt, summary,
+                                              training_set_warning, utt_id, voxceleb_files,
+                                              write_sets)
 
 PROG = "prepare_voxceleb1.py"
 VOX1_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox1.html"
@@ -398,10 +398,7 @@ def prepare(vox1_root, data_dir, trials_specs, held_out_list="veri_test2.txt", o
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[2:]))
+    parser = argument_parser(PROG, __doc__)
     parser.add_argument("--trials", action="append", metavar="NAME=FILE",
                         help=f"a trial list to convert into DATA_DIR/NAME (repeatable; "
                              f"default {DEFAULT_TRIALS})")

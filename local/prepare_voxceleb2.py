@@ -32,16 +32,15 @@ The real dev set has 5,994 speakers and 1,092,009 utterances; other counts give 
 truncated download or unpacking, usually) unless --no-count-check is given.
 """
 
-import argparse
 import os
 import shlex
 import shutil
 import sys
 
 # The ids have VoxCeleb1's form, so the set is written as the VoxCeleb1 preparation writes its.
-from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, PrepareError, speaker_of_utt,
-                                       summary, training_set_warning, voxceleb_files,
-                                       write_sets)
+from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, PrepareError, argument_parser,
+                                              speaker_of_utt, summary, training_set_warning,
+                                              voxceleb_files, write_sets)
 
 PROG = "prepare_voxceleb2.py"
 VOX2_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox2.html"
@@ -150,10 +149,7 @@ def prepare(vox2_root, data_dir, check_counts=True):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[2:]))
+    parser = argument_parser(PROG, __doc__)
     parser.add_argument("--no-count-check", dest="check_counts", action="store_false",
                         help="no warning when the counts differ from the real VoxCeleb2 dev set")
     parser.add_argument("vox2_root", metavar="VOX2_ROOT")

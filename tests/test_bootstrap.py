@@ -9,7 +9,7 @@ import pytest
 from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.scoring.metrics import (SortedTrials, compute_eer, compute_min_dcf,
-                                     detection_error_tradeoff)
+                                             detection_error_tradeoff)
 
 repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

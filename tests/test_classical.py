@@ -14,7 +14,7 @@ from pytorch_modules.models import classical
 from pytorch_modules.features.spectrogram import FeatureConfigError
 from pytorch_modules.scoring.metrics import compute_eer
 from pytorch_modules.features.mfcc import (Mfcc, MfccOptions, parse_mfcc_options,
-                                  sliding_mean_normalise, voiced_frames)
+                                           sliding_mean_normalise, voiced_frames)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import roc_curve
 
 from pytorch_modules.scoring.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
-                                     detection_error_tradeoff)
+                                             detection_error_tradeoff)
 
 
 def trials(targets, nontargets):

@@ -8,13 +8,13 @@ import torch
 from matplotlib.image import imread
 
 from pytorch_modules.reports.cos_histogram import (CosThetaHistogram, bin_edges, read_histograms,
-                                           write_epoch)
+                                                   write_epoch)
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf
 from pytorch_modules.scoring.metrics import detection_error_tradeoff
 from pytorch_modules.reports.plots import (DetSystem, dam_margin, det_figure, det_summary,
-                                   margin_figure, plot_cos_histograms, plot_det, plot_margin,
-                                   probit, select_histograms, thin_for_drawing)
+                                           margin_figure, plot_cos_histograms, plot_det,
+                                           plot_margin, probit, select_histograms, thin_for_drawing)
 from pytorch_modules.scoring.cosine import read_scores
 from tiny_model import run_module
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from pytorch_modules.models.embedding import MIN_FRAMES, load_trained_model
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.deploy.export import (INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx,
-                                    export_torchscript, max_differences)
+                                           export_torchscript, max_differences)
 from pytorch_modules.features.spectrogram import parse_options_file
 from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.deploy.verification import locate_feature_config, threshold_path

@@ -3,6 +3,7 @@ prepare_sitw.py): their error, VoxCeleb's ids, the speaker files of a set and th
 Kaldi data dirs, each set swapped in whole.  Standard library only: preparing data needs no
 torch.
 """
+import argparse
 import os
 import re
 import shutil
@@ -10,6 +11,15 @@ import tempfile
 from collections import namedtuple
 
 from pytorch_modules.fileio.kaldi_data import c_sorted, spk2utt_lines
+
+
+def argument_parser(prog, doc):
+    """The parser of a preparation script whose docstring is its help: the first paragraph
+    the description, the paragraphs after the usage the epilog."""
+    paragraphs = doc.split("\n\n")
+    return argparse.ArgumentParser(prog=prog, description=paragraphs[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="\n\n".join(paragraphs[2:]))
 
 
 class PrepareError(Exception):

@@ -15,7 +15,7 @@ import numpy as np
 from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.scoring.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
-                                     detection_error_tradeoff)
+                                             detection_error_tradeoff)
 
 # Trials scored per vectorised step: two gathered (chunk, dim) blocks of 4 MiB each for 1024-d
 # float32 embeddings stay in cache (much larger blocks go through memory; bench/README.md).
