@@ -237,10 +237,13 @@ if run_stage 2; then
   banner 2 "features"
   need "data/$train_data/wav.scp" 2 1
   lock_dir data
-  for set in $train_data $(embed_sets); do
+  # data.features: shards trains from tar shards of the training set (decoded once, here),
+  # whose indexes hold the frame counts: its arks are not made (139-545 GB for VoxCeleb2).
+  feature_sets=$(embed_sets)
+  [ "$train_features" = shards ] || feature_sets="$train_data $feature_sets"
+  for set in $feature_sets; do
     steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" "data/$set" feats
   done
-  # data.features: shards trains from tar shards of the training set (decoded once, here).
   if [ "$train_features" = shards ]; then
     steps/make_shards.sh --nj "$nj" --cmd "$train_cmd" "data/$train_data" "shards/$train_data"
   fi
@@ -257,8 +260,11 @@ fi
 
 if run_stage 3; then
   banner 3 "training $exp_dir with $config"
-  need "data/$train_data/feats.scp" 3 2
-  [ "$train_features" != shards ] || need "data/$train_data/shards.list" 3 2
+  if [ "$train_features" = shards ]; then
+    need "data/$train_data/shards.list" 3 2
+  else
+    need "data/$train_data/feats.scp" 3 2
+  fi
   lock_dir "$exp_dir"
   steps/train.sh --cmd "$cuda_cmd" --num-gpus "$num_gpus" --nproc-per-node "$nproc_per_node" \
     --config "$config" "data/$train_data" "$exp_dir"
@@ -289,6 +295,12 @@ if run_stage 4; then
     if [ "$cohort_data" != "$train_data" ]; then
       lock_dir "data/$cohort_data"   # other configs of the same training set share it
       utils/subset_data_dir.sh --per-spk "data/$train_data" "$cohort_utts_per_spk" "data/$cohort_data"
+    fi
+    # Trained from shards, the training set has no arks: the cohort's utterances get theirs
+    # here (a few per speaker with --cohort-utts-per-spk, or all of them).
+    if [ ! -f "data/$cohort_data/feats.scp" ]; then
+      lock_dir "data/$cohort_data"
+      steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" "data/$cohort_data" feats
     fi
     steps/make_asnorm_cohort.sh "${embed_opts[@]}" "$exp_dir/final.pt" "data/$cohort_data" \
       "$exp_dir/embeddings_$cohort_data" "$cohort_dir"

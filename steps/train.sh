@@ -114,7 +114,12 @@ else
   program=(python -m pytorch_modules.bin.train)
 fi
 
-utils/validate_data_dir.sh --no-wav "$data"
+# Trained from shards (config data.features), the data dir needs no feats.scp: the shards and
+# their indexes hold the audio and the frame counts.
+features=$(python -m pytorch_modules.bin.config_value "$config" data.features) || exit 1
+validate_opts=(--no-wav)
+[ "$features" != shards ] || validate_opts=(--no-wav --no-feats)
+utils/validate_data_dir.sh "${validate_opts[@]}" "$data"
 lock_dir "$dir"
 mkdir -p "$dir/log"
 log=$dir/log/train.log

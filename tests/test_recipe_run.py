@@ -137,6 +137,31 @@ def test_figures_threshold_and_export(recipe):
     assert (work / "exp/tiny/export/embedding.ts.pt").is_file()
 
 
+def test_training_from_shards_writes_no_arks_of_the_training_set(recipe, tmp_path):
+    """data.features: shards: stage 2 packs the training set into shards instead of writing
+    its arks, training reads the shards, and only the AS-norm cohort's utterances get
+    features (stage 4), so a large training set never exists as arks."""
+    work, _ = recipe
+    for name in LINKED:
+        (tmp_path / name).symlink_to(ROOT / name)
+    (tmp_path / "corpora").symlink_to(work / "corpora")
+    (tmp_path / "shards.yaml").write_text(TINY_CONFIG.replace(
+        "num_workers: 1}", "num_workers: 1, features: shards, shuffle_buffer: 8}"))
+    stdout = run(tmp_path, "--config", "shards.yaml", "--stage", "1", "--stop-stage", "5",
+                 "--baseline", "false", "--cohort-utts-per-spk", "2")
+    train = tmp_path / "data/voxceleb1_dev"
+    assert (train / "shards.list").is_file() and not (train / "feats.scp").exists()
+    assert not list((tmp_path / "feats").glob("*voxceleb1_dev.*"))
+    log = (tmp_path / "exp/shards/log/train.log").read_text()
+    assert "# Ended (code 0)" in log
+    cohort = tmp_path / "data/voxceleb1_dev_cohort2"
+    assert len((cohort / "feats.scp").read_text().splitlines()) == 4 * 2
+    assert (tmp_path / "exp/shards/cohort_voxceleb1_dev_cohort2").is_dir()
+    results = read_table(tmp_path / "exp/shards/scores/vox1_o_asnorm.results")
+    assert 0.0 <= float(results["eer_percent"]) <= 100.0
+    assert "=== stage 5:" in stdout
+
+
 def test_loss_comparison_trains_each_loss_with_each_seed_alike(recipe):
     work, _ = recipe
     result = subprocess.run(["local/compare_losses.sh", "--base-config", "tiny.yaml",
