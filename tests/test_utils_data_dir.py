@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import data_dir
+import data_dir_split
 
 UTILS = Path(__file__).resolve().parents[1] / "utils"
 
@@ -255,9 +256,9 @@ def test_split_is_redone_only_when_a_source_is_newer(data):
 
 
 def test_contiguous_parts_balance_and_cover():
-    assert data_dir.contiguous_parts([1] * 10, 3) == [(0, 3), (3, 7), (7, 10)]
-    assert data_dir.contiguous_parts([5, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 6)]
-    assert data_dir.contiguous_parts([9, 1, 1], 3) == [(0, 1), (1, 2), (2, 3)]  # none empty
+    assert data_dir_split.contiguous_parts([1] * 10, 3) == [(0, 3), (3, 7), (7, 10)]
+    assert data_dir_split.contiguous_parts([5, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 6)]
+    assert data_dir_split.contiguous_parts([9, 1, 1], 3) == [(0, 1), (1, 2), (2, 3)]  # none empty
 
 
 # ---- conversions and filtering -------------------------------------------------------------
