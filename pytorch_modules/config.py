@@ -86,11 +86,25 @@ class AugmentConfig:
     # gets (1 + len(speed_factors)) x the training speakers, and a crop at speed_factors[i]
     # is labelled speaker + (i + 1) x the number of speakers; false keeps the label.
     speed_new_speakers: bool = False
+    # Spectrogram masking (SpecAugment, Park et al. 2019; WeSpeaker's spec_aug): with this
+    # probability a crop gets freq_masks bands of 1..freq_mask_bins bins and time_masks spans
+    # of 1..time_mask_frames frames set to each bin's mean over the crop (0 once the model
+    # subtracts it).  Works on precomputed arks too: it needs no audio.
+    spec_mask_prob: float = 0.0
+    freq_masks: int = 2
+    freq_mask_bins: int = 16
+    time_masks: int = 2
+    time_mask_frames: int = 20
+
+    @property
+    def waveform_enabled(self) -> bool:
+        """Whether a kind that changes the samples (and so needs the audio) is on."""
+        return any(p > 0 for p in (self.noise_prob, self.music_prob, self.babble_prob,
+                                    self.reverb_prob, self.speed_prob))
 
     @property
     def enabled(self) -> bool:
-        return any(p > 0 for p in (self.noise_prob, self.music_prob, self.babble_prob,
-                                    self.reverb_prob, self.speed_prob))
+        return self.waveform_enabled or self.spec_mask_prob > 0
 
 
 @dataclass
@@ -287,6 +301,11 @@ RANGES = {
     "augment.reverb_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "augment.speed_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "augment.speed_factors": (lambda v: all(0.5 <= f <= 2 for f in v), "all in [0.5, 2]"),
+    "augment.spec_mask_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "augment.freq_masks": NON_NEGATIVE,
+    "augment.freq_mask_bins": POSITIVE,
+    "augment.time_masks": NON_NEGATIVE,
+    "augment.time_mask_frames": POSITIVE,
     "optim.epochs": POSITIVE,
     "optim.lr": POSITIVE,
     "optim.final_lr": (lambda v: v > 0, "> 0 and <= optim.lr"),
@@ -344,9 +363,10 @@ def _check_ranges(config: Config, source: str):
     checks.append((not config.augment.speed_new_speakers or config.augment.speed_prob > 0,
                    "augment.speed_new_speakers needs augment.speed_prob > 0: without speed "
                    "perturbation there are no sped-up speakers to add"))
-    checks.append((not config.augment.enabled or config.data.features != "precomputed",
-                   "augment: needs the crops computed from the audio (data.features: "
-                   "on_the_fly or shards); the arks of data.features: precomputed hold clean "
+    checks.append((not config.augment.waveform_enabled or config.data.features != "precomputed",
+                   "augment: noise, music, babble, reverb and speed need the crops computed from "
+                   "the audio (data.features: on_the_fly or shards); the arks of data.features: "
+                   "precomputed hold clean "
                    "features"))
     for ok, message in checks:
         if not ok:

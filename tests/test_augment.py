@@ -7,7 +7,8 @@ import soundfile
 import torch
 
 import tiny_data
-from pytorch_modules.data.augment import augment, coloured_noise, reverberate, scale_to_snr
+from pytorch_modules.data.augment import (augment, coloured_noise, reverberate, scale_to_snr,
+                                          spec_mask)
 from pytorch_modules.data.augment_sources import AugmentSources
 from pytorch_modules.config import AugmentConfig, ConfigError, config_from_dict
 from pytorch_modules.data.training_set import CropDataset, EpochBatches, read_training_set
@@ -176,9 +177,14 @@ def test_simulated_rooms_are_reproducible_and_feed_reverb(audio_set, tmp_path):
 
 
 def test_augmentation_needs_on_the_fly_features_and_ranges():
-    with pytest.raises(ConfigError, match="augment: needs the crops computed from the audio "
-                                          r"\(data.features: on_the_fly or shards\)"):
+    with pytest.raises(ConfigError, match="augment: noise, music, babble, reverb and speed need "
+                                          r"the crops computed from the audio \(data.features: "
+                                          r"on_the_fly or shards\)"):
         config_from_dict({"augment": {"noise_prob": 0.6}}, "x.yaml")
+    # Masks need no audio: precomputed arks take them.
+    assert config_from_dict({"augment": {"spec_mask_prob": 0.5}}).augment.enabled
+    with pytest.raises(ConfigError, match=r"augment.freq_mask_bins is 0, but it must be > 0"):
+        config_from_dict({"augment": {"spec_mask_prob": 0.5, "freq_mask_bins": 0}}, "x.yaml")
     with pytest.raises(ConfigError, match=r"x.yaml: augment.babble_prob is 1.5, but it must be "
                                           r"in \[0, 1\]"):
         config_from_dict({"data": {"features": "on_the_fly"},
@@ -190,6 +196,49 @@ def test_augmentation_needs_on_the_fly_features_and_ranges():
     with pytest.raises(ConfigError, match="augment.reverb_prob needs augment.rir_list"):
         config_from_dict({"data": {"features": "on_the_fly"},
                           "augment": {"reverb_prob": 0.5}}, "x.yaml")
+
+
+def test_spec_masks_set_bands_and_spans_to_their_bins_mean():
+    """Each mask replaces 1..max bins (frames) by the crop's per-bin mean; the rest is kept."""
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(50, 30)).astype(np.float32) + np.arange(30, dtype=np.float32)
+    options = AugmentConfig(spec_mask_prob=1.0, freq_masks=1, freq_mask_bins=5, time_masks=1,
+                            time_mask_frames=8)
+    mean = feats.mean(axis=0)
+    for seed in range(20):
+        out = spec_mask(feats, np.random.default_rng(seed), options)
+        changed = out != feats
+        bands = np.flatnonzero(changed.all(axis=0))    # masked bins: every frame changed
+        spans = np.flatnonzero(changed.all(axis=1))    # masked frames: every bin changed
+        assert 1 <= len(bands) <= 5 and np.all(np.diff(bands) == 1)
+        assert 1 <= len(spans) <= 8 and np.all(np.diff(spans) == 1)
+        assert np.allclose(out[:, bands], mean[bands]) and np.allclose(out[spans], mean)
+        kept = np.ones_like(changed)
+        kept[:, bands] = kept[spans] = False
+        assert np.array_equal(out[kept], feats[kept])
+    none = AugmentConfig(spec_mask_prob=1.0, freq_masks=0, time_masks=0)
+    assert np.array_equal(spec_mask(feats, np.random.default_rng(1), none), feats)
+
+
+def test_spec_masks_on_ark_crops_are_drawn_from_seed_epoch_step_and_place(audio_set):
+    """On precomputed features: a masked crop is the ark crop with masks, and a resumed run,
+    or two processes, draw the same masks."""
+    data_dir, _ = audio_set
+    options = AugmentConfig(spec_mask_prob=1.0, time_mask_frames=5)
+    data = read_training_set(data_dir, "precomputed", SPECTROGRAM, options)
+    clean = read_training_set(data_dir, "precomputed", SPECTROGRAM)
+    batches = EpochBatches(data.num_frames, 4, 40, seed=9)
+    whole = CropDataset(data, batches, epoch=2, first_step=0)
+    masked, plain = whole[1][0], CropDataset(clean, batches, 2, 0)[1][0]
+    assert torch.equal(CropDataset(data, batches, 2, first_step=1)[0][0], masked)
+    halves = [CropDataset(data, batches, 2, 0, rank=r, world_size=2)[1][0] for r in (0, 1)]
+    assert torch.equal(torch.stack([halves[k % 2][k // 2] for k in range(4)]), masked)
+    for crop, ark in zip(masked.numpy(), plain.numpy()):   # each (bins, frames)
+        changed = crop != ark
+        assert changed.any() and not changed.all()
+        bins = np.flatnonzero(changed.all(axis=1))
+        assert len(bins) >= 1
+        assert np.allclose(crop[bins], ark[bins].mean(axis=1, keepdims=True))
 
 
 @pytest.mark.parametrize("speed, peak_hz", [(1.0, 1000), (1.1, 1100), (0.9, 900)])
@@ -277,8 +326,9 @@ def test_musan_and_rirs_noises_are_listed_for_the_augment_section(tmp_path):
 
 
 def test_killed_augmented_training_resumes_to_the_same_model(tmp_path):
-    """kill -9 mid-epoch with every crop computed from the audio, noised, babbled and sped up
-    (as speakers of their own): the rerun ends bit for bit where the uninterrupted run does."""
+    """kill -9 mid-epoch with every crop computed from the audio, noised, babbled, sped up (as
+    speakers of their own) and masked: the rerun ends bit for bit where the uninterrupted run
+    does."""
     from test_resume import KILL_AFTER, differing_tensors, start_and_kill_mid_epoch, train_command
 
     def write_audio(n, utt, folder):
@@ -294,7 +344,7 @@ def test_killed_augmented_training_resumes_to_the_same_model(tmp_path):
         "num_workers: 0}", f"num_workers: 0, features: on_the_fly, spectrogram_config: "
                            f"{SPECTROGRAM}}}\naugment: {{noise_prob: 0.5, babble_prob: 0.5, "
                            f"babble_speakers: [1, 2], speed_prob: 0.7, "
-                           f"speed_new_speakers: true}}"))
+                           f"speed_new_speakers: true, spec_mask_prob: 0.5}}"))
     data = recipe / "data/x"
     straight, resumed = tmp_path / "exp_straight", tmp_path / "exp_resumed"
     result = tiny_data.train(config, data, straight)

@@ -17,6 +17,11 @@ Each kind is applied to a crop with its own probability, before the spectrogram
   babble  the sum of 3-7 (babble_speakers) random stretches of the files of babble_list
           (MUSAN speech/), or without one of other training speakers' utterances, at an SNR
           drawn from babble_snr dB (Kaldi's: 13-20 dB).
+and after the spectrogram, on the features (so on precomputed arks too):
+  spec_mask  SpecAugment's masks (Park et al. 2019, as WeSpeaker's spec_aug): freq_masks bands
+          of 1..freq_mask_bins bins and time_masks spans of 1..time_mask_frames frames, each
+          set to its bins' mean over the crop, which the model's mean normalisation
+          (model.input_norm: utterance_mean) turns into 0, the value SpecAugment masks with.
 Every random choice comes from the generator the loader makes for the crop from (seed, epoch,
 step, position in the global batch), so a resumed run and any number of workers or processes
 see exactly the same augmented crops.
@@ -80,3 +85,20 @@ def augment(samples: np.ndarray, rng: np.random.Generator, options, sources) -> 
         babble = sources.babble(int(rng.integers(low, high + 1)), n, rng).sum(axis=0)
         out = out + scale_to_snr(samples, babble, rng.uniform(*options.babble_snr))
     return out.astype(np.float32, copy=False)
+
+
+def spec_mask(feats: np.ndarray, rng: np.random.Generator, options) -> np.ndarray:
+    """`feats` (frames, bins) with the masks of `options` (config.AugmentConfig) that the draws
+    of `rng` place; a band or span is never wider than the crop."""
+    out = feats.copy()
+    mean = feats.mean(axis=0)
+    frames, bins = feats.shape
+    for _ in range(options.freq_masks):
+        width = int(rng.integers(1, min(options.freq_mask_bins, bins) + 1))
+        first = int(rng.integers(0, bins - width + 1))
+        out[:, first:first + width] = mean[first:first + width]
+    for _ in range(options.time_masks):
+        width = int(rng.integers(1, min(options.time_mask_frames, frames) + 1))
+        first = int(rng.integers(0, frames - width + 1))
+        out[first:first + width] = mean
+    return out

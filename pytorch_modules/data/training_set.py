@@ -59,7 +59,18 @@ class TrainingSet:
         that of the sped-up speaker (speaker + (i + 1) x speakers for speed_factors[i])."""
         label = int(self.labels[index])
         if self.spectrogram is None:
-            return self.ark_crop(index, start, length), label
+            feats = self.ark_crop(index, start, length)
+        else:
+            feats, label = self.audio_crop(index, start, length, rng, label)
+        # Masks go last, on the features: the draws before them stay those of a config
+        # without masks.
+        if (self.augment is not None and rng is not None and self.augment.spec_mask_prob > 0
+                and rng.random() < self.augment.spec_mask_prob):
+            feats = augment.spec_mask(feats, rng, self.augment)
+        return feats, label
+
+    def audio_crop(self, index: int, start: int, length: int, rng, label: int):
+        """labelled_crop() computed from the audio, with the waveform augmentations."""
         transform, speed = None, 1.0
         if self.augment is not None and rng is not None:
             # Speed first: it decides how many samples are read.
