@@ -335,9 +335,9 @@ def _check_ranges(config: Config, source: str):
          f"optim.final_lr is {config.optim.final_lr!r}, but it must be <= optim.lr "
          f"({config.optim.lr!r}): the lr decays from lr to final_lr"),
         (not (config.optim.margin_warmup_start or config.optim.margin_warmup_epochs)
-         or heads.HEADS[config.loss.type].SCHEDULED_MARGIN,
+         or config.loss.type in heads.scheduled_margin_types(),
          f"optim.margin_warmup_start/margin_warmup_epochs apply to the additive-margin heads "
-         f"({', '.join(heads.SCHEDULED_MARGIN_TYPES)}), not to {config.loss.type}; set them "
+         f"({', '.join(heads.scheduled_margin_types())}), not to {config.loss.type}; set them "
          f"to 0 (a_softmax has its own annealing, lambda_base)"),
     ]
     choices = [

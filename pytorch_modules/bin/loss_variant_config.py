@@ -13,7 +13,7 @@ import yaml
 
 from pytorch_modules.config import LossConfig, config_from_dict, load_config
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.heads import PAPER_OPTIONS, SCHEDULED_MARGIN_TYPES
+from pytorch_modules.heads import PAPER_OPTIONS, scheduled_margin_types
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -27,7 +27,7 @@ def main():
     # The paper's settings of the loss (heads.PAPER_OPTIONS).
     config.loss = LossConfig(type=args.loss, options=dict(PAPER_OPTIONS[args.loss]))
     data = config.to_dict()
-    if args.loss not in SCHEDULED_MARGIN_TYPES:
+    if args.loss not in scheduled_margin_types():
         data["optim"].update(margin_warmup_start=0.0, margin_warmup_epochs=0.0)
     if args.seed is not None:
         data["training"]["seed"] = args.seed

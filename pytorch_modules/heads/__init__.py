@@ -35,14 +35,11 @@ from pytorch_modules.heads.softmax import SoftmaxHead
 HEADS: dict[str, type[Head]] = {"softmax": SoftmaxHead, "a_softmax": ASoftmaxHead,
                                 "am_softmax": AMSoftmaxHead, "dam_softmax": DAMSoftmaxHead}
 
-LOSS_TYPES = tuple(HEADS)
 # The paper's settings of each loss, their one home: the default config (config.LossConfig)
 # and the loss comparison (bin/loss_variant_config.py) read them here.
 PAPER_OPTIONS = {name: dict(head.PAPER_OPTIONS) for name, head in HEADS.items()}
-# Heads whose margin follows the margin warm-up of the training schedule (margin_scale).
-SCHEDULED_MARGIN_TYPES = tuple(name for name, head in HEADS.items() if head.SCHEDULED_MARGIN)
 
-__all__ = ["HEADS", "LOSS_TYPES", "PAPER_OPTIONS", "SCHEDULED_MARGIN_TYPES", "PAPER_MARGIN",
+__all__ = ["HEADS", "PAPER_OPTIONS", "scheduled_margin_types", "PAPER_MARGIN",
            "PAPER_SCALE", "PAPER_LAMBDA", "PAPER_A_SOFTMAX_M", "HeadOutput", "SoftmaxHead",
            "AMSoftmaxHead", "DAMSoftmaxHead", "ASoftmaxHead", "dynamic_margin", "build_head",
            "option_range_error"]
@@ -63,3 +60,9 @@ def build_head(loss_type: str, embedding_dim: int, num_classes: int, **options) 
     if loss_type not in HEADS:
         raise ValueError(f"unknown loss type '{loss_type}': choose one of {', '.join(HEADS)}")
     return HEADS[loss_type](embedding_dim, num_classes, **options)
+
+
+def scheduled_margin_types() -> list[str]:
+    """The loss types whose margin follows the margin warm-up of the training schedule
+    (margin_scale), read from the registry each time, so a head registered later counts."""
+    return [name for name, head in HEADS.items() if head.SCHEDULED_MARGIN]

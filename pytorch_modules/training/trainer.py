@@ -23,7 +23,7 @@ from pytorch_modules.reports.cos_histogram import CosThetaHistogram, write_epoch
 from pytorch_modules.config import Config
 from pytorch_modules.data.training_set import TrainingSet, epoch_batches, epoch_loader
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.heads import SCHEDULED_MARGIN_TYPES, HeadOutput, build_head
+from pytorch_modules.heads import HeadOutput, build_head, scheduled_margin_types
 from pytorch_modules.models import build_model
 
 
@@ -284,13 +284,14 @@ class Trainer:
                               pin_memory=self.device.type == "cuda")
         sums = RunningSums()
         unread = []   # ((epoch, step, global step), global sums on the device) per step
+        warmed_margin = c.loss.type in scheduled_margin_types()
         for feats, labels in loader:
             feats = feats.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             lr = learning_rate(c, self.global_step(), self.steps_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            if c.loss.type in SCHEDULED_MARGIN_TYPES:
+            if warmed_margin:
                 self.head.margin_scale.fill_(
                     margin_scale(c, self.global_step(), self.steps_per_epoch))
             with torch.autocast(self.device.type, dtype=self.amp_dtype,
