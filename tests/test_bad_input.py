@@ -68,7 +68,7 @@ def bad_audio(audio):
                                         "--min-rms-dbfs=-80"),
         "spk9-stereo": (path["stereo"], "has 2 channels; the recipe needs mono audio "
                                         "(select one channel in wav.scp, e.g. with sox ... remix 1 |)"),
-        "spk9-text": (path["text"], "cannot read audio from"),
+        "spk9-text": (path["text"], "cannot read audio file"),
         "spk9-truncated": (path["truncated"], "is truncated: its header announces"),
     }
 

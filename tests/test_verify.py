@@ -90,7 +90,7 @@ def test_missing_model_and_audio_are_sentences(setup, tmp_path):
                       setup["a"], setup["a"])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"verify: checkpoint {tmp_path / 'none.pt'} does not exist")
-    with pytest.raises(RecipeError, match=r"audio file .*nothing.wav does not exist"):
+    with pytest.raises(RecipeError, match=r"audio file .*nothing.wav' does not exist"):
         Embedder(setup["model"]).embed_file(tmp_path / "nothing.wav")
     (tmp_path / "junk.wav").write_bytes(b"not audio at all")
     with pytest.raises(RecipeError, match=r"cannot read audio file .*junk.wav"):

@@ -15,9 +15,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import soundfile
 
-from pytorch_modules.fileio.audio import resample
+from pytorch_modules.fileio.audio import read_file, resample
 from pytorch_modules.models.embedding import embed, load_trained_model
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
@@ -49,15 +48,10 @@ def locate_feature_config(model_path, feat_config=None, trained_with=None) -> Pa
 
 def read_audio_file(path, sample_rate):
     """Mono float32 samples of an audio file at `sample_rate`, and notes on what was changed
-    (mixed down, resampled) for the user."""
+    (mixed down, resampled) for the user.  Unlike the corpus stages (load_audio), a user's
+    recording may have several channels or another rate: it is adapted, and the user told."""
     path = str(path)
-    if not Path(path).is_file():
-        raise RecipeError(f"audio file {path} does not exist.")
-    try:
-        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
-        raise RecipeError(f"cannot read audio file {path} ({e}); give a wav, flac or another "
-                          f"format libsndfile reads.") from None
+    samples, rate = read_file(path)
     if samples.shape[0] == 0:
         raise RecipeError(f"audio file {path} holds no samples.")
     notes = []

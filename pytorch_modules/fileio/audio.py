@@ -45,14 +45,21 @@ def _read_source(source: str) -> tuple[np.ndarray, int]:
                              + (f": {stderr[-1]}" if stderr else ""))
         stream = io.BytesIO(fix_streamed_wav_sizes(result.stdout))
         return soundfile.read(stream, dtype="float32", always_2d=True)
-    _check_file(source)
-    return _read_file(source)
+    return read_file(source)
 
 
-def _read_file(path: str) -> tuple[np.ndarray, int]:
-    """Samples (float32, frames x channels) and rate of an audio file."""
-    with soundfile.SoundFile(path) as f:
-        return read_samples(f), f.samplerate
+def read_file(path: str) -> tuple[np.ndarray, int]:
+    """Samples (float32, frames x channels) and rate of an audio file, checked first for what
+    libsndfile would misreport or miss (see _check_file): the one file reader of the corpus
+    stages and of pytorch_modules.deploy.verification, which add their own rules on channels
+    and rates."""
+    _check_file(path)
+    try:
+        with soundfile.SoundFile(path) as f:
+            return read_samples(f), f.samplerate
+    except (soundfile.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"cannot read audio file '{path}' ({e}); check that it is an "
+                         f"undamaged audio file libsndfile reads (wav, flac, ...)") from None
 
 
 def read_samples(f: soundfile.SoundFile, count: int = -1) -> np.ndarray:
@@ -76,8 +83,8 @@ def _check_file(path: str) -> None:
     try:
         size = os.path.getsize(path)
     except FileNotFoundError:
-        raise AudioError(f"audio file '{path}' does not exist; check its path in wav.scp "
-                         f"(or the corpus root given to data preparation)") from None
+        raise AudioError(f"audio file '{path}' does not exist; check its path (in wav.scp: "
+                         f"also the corpus root given to data preparation)") from None
     if size == 0:
         raise AudioError(f"audio file '{path}' is empty (0 bytes); copy it again from the corpus")
     with open(path, "rb") as f:
