@@ -165,8 +165,9 @@ if [ -z "$exp_dir" ]; then
   [ "$corpus" = demo ] || exp_dir=exp/${train_set}_$(basename "$config" .yaml)
 fi
 # The whole config is checked now, not when training starts: a bad value stops here.
-values=$(python -m pytorch_modules.bin.config_value "$config" loss.type data.features) || exit 1
-loss=${values%%$'\n'*} train_features=${values##*$'\n'}
+values=$(python -m pytorch_modules.bin.config_value "$config" loss.type data.features \
+  data.spectrogram_config) || exit 1
+{ read -r loss; read -r train_features; read -r feat_config; } <<< "$values"
 # One run at a time writes the data dirs (stages 1-2) and the exp dir (3-6): each stage locks
 # what it writes once its inputs are there, and a second run started beside this one stops,
 # naming this one (utils/lock.sh; a lock is taken once and held to the end of the run).
@@ -242,10 +243,12 @@ if run_stage 2; then
   feature_sets=$(embed_sets)
   [ "$train_features" = shards ] || feature_sets="$train_data $feature_sets"
   for set in $feature_sets; do
-    steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" "data/$set" feats
+    steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" --feat-config "$feat_config" \
+      "data/$set" feats
   done
   if [ "$train_features" = shards ]; then
-    steps/make_shards.sh --nj "$nj" --cmd "$train_cmd" "data/$train_data" "shards/$train_data"
+    steps/make_shards.sh --nj "$nj" --cmd "$train_cmd" --feat-config "$feat_config" \
+      "data/$train_data" "shards/$train_data"
   fi
   # A trial naming an utterance that had to be dropped cannot be scored: say so before training.
   for set in $(vox1_sets); do
@@ -300,7 +303,8 @@ if run_stage 4; then
     # here (a few per speaker with --cohort-utts-per-spk, or all of them).
     if [ ! -f "data/$cohort_data/feats.scp" ]; then
       lock_dir "data/$cohort_data"
-      steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" "data/$cohort_data" feats
+      steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" --feat-config "$feat_config" \
+        "data/$cohort_data" feats
     fi
     steps/make_asnorm_cohort.sh "${embed_opts[@]}" "$exp_dir/final.pt" "data/$cohort_data" \
       "$exp_dir/embeddings_$cohort_data" "$cohort_dir"

@@ -225,6 +225,35 @@ def test_a_truncated_feature_ark_stops_training_naming_utterance_and_ark(
                        f"{tmp_path}/data/feats.ark:", "rerun feature extraction")
 
 
+def test_features_of_another_height_than_the_model_stop_training_before_a_step(
+        tmp_path, monkeypatch, capsys):
+    tiny_data.write_feature_dir(tmp_path / "data", 2, 4, bins=80)   # e.g. conf/fbank.conf's
+    config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=1)
+    code, _, err = train_in_process(config, tmp_path, monkeypatch, capsys)
+    assert code == 1
+    assert_clean_error(err, "train",
+                       f"{tmp_path}/data: its features are 80 bins high, but the training "
+                       f"config's model.input_bins is 161; set model.input_bins to 80")
+    assert not (tmp_path / "exp/checkpoints").exists()
+
+
+@pytest.mark.parametrize("keys, words", [
+    ("model: {input_bins: 80}", "model.input_bins is 80, but conf/spectrogram.conf "
+                                "(data.spectrogram_config) makes 161-bin features; set "
+                                "model.input_bins: 161"),
+    ("data: {spectrogram_config: conf/nothing.conf}",
+     "data.spectrogram_config names conf/nothing.conf, which does not exist"),
+])
+def test_config_value_checks_the_feature_options_against_the_model(
+        monkeypatch, capsys, tmp_path, keys, words):
+    config = tmp_path / "bad.yaml"
+    config.write_text(keys + "\n")
+    code, _, err = run_in_process("pytorch_modules.bin.config_value", [config, "loss.type"],
+                                  monkeypatch, capsys)
+    assert code == 1
+    assert_clean_error(err, "config_value", f"{config}: {words}")
+
+
 def test_a_non_finite_loss_stops_training_at_its_step_keeping_the_checkpoints(
         tmp_path, monkeypatch, capsys):
     feats = tiny_data.write_feature_dir(tmp_path / "data", 4, 4)   # 16 utts: 4 steps of 4

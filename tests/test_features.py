@@ -65,3 +65,43 @@ def test_bad_feature_config_names_file_and_line(tmp_path, line, message):
     conf.write_text("# comment\n--sample-frequency=16000\n" + line + "\n")
     with pytest.raises(RecipeError, match=rf"spec.conf:3: .*{message}"):
         parse_options_file(conf)
+
+
+def test_mel_filterbank_matches_torchaudio_kaldi_fbank():
+    o = parse_options_file("conf/fbank.conf")
+    assert (o.window_samples, o.n_fft, o.num_linear_bins, o.num_bins) == (400, 512, 257, 80)
+    samples = np.random.default_rng(2).standard_normal(16000 * 2).astype(np.float32) * 0.05
+    ours = Spectrogram(o)(samples)
+    ref = torchaudio.compliance.kaldi.fbank(
+        torch.from_numpy(samples)[None] * 32768, frame_length=25.0, frame_shift=10.0,
+        window_type="hamming", round_to_power_of_two=True, dither=0.0,
+        preemphasis_coefficient=0.0, remove_dc_offset=False, num_mel_bins=80, low_freq=20.0,
+        high_freq=7600.0).numpy()
+    # Kaldi reads 16-bit sample values: its power is 32768^2 times ours, a constant in the log.
+    assert ours.shape == ref.shape == (1 + (len(samples) - 400) // 160, 80)
+    np.testing.assert_allclose(ours + 2 * np.log(32768), ref, atol=1e-3)
+
+
+def test_mel_filters_sum_the_power_of_their_band():
+    o = SpectrogramOptions(num_mel_bins=20, normalize_mean=False, high_freq=-400)
+    assert o.high_freq_hz == 7600
+    t = np.arange(16000) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    feats = Spectrogram(o)(tone)
+    # 20 filters evenly spaced on the mel scale from 20 to 7,600 Hz: 1 kHz is in filter 6's
+    # band (mel(f) = 1127 ln(1 + f/700); centres every (mel(7600) - mel(20)) / 21).
+    mel = lambda f: 1127 * np.log(1 + f / 700)
+    centres = mel(20) + (mel(7600) - mel(20)) / 21 * np.arange(1, 21)
+    assert (feats.argmax(axis=1) == np.argmin(abs(centres - mel(1000)))).all()
+
+
+@pytest.mark.parametrize("line, message", [
+    ("--num-mel-bins=161", "--num-mel-bins must lie between 1 and 160"),
+    ("--high-freq=9000", "0 <= --low-freq < --high-freq <= 8000 Hz"),
+    ("--low-freq=7000\n--high-freq=-1500", "got 7000 and 6500 Hz"),
+])
+def test_bad_mel_options_are_named(tmp_path, line, message):
+    conf = tmp_path / "fbank.conf"
+    conf.write_text("--fft-length=320\n--num-mel-bins=40\n" + line + "\n")
+    with pytest.raises(RecipeError, match=rf"fbank.conf: .*{message}"):
+        parse_options_file(conf)

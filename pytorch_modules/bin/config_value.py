@@ -1,12 +1,15 @@
-"""Checks a training config as training will (every key, type and range) and prints the values
+"""Checks a training config as training will (every key, type and range, and that its feature
+options make model.input_bins rows) and prints the values
 asked for, one per line, so that run.sh can refuse a bad config before stage 0.
 
     python -m pytorch_modules.bin.config_value conf/small_dam.yaml loss.type
     dam_softmax
 """
 import argparse
+from pathlib import Path
 
 from pytorch_modules.config import load_config
+from pytorch_modules.features.spectrogram import parse_options_file
 from pytorch_modules.errors import RecipeError, run_entry_point
 
 PROG = "config_value"
@@ -19,12 +22,27 @@ def value_of(data: dict, key: str, path: str):
     return data[section][name]
 
 
+def check_feature_config(config, path) -> None:
+    """The feature options the config names exist, parse, and make model.input_bins rows."""
+    features = config.data.spectrogram_config
+    if not Path(features).is_file():
+        raise RecipeError(f"{path}: data.spectrogram_config names {features}, which does not "
+                          f"exist (a path relative to the recipe directory)")
+    bins = parse_options_file(features).num_bins
+    if bins != config.model.input_bins:
+        raise RecipeError(f"{path}: model.input_bins is {config.model.input_bins}, but "
+                          f"{features} (data.spectrogram_config) makes {bins}-bin features; "
+                          f"set model.input_bins: {bins}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config")
     parser.add_argument("keys", nargs="*", metavar="section.key")
     args = parser.parse_args()
-    data = load_config(args.config).to_dict()
+    config = load_config(args.config)
+    check_feature_config(config, args.config)
+    data = config.to_dict()
     for key in args.keys:
         print(value_of(data, key, args.config))
 

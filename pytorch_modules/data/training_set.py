@@ -49,6 +49,13 @@ class TrainingSet:
             return len(self.speakers) * (1 + len(self.augment.speed_factors))
         return len(self.speakers)
 
+    def feature_bins(self) -> int:
+        """Rows of a crop's features: the feature options' bins when computed from the audio,
+        else the width of the first utterance's ark matrix."""
+        if self.spectrogram is not None:
+            return self.spectrogram.num_bins
+        return self.ark_crop(0, 0, 1).shape[1]
+
     def crop(self, index: int, start: int, length: int, rng=None) -> np.ndarray:
         """(length, bins) features of utterance `index` from frame `start`, augmented with the
         draws of `rng` when the set is augmented."""

@@ -7,6 +7,11 @@ what; the power is Kaldi's choice, and its log is twice that of the magnitude), 
 shipped conf/spectrogram.conf leaves it to the model, model.input_norm).  Frames
 are taken as Kaldi does with snip-edges: only whole windows, 1 + (N - 320) // 160 frames.
 
+With --num-mel-bins=N (ours; the paper's features keep 0), the power spectrum is summed through
+N triangular mel filters between --low-freq and --high-freq before the log, as Kaldi's fbank and
+the recipes built on it (WeSpeaker, 3D-Speaker: 80 filters) do: a log mel filterbank, the rest
+of the pipeline unchanged.  The model's input is then N rows high (model.input_bins).
+
 Options come from a Kaldi-style file of `--key=value` lines (conf/spectrogram.conf); the file is
 parsed, never executed, and an unknown key is an error naming the file and line.  Two options
 say which audio is used at all rather than how it is analysed: --allow-resample (audio at another
@@ -19,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchaudio
 
 from pytorch_modules.errors import RecipeError
 
@@ -37,6 +43,10 @@ class SpectrogramOptions:
     preemphasis_coefficient: float = 0.0
     dither: float = 0.0               # stddev of Gaussian noise added to samples (-1..1 scale)
     log_floor: float = 1e-10          # power floor before the log: digital silence stays finite
+    # Log mel filterbank instead of the linear bins (ours; 0 keeps the paper's spectrogram):
+    num_mel_bins: int = 0             # triangular filters on the mel scale, as Kaldi's fbank
+    low_freq: float = 20.0            # Hz, lowest edge of the first filter
+    high_freq: float = 0.0            # Hz, highest edge of the last; <= 0: Nyquist + high_freq
     normalize_mean: bool = True       # per-utterance mean normalisation
     normalize_variance: bool = False
     # Which audio is used (pytorch_modules/features/feature_job.py):
@@ -56,8 +66,18 @@ class SpectrogramOptions:
         return self.fft_length or self.window_samples
 
     @property
-    def num_bins(self) -> int:
+    def num_linear_bins(self) -> int:
         return self.n_fft // 2 + 1
+
+    @property
+    def num_bins(self) -> int:
+        """Feature dimension: the mel filters when there are any, else the linear bins."""
+        return self.num_mel_bins or self.num_linear_bins
+
+    @property
+    def high_freq_hz(self) -> float:
+        nyquist = self.sample_frequency / 2
+        return self.high_freq if self.high_freq > 0 else nyquist + self.high_freq
 
     def num_frames(self, num_samples: int) -> int:
         if num_samples < self.window_samples:
@@ -107,7 +127,30 @@ def parse_options_file(path) -> SpectrogramOptions:
     if options.n_fft < options.window_samples:
         raise FeatureConfigError(f"{path}: --fft-length {options.n_fft} is shorter than the "
                                  f"{options.window_samples}-sample window")
+    if options.num_mel_bins:
+        _check_mel_options(path, options)
     return options
+
+
+def _check_mel_options(path, o: SpectrogramOptions) -> None:
+    if not 0 < o.num_mel_bins < o.num_linear_bins:
+        raise FeatureConfigError(f"{path}: --num-mel-bins must lie between 1 and "
+                                 f"{o.num_linear_bins - 1} (the FFT's bins), or be 0 for the "
+                                 f"linear spectrogram; got {o.num_mel_bins}")
+    if not 0 <= o.low_freq < o.high_freq_hz <= o.sample_frequency / 2:
+        raise FeatureConfigError(f"{path}: the mel filters need 0 <= --low-freq < --high-freq <= "
+                                 f"{o.sample_frequency / 2:g} Hz (half the sample rate; a "
+                                 f"--high-freq <= 0 counts down from it); got {o.low_freq:g} and "
+                                 f"{o.high_freq_hz:g} Hz")
+
+
+def mel_filters(o: SpectrogramOptions) -> torch.Tensor:
+    """(linear bins, mel bins): Kaldi's triangular mel filters (torchaudio's Kaldi-compatible
+    get_mel_banks, which leaves out the Nyquist bin; it gets weight 0 here, as in Kaldi)."""
+    banks, _ = torchaudio.compliance.kaldi.get_mel_banks(
+        o.num_mel_bins, o.n_fft, float(o.sample_frequency), o.low_freq, o.high_freq,
+        100.0, -500.0, 1.0)  # VTLN off: a warp factor of 1 leaves the filters as they are
+    return torch.nn.functional.pad(banks, (0, 1)).T.contiguous()
 
 
 def _window(options: SpectrogramOptions) -> torch.Tensor:
@@ -126,6 +169,7 @@ class Spectrogram:
     def __init__(self, options: SpectrogramOptions, seed: int = 0):
         self.options = options
         self.window = _window(options)
+        self.mel = mel_filters(options) if options.num_mel_bins else None
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, samples) -> np.ndarray:
@@ -146,6 +190,8 @@ class Spectrogram:
         frames = wave.unfold(0, o.window_samples, o.shift_samples) * self.window
         spec = torch.fft.rfft(frames, n=o.n_fft)
         power = spec.real.square() + spec.imag.square()
+        if self.mel is not None:
+            power = power @ self.mel
         logpow = power.clamp_min_(o.log_floor).log_()  # (frames, bins)
         if o.normalize_mean:
             logpow -= logpow.mean(dim=0, keepdim=True)
