@@ -140,13 +140,16 @@ def test_figures_threshold_and_export(recipe):
 def test_training_from_shards_writes_no_arks_of_the_training_set(recipe, tmp_path):
     """data.features: shards: stage 2 packs the training set into shards instead of writing
     its arks, training reads the shards, and only the AS-norm cohort's utterances get
-    features (stage 4), so a large training set never exists as arks."""
+    features (stage 4), so a large training set never exists as arks.  The config's feature
+    options (here conf/fbank.conf's 80 mel filters) make every feature of the run."""
     work, _ = recipe
     for name in LINKED:
         (tmp_path / name).symlink_to(ROOT / name)
     (tmp_path / "corpora").symlink_to(work / "corpora")
     (tmp_path / "shards.yaml").write_text(TINY_CONFIG.replace(
-        "num_workers: 1}", "num_workers: 1, features: shards, shuffle_buffer: 8}"))
+        "num_workers: 1}", "num_workers: 1, features: shards, shuffle_buffer: 8, "
+                           "spectrogram_config: conf/fbank.conf}").replace(
+        "embedding_dim: 32}", "embedding_dim: 32, input_bins: 80}"))
     stdout = run(tmp_path, "--config", "shards.yaml", "--stage", "1", "--stop-stage", "5",
                  "--baseline", "false", "--cohort-utts-per-spk", "2")
     train = tmp_path / "data/voxceleb1_dev"
@@ -156,6 +159,8 @@ def test_training_from_shards_writes_no_arks_of_the_training_set(recipe, tmp_pat
     assert "# Ended (code 0)" in log
     cohort = tmp_path / "data/voxceleb1_dev_cohort2"
     assert len((cohort / "feats.scp").read_text().splitlines()) == 4 * 2
+    for data in (cohort, tmp_path / "data/voxceleb1_eval"):
+        assert {m.shape[1] for _, m in kaldiio.load_scp(str(data / "feats.scp")).items()} == {80}
     assert (tmp_path / "exp/shards/cohort_voxceleb1_dev_cohort2").is_dir()
     results = read_table(tmp_path / "exp/shards/scores/vox1_o_asnorm.results")
     assert 0.0 <= float(results["eer_percent"]) <= 100.0
