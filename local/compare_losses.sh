@@ -4,7 +4,9 @@
 # them alike, and writes exp/.../results.md: every run's EER and minDCF with 95% speaker-
 # bootstrap intervals, then per VoxCeleb1-style trial set the mean and spread over the seeds of
 # each loss and a paired bootstrap test of its EER against --reference (AM-Softmax by default,
-# so the DAM row reads DAM - AM), and a DET plot of the first seed of each loss.
+# so the DAM row reads DAM - AM), and a DET plot of the first seed of each loss.  With two or
+# more seeds, each loss's seeds are also fused into one system, <loss>_fused (the mean of their
+# scores, pytorch_modules/bin/fuse_scores.py), scored and compared alike.
 # Data and features must exist (./run.sh --stop-stage 2).
 #
 #   local/compare_losses.sh                                  the demo corpus
@@ -48,21 +50,38 @@ for loss in $losses; do
 done
 
 first_seed=${seeds%% *}
+trial_sets=$(for d in data/vox1_*; do [ -f "$d/trials" ] && basename "$d"; done)
+fuse=false; [ "$first_seed" = "$seeds" ] || fuse=true   # two or more seeds
+if [ "$fuse" = true ]; then
+  for loss in $losses; do
+    for set in $trial_sets; do
+      mkdir -p "$out_dir/${loss}_fused/scores"
+      python -m pytorch_modules.bin.fuse_scores --trials "data/$set/trials" \
+        --scores-out "$out_dir/${loss}_fused/scores/$set.scores" \
+        --results-out "$out_dir/${loss}_fused/scores/$set.results" \
+        $(for seed in $seeds; do echo "$out_dir/${loss}_seed$seed/scores/$set.scores"; done)
+    done
+  done
+fi
 results=() systems=()
 for loss in $losses; do
   for seed in $seeds; do
     for r in "$out_dir/${loss}_seed$seed"/scores/*.results; do results+=("$r"); done
   done
+  [ "$fuse" = false ] || for r in "$out_dir/${loss}_fused"/scores/*.results; do results+=("$r"); done
   systems+=("$loss=$out_dir/${loss}_seed$first_seed/scores/vox1_o.scores")
 done
 {
   python -m pytorch_modules.bin.results_table "${results[@]}"
-  for set in $(for d in data/vox1_*; do [ -f "$d/trials" ] && basename "$d"; done); do
+  for set in $trial_sets; do
     seeded=()
     for loss in $losses; do
       files=$(for seed in $seeds; do printf '%s,' "$out_dir/${loss}_seed$seed/scores/$set.scores"; done)
       seeded+=("$loss=${files%,}")
     done
+    if [ "$fuse" = true ]; then
+      for loss in $losses; do seeded+=("${loss}_fused=$out_dir/${loss}_fused/scores/$set.scores"); done
+    fi
     echo; echo "Seeds $seeds on $set:"; echo
     python -m pytorch_modules.bin.compare_systems --trials "data/$set/trials" \
       --reference "$reference" "${seeded[@]}"

@@ -187,14 +187,22 @@ def test_loss_comparison_trains_each_loss_with_each_seed_alike(recipe):
         c["training"] = {k: v for k, v in c["training"].items() if k != "seed"}
     assert all(c == rest[0] for c in rest)
     lines = (work / "exp/compare/results.md").read_text().splitlines()
-    assert len([line for line in lines if line.startswith("| exp/compare/")]) == 4
-    # the seeds' summary: one row per loss, DAM tested against AM-Softmax
+    assert len([line for line in lines if line.startswith("| exp/compare/")]) == 4 + 2
+    # the seeds' summary: one row per loss, DAM tested against AM-Softmax, then the fusions
     summary = lines[lines.index("Seeds 1 2 on vox1_o:") + 2:]
     assert summary[0].startswith("| system | seeds | EER (%) mean | EER sd ")
     assert "EER - am_softmax (%) [95% CI]" in summary[0]
-    rows = {row.split(" | ")[0][2:]: row.split(" | ") for row in summary[2:4]}
-    assert set(rows) == {"am_softmax", "dam_softmax"}
+    rows = {row.split(" | ")[0][2:]: row.split(" | ") for row in summary[2:6]}
+    assert set(rows) == {"am_softmax", "dam_softmax", "am_softmax_fused", "dam_softmax_fused"}
     assert rows["am_softmax"][6:] == ["-", "- |"] and rows["dam_softmax"][1] == "2"
+    assert rows["dam_softmax_fused"][1] == "1"
+    # a fused system scores each trial with the mean of its seeds' scores
+    seeds = [np.loadtxt(work / f"exp/compare/dam_softmax_seed{s}/scores/vox1_o.scores",
+                        usecols=2) for s in (1, 2)]
+    fused = work / "exp/compare/dam_softmax_fused/scores/vox1_o.scores"
+    np.testing.assert_allclose(np.loadtxt(fused, usecols=2), np.mean(seeds, axis=0), atol=1e-6)
+    fused_results = read_table(fused.with_suffix(".results"))
+    assert fused_results["fused_systems"] == "2" and "eer_percent_ci_low" in fused_results
     assert (work / "exp/compare/det_vox1_o.png").read_bytes()[:4] == b"\x89PNG"
 
 

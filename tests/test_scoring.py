@@ -345,3 +345,46 @@ def test_a_trial_listed_with_both_labels_is_an_error_naming_both_lines(tmp_path)
     with pytest.raises(RecipeError, match=rf"{path}:3: trial 'a b' is nontarget here but "
                                           rf"target on line 1"):
         read_trials(path)
+
+
+def test_fused_scores_are_the_mean_of_the_systems_and_evaluated_alike(scored, tmp_path):
+    """Two systems: the scored one and a shifted, noisier copy; the fusion's scores are their
+    mean per trial and its results those of bin/score's evaluation of that mean."""
+    first = scored["out"] / "vox1_o.scores"
+    lines = first.read_text().splitlines()
+    noise = np.random.default_rng(4).normal(0, 0.3, len(lines))
+    second = write_text(tmp_path / "second.scores",
+                        [f"{line.rsplit(' ', 1)[0]} {float(line.split()[2]) + 0.1 + n:.6f}"
+                         for line, n in zip(lines, noise)])
+    out = tmp_path / "fused"
+    proc = run_module("pytorch_modules.bin.fuse_scores", "--trials", tmp_path / "trials",
+                      "--scores-out", out / "vox1_o.scores", "--results-out", out / "vox1_o.results",
+                      first, second)
+    assert proc.returncode == 0, proc.stderr
+    a = np.array([float(line.split()[2]) for line in lines])
+    b = np.array([float(line.split()[2]) for line in open(second).read().splitlines()])
+    fused_lines = (out / "vox1_o.scores").read_text().splitlines()
+    assert [line.split()[:2] for line in fused_lines] == [list(p) for p in scored["pairs"]]
+    fused = np.array([float(line.split()[2]) for line in fused_lines])
+    np.testing.assert_allclose(fused, (a + b) / 2, atol=5e-7)
+    results = dict(line.split() for line in (out / "vox1_o.results").read_text().splitlines())
+    assert float(results["eer_percent"]) == pytest.approx(
+        100 * compute_eer(fused, scored["labels"])[0], abs=1e-3)
+    assert float(results["min_dcf_p0.01"]) == pytest.approx(
+        compute_min_dcf(fused, scored["labels"], 0.01)[0], abs=1e-3)
+    assert results["fused_systems"] == "2" and results["bootstrap_replicates"] == "1000"
+
+
+def test_fusing_scores_of_other_trials_names_the_file_and_line(scored, tmp_path):
+    first = scored["out"] / "vox1_o.scores"
+    lines = first.read_text().splitlines()
+    swapped = write_text(tmp_path / "swapped.scores", [lines[1], lines[0]] + lines[2:])
+    assert scored["pairs"][0] != scored["pairs"][1]
+    out = tmp_path / "fused"
+    proc = run_module("pytorch_modules.bin.fuse_scores", "--trials", tmp_path / "trials",
+                      "--scores-out", out / "x.scores", "--results-out", out / "x.results",
+                      first, swapped)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{swapped}:1: expected the score of trial 1 '{' '.join(scored['pairs'][0])}'" \
+        in proc.stderr
+    assert not out.exists()

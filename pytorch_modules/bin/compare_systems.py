@@ -20,7 +20,7 @@ import numpy as np
 
 from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.fileio.kaldi_data import read_scp_lines, read_trials
+from pytorch_modules.fileio.kaldi_data import read_trials
 from pytorch_modules.scoring.cosine import read_scores
 
 PROG = "compare_systems"
@@ -96,15 +96,7 @@ def main():
     enroll, test, labels = read_trials(args.trials)
     if labels is None:
         raise RecipeError(f"{args.trials} has no target/nontarget labels; nothing to compare")
-    utt2spk = args.utt2spk or os.path.join(os.path.dirname(os.path.abspath(args.trials)),
-                                           "utt2spk")
-    if os.path.isfile(utt2spk):
-        clusters = bootstrap.speaker_clusters(enroll, test, labels,
-                                              dict(read_scp_lines(utt2spk)), args.trials, utt2spk)
-    elif args.utt2spk:
-        raise RecipeError(f"{args.utt2spk} does not exist")
-    else:
-        clusters = bootstrap.enrollment_clusters(enroll)
+    clusters = bootstrap.trial_clusters(args.trials, enroll, test, labels, args.utt2spk)
     scores = {name: [read_scores(p, enroll, test) for p in paths] for name, paths in systems}
     print("\n".join(comparison_table(systems, scores, labels, clusters, reference,
                                      args.replicates, args.seed)))

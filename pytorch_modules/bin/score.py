@@ -36,8 +36,8 @@ from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.scoring.bootstrap import DEFAULT_REPLICATES, DEFAULT_SEED
 from pytorch_modules.fileio.embedding_io import embedding_mean, load_embeddings, load_table
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.fileio.kaldi_data import read_scp_lines, read_trials
-from pytorch_modules.scoring.cosine import cosine_score, evaluate, summary_line
+from pytorch_modules.fileio.kaldi_data import read_trials
+from pytorch_modules.scoring.cosine import cosine_score, evaluate, summary_line, trials_info
 
 PROG = "score"
 
@@ -84,31 +84,8 @@ def trial_clusters(args, enroll_ids, test_ids, labels):
     """What the bootstrap resamples (checked before any embedding is read), or None."""
     if labels is None or args.bootstrap_replicates == 0:
         return None
-    utt2spk = args.utt2spk
-    beside = os.path.join(os.path.dirname(os.path.abspath(args.trials)), "utt2spk")
-    if utt2spk is None and not args.enroll_spk2utt and os.path.isfile(beside):
-        utt2spk = beside
-    if utt2spk:
-        return bootstrap.speaker_clusters(enroll_ids, test_ids, labels,
-                                          dict(read_scp_lines(utt2spk)), args.trials, utt2spk)
-    return bootstrap.enrollment_clusters(enroll_ids)
-
-
-def trials_info(trials_path):
-    """What data preparation recorded beside the trials (trials.info: `list FILE`, the list
-    they came from; `speakers_in_training N`, their speakers that training saw), as results
-    keys trial_list and speakers_in_training; {} without that file."""
-    path = os.path.join(os.path.dirname(os.path.abspath(trials_path)), "trials.info")
-    if not os.path.isfile(path):
-        return {}
-    keys = {"list": "trial_list", "speakers_in_training": "speakers_in_training"}
-    info = {}
-    for key, value in read_scp_lines(path):
-        if key not in keys:
-            raise RecipeError(f"{path}: unknown key '{key}' (expected "
-                              f"{' or '.join(keys)}); rerun data preparation (stage 1).")
-        info[keys[key]] = value
-    return info
+    return bootstrap.trial_clusters(args.trials, enroll_ids, test_ids, labels, args.utt2spk,
+                                    models_enrolled=bool(args.enroll_spk2utt))
 
 
 def load_cohort(cohort_scp, cohort_spk2utt, mean):

@@ -20,11 +20,13 @@ distribution of the EER difference; several training seeds of a system enter as 
 their EERs in each replicate.  Everything is a function of the seed: the same inputs give the
 same interval.
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio.kaldi_data import read_scp_lines
 from pytorch_modules.scoring.metrics import SortedTrials, compute_eer, compute_min_dcf
 
 DEFAULT_REPLICATES = 1000
@@ -86,6 +88,24 @@ def enrollment_clusters(enroll_ids) -> Clusters:
     index = {name: n for n, name in enumerate(names)}
     return Clusters(np.array([index[i] for i in enroll_ids], dtype=np.int64), None, names,
                     "enrollment model")
+
+
+def trial_clusters(trials_path, enroll_ids, test_ids, labels, utt2spk_path=None,
+                   models_enrolled=False) -> Clusters:
+    """What the bootstrap of a trial list resamples: the speakers of `utt2spk_path`, by default
+    those of the utt2spk beside the trials (data/vox1_o/utt2spk) when there is one and the
+    enrollment ids are utterances; else (SITW's enrollment models, whose test files have no
+    speaker labels) the enrollment models."""
+    if utt2spk_path is None and not models_enrolled:
+        beside = os.path.join(os.path.dirname(os.path.abspath(trials_path)), "utt2spk")
+        utt2spk_path = beside if os.path.isfile(beside) else None
+    if utt2spk_path is None:
+        return enrollment_clusters(enroll_ids)
+    if not os.path.isfile(utt2spk_path):
+        raise RecipeError(f"{utt2spk_path} does not exist; give the utt2spk of the data dir "
+                          f"the trials were made from.")
+    return speaker_clusters(enroll_ids, test_ids, labels, dict(read_scp_lines(utt2spk_path)),
+                            trials_path, utt2spk_path)
 
 
 def draws(num_clusters: int, replicates: int, seed: int):

@@ -14,6 +14,7 @@ import numpy as np
 
 from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio.kaldi_data import read_scp_lines
 from pytorch_modules.scoring.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
                                              detection_error_tradeoff)
 
@@ -181,6 +182,23 @@ def evaluate(scores, labels, name, trials_path="the trials", clusters=None,
     if clusters is not None:
         results.update(bootstrap_intervals(scores, labels, clusters, replicates, seed))
     return results
+
+
+def trials_info(trials_path):
+    """What data preparation recorded beside the trials (trials.info: `list FILE`, the list
+    they came from; `speakers_in_training N`, their speakers that training saw), as results
+    keys trial_list and speakers_in_training; {} without that file."""
+    path = os.path.join(os.path.dirname(os.path.abspath(trials_path)), "trials.info")
+    if not os.path.isfile(path):
+        return {}
+    keys = {"list": "trial_list", "speakers_in_training": "speakers_in_training"}
+    info = {}
+    for key, value in read_scp_lines(path):
+        if key not in keys:
+            raise RecipeError(f"{path}: unknown key '{key}' (expected "
+                              f"{' or '.join(keys)}); rerun data preparation (stage 1).")
+        info[keys[key]] = value
+    return info
 
 
 def bootstrap_intervals(scores, labels, clusters, replicates, seed):
