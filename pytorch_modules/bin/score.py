@@ -28,40 +28,27 @@ Results then add the keys mean_subtracted, and with AS-norm cohort_size and top_
 import argparse
 import os
 
-import numpy as np
-
-from pytorch_modules.scoring import bootstrap
+from pytorch_modules.scoring import trial_outputs
 from pytorch_modules.scoring.asnorm import DEFAULT_TOP_N, asnorm_score, effective_top_n, speaker_cohort
-from pytorch_modules.fileio.atomic import write_lines
-from pytorch_modules.scoring.bootstrap import DEFAULT_REPLICATES, DEFAULT_SEED
 from pytorch_modules.fileio.embedding_io import embedding_mean, load_embeddings, load_table
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.fileio.kaldi_data import read_trials
-from pytorch_modules.scoring.cosine import cosine_score, evaluate, summary_line, trials_info
+from pytorch_modules.scoring.cosine import cosine_score
 
 PROG = "score"
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", required=True,
-                        help="Kaldi trials: enroll test [target|nontarget]")
+    trial_outputs.add_arguments(
+        parser, "speaker of every trial id, for the speaker-level bootstrap (default: the "
+        "utt2spk beside --trials when there is one and no --enroll-spk2utt; else the "
+        "enrollment models are resampled)")
     parser.add_argument("--enroll-scp", required=True, help="embeddings of the enrollment ids")
     parser.add_argument("--test-scp", required=True,
                         help="embeddings of the test ids (may be the same scp)")
-    parser.add_argument("--scores-out", required=True, help="output: enroll test score")
-    parser.add_argument("--results-out", required=True, help="output: key value lines")
-    parser.add_argument("--name", help="set name in the results (default: the trials' folder name)")
     parser.add_argument("--enroll-spk2utt", help="average the enrollment embeddings per model "
                         "(spk2utt: model utt ...); trials then name models as enroll ids")
-    parser.add_argument("--utt2spk", help="speaker of every trial id, for the speaker-level "
-                        "bootstrap (default: the utt2spk beside --trials when there is one and "
-                        "no --enroll-spk2utt; else the enrollment models are resampled)")
-    parser.add_argument("--bootstrap-replicates", type=int, default=DEFAULT_REPLICATES,
-                        help=f"bootstrap replicates of the 95%% intervals (default "
-                        f"{DEFAULT_REPLICATES}; 0: no intervals)")
-    parser.add_argument("--bootstrap-seed", type=int, default=DEFAULT_SEED,
-                        help=f"seed of the bootstrap draws (default {DEFAULT_SEED})")
     parser.add_argument("--mean-scp", help="subtract the mean of these embeddings (the training "
                         "set's xvector.scp, or make_cohort's mean.scp) before length-normalisation")
     parser.add_argument("--cohort-scp", help="AS-norm against this cohort (make_cohort's "
@@ -75,17 +62,8 @@ def parse_args():
     args = parser.parse_args()
     if args.cohort_spk2utt and not args.cohort_scp:
         parser.error("--cohort-spk2utt needs --cohort-scp")
-    if args.bootstrap_replicates < 0 or args.bootstrap_replicates == 1:
-        parser.error("--bootstrap-replicates takes 0 (no intervals) or at least 2")
+    trial_outputs.check_arguments(parser, args)
     return args
-
-
-def trial_clusters(args, enroll_ids, test_ids, labels):
-    """What the bootstrap resamples (checked before any embedding is read), or None."""
-    if labels is None or args.bootstrap_replicates == 0:
-        return None
-    return bootstrap.trial_clusters(args.trials, enroll_ids, test_ids, labels, args.utt2spk,
-                                    models_enrolled=bool(args.enroll_spk2utt))
 
 
 def load_cohort(cohort_scp, cohort_spk2utt, mean):
@@ -102,10 +80,9 @@ def main():
     for path in filter(None, inputs):
         if not os.path.isfile(path):
             raise RecipeError(f"{path} does not exist; run the stage that makes it first.")
-    name = args.name or os.path.basename(os.path.dirname(os.path.abspath(args.trials)))
-
     enroll_ids, test_ids, labels = read_trials(args.trials)
-    clusters = trial_clusters(args, enroll_ids, test_ids, labels)
+    clusters = trial_outputs.clusters(args, enroll_ids, test_ids, labels,
+                                      models_enrolled=bool(args.enroll_spk2utt))
     mean = embedding_mean(args.mean_scp) if args.mean_scp else None
     id_to_row, emb = load_table(args.enroll_scp, args.test_scp, args.enroll_spk2utt, mean)
     if args.cohort_scp:
@@ -118,24 +95,13 @@ def main():
                                  trials_path=args.trials)
     else:
         scores = cosine_score(enroll_ids, test_ids, id_to_row, emb, trials_path=args.trials)
-    # The metrics are those of the scores file as written (6 decimals), so that anything that
-    # reads it back (compare_systems, plots) finds the same EER; near-equal scores of a weak
-    # model can otherwise tie after rounding and move the EER.
-    texts = [f"{s:.6f}" for s in scores]
-    scores = np.array(texts, dtype=np.float64)
-    results = evaluate(scores, labels, name, trials_path=args.trials, clusters=clusters,
-                       replicates=args.bootstrap_replicates, seed=args.bootstrap_seed)
-    results.update(trials_info(args.trials))
+    extra = {}
     if mean is not None or args.cohort_scp:
-        results["mean_subtracted"] = str(mean is not None).lower()
+        extra["mean_subtracted"] = str(mean is not None).lower()
     if args.cohort_scp:
-        results.update(cohort_size=str(len(cohort)),
-                       top_n=str(effective_top_n(args.top_n, len(cohort))))
-
-    write_lines(args.scores_out, (f"{e} {t} {s}"
-                                         for e, t, s in zip(enroll_ids, test_ids, texts)))
-    write_lines(args.results_out, (f"{key} {value}" for key, value in results.items()))
-    print(summary_line(results))
+        extra.update(cohort_size=str(len(cohort)),
+                     top_n=str(effective_top_n(args.top_n, len(cohort))))
+    trial_outputs.write(args, enroll_ids, test_ids, labels, scores, clusters, extra)
 
 
 if __name__ == "__main__":
