@@ -51,7 +51,8 @@ done
 
 first_seed=${seeds%% *}
 trial_sets=$(for d in data/vox1_*; do [ -f "$d/trials" ] && basename "$d"; done)
-fuse=false; [ "$first_seed" = "$seeds" ] || fuse=true   # two or more seeds
+read -ra seed_list <<< "$seeds"
+fuse=false; [ "${#seed_list[@]}" -lt 2 ] || fuse=true
 if [ "$fuse" = true ]; then
   for loss in $losses; do
     for set in $trial_sets; do
