@@ -49,10 +49,10 @@ for loss in $losses; do
   done
 done
 
-first_seed=${seeds%% *}
-trial_sets=$(for d in data/vox1_*; do [ -f "$d/trials" ] && basename "$d"; done)
 read -ra seed_list <<< "$seeds"
-fuse=false; [ "${#seed_list[@]}" -lt 2 ] || fuse=true
+first_seed=${seed_list[0]}
+fuse=false; [ "${#seed_list[@]}" -lt 2 ] || fuse=true   # each loss's seeds fused into one
+trial_sets=$(for d in data/vox1_*; do [ -f "$d/trials" ] && basename "$d"; done)
 if [ "$fuse" = true ]; then
   for loss in $losses; do
     for set in $trial_sets; do

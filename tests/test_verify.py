@@ -95,6 +95,8 @@ def test_missing_model_and_audio_are_sentences(setup, tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"not audio at all")
     with pytest.raises(RecipeError, match=r"cannot read audio file .*junk.wav"):
         read_audio_file(tmp_path / "junk.wav", 16000)
+    with pytest.raises(RecipeError, match=r"cannot read audio file .*Is a directory"):
+        read_audio_file(tmp_path, 16000)
     import torch
     torch.save({"weights": {}}, tmp_path / "other.pt")
     with pytest.raises(RecipeError, match="is not a model written by training"):

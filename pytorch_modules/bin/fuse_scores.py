@@ -43,7 +43,7 @@ def main():
         if not os.path.isfile(path):
             raise RecipeError(f"{path} does not exist; score the systems first.")
     enroll_ids, test_ids, labels = read_trials(args.trials)
-    clusters = trial_outputs.clusters(args, enroll_ids, test_ids, labels)
+    clusters = trial_outputs.bootstrap_clusters(args, enroll_ids, test_ids, labels)
     fused = np.mean([read_scores(path, enroll_ids, test_ids) for path in args.scores], axis=0)
     trial_outputs.write(args, enroll_ids, test_ids, labels, fused, clusters,
                         {"fused_systems": str(len(args.scores))})

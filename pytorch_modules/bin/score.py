@@ -81,8 +81,8 @@ def main():
         if not os.path.isfile(path):
             raise RecipeError(f"{path} does not exist; run the stage that makes it first.")
     enroll_ids, test_ids, labels = read_trials(args.trials)
-    clusters = trial_outputs.clusters(args, enroll_ids, test_ids, labels,
-                                      models_enrolled=bool(args.enroll_spk2utt))
+    clusters = trial_outputs.bootstrap_clusters(args, enroll_ids, test_ids, labels,
+                                                models_enrolled=bool(args.enroll_spk2utt))
     mean = embedding_mean(args.mean_scp) if args.mean_scp else None
     id_to_row, emb = load_table(args.enroll_scp, args.test_scp, args.enroll_spk2utt, mean)
     if args.cohort_scp:

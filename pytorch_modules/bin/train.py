@@ -55,11 +55,12 @@ def train_locked(config, data_dir: str, exp_dir: str, context: distributed.Conte
     distributed.barrier(context)
     data = read_training_set(data_dir, config.data.features, config.data.spectrogram_config,
                              config.augment)
-    if data.feature_bins() != config.model.input_bins:
+    bins = data.feature_bins()   # reads the first ark of precomputed features: once
+    if bins != config.model.input_bins:
         raise RecipeError(
-            f"{data_dir}: its features are {data.feature_bins()} bins high, but the training "
+            f"{data_dir}: its features are {bins} bins high, but the training "
             f"config's model.input_bins is {config.model.input_bins}; set model.input_bins to "
-            f"{data.feature_bins()}, or compute the features with the options the config names "
+            f"{bins}, or compute the features with the options the config names "
             f"(data.spectrogram_config: {config.data.spectrogram_config}; run.sh's stage 2 does)")
     short = int((data.num_frames < config.data.crop_frames).sum())
     if short:

@@ -53,11 +53,11 @@ def read_file(path: str) -> tuple[np.ndarray, int]:
     libsndfile would misreport or miss (see _check_file): the one file reader of the corpus
     stages and of pytorch_modules.deploy.verification, which add their own rules on channels
     and rates."""
-    _check_file(path)
     try:
+        _check_file(path)
         with soundfile.SoundFile(path) as f:
             return read_samples(f), f.samplerate
-    except (soundfile.LibsndfileError, RuntimeError) as e:
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as e:  # OSError: a folder, no rights
         raise AudioError(f"cannot read audio file '{path}' ({e}); check that it is an "
                          f"undamaged audio file libsndfile reads (wav, flac, ...)") from None
 

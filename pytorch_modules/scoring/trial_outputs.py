@@ -29,7 +29,7 @@ def check_arguments(parser, args) -> None:
         parser.error("--bootstrap-replicates takes 0 (no intervals) or at least 2")
 
 
-def clusters(args, enroll_ids, test_ids, labels, models_enrolled=False):
+def bootstrap_clusters(args, enroll_ids, test_ids, labels, models_enrolled=False):
     """What the bootstrap resamples (checked before any score is computed), or None."""
     if labels is None or args.bootstrap_replicates == 0:
         return None
@@ -37,7 +37,7 @@ def clusters(args, enroll_ids, test_ids, labels, models_enrolled=False):
                                     models_enrolled)
 
 
-def write(args, enroll_ids, test_ids, labels, scores, clusters_, extra=None) -> None:
+def write(args, enroll_ids, test_ids, labels, scores, clusters, extra=None) -> None:
     """Writes the scores file and the results file (evaluate's keys, trials.info's, `extra`),
     each by rename, and prints the summary line."""
     name = args.name or os.path.basename(os.path.dirname(os.path.abspath(args.trials)))
@@ -46,7 +46,7 @@ def write(args, enroll_ids, test_ids, labels, scores, clusters_, extra=None) -> 
     # model can otherwise tie after rounding and move the EER.
     texts = [f"{s:.6f}" for s in scores]
     results = evaluate(np.array(texts, dtype=np.float64), labels, name,
-                       trials_path=args.trials, clusters=clusters_,
+                       trials_path=args.trials, clusters=clusters,
                        replicates=args.bootstrap_replicates, seed=args.bootstrap_seed)
     results.update(trials_info(args.trials))
     results.update(extra or {})
