@@ -4,6 +4,7 @@
 #   ./run.sh                              the whole recipe on the generated demo corpus (CPU)
 #   ./run.sh --stage 3                    redo training and everything after it
 #   ./run.sh --config conf/demo_am.yaml   the AM-Softmax baseline (exp dir follows the config)
+#   ./run.sh --set loss.type=am_softmax --set training.seed=2   the config with two keys changed
 #   ./run.sh --corpus voxceleb --voxceleb1-root /data/VoxCeleb1 --voxceleb2-root /data/VoxCeleb2 \
 #            --sitw-root /data/sitw_database.v4 --config conf/rescnn_dam.yaml
 #
@@ -25,6 +26,7 @@ stage=0
 stop_stage=6
 corpus=demo
 config=
+set=()
 exp_dir=
 nj=2
 num_gpus=0
@@ -52,6 +54,10 @@ Options:
   --corpus <demo|voxceleb>  the generated demo corpus, or the real corpora (default: $corpus)
   --config <yaml>           training config (default: conf/demo_dam.yaml for the demo,
                             conf/rescnn_dam.yaml for voxceleb)
+  --set <section.key=value> override a key of the config, e.g. --set loss.type=aam_softmax
+                            (repeatable; checked like the file; the exp dir's config.yaml
+                            records the result, and the default exp dir name gets the
+                            overrides: exp/<config name>_loss.type-aam_softmax)
   --exp-dir <dir>           experiment dir (default: exp/<config name> for the demo,
                             exp/<train-set>_<config name> for voxceleb)
   --nj <n>                  parallel jobs for features and embeddings (default: $nj)
@@ -159,14 +165,18 @@ case $embed_use_gpu in
   *) die "--embed-use-gpu takes auto, true or false, not '$embed_use_gpu'" ;;
 esac
 [[ "$embedding_layer" =~ ^(bn|fc)$ ]] || die "--embedding-layer takes bn or fc, not '$embedding_layer'"
+overrides=()
+for o in "${set[@]}"; do overrides+=(--set "$o"); done
 if [ -z "$exp_dir" ]; then
-  # One exp dir per (training set, config): VoxCeleb1 and VoxCeleb2 models never mix.
+  # One exp dir per (training set, config, overrides): VoxCeleb1 and VoxCeleb2 models never
+  # mix, and neither do variants of one config.
   exp_dir=exp/$(basename "$config" .yaml)
   [ "$corpus" = demo ] || exp_dir=exp/${train_set}_$(basename "$config" .yaml)
+  for o in "${set[@]}"; do exp_dir+=_$(printf '%s' "${o/=/-}" | tr -c 'A-Za-z0-9._-' '_'); done
 fi
 # The whole config is checked now, not when training starts: a bad value stops here.
-values=$(python -m pytorch_modules.bin.config_value "$config" loss.type data.features \
-  data.spectrogram_config) || exit 1
+values=$(python -m pytorch_modules.bin.config_value "${overrides[@]}" "$config" loss.type \
+  data.features data.spectrogram_config) || exit 1
 { read -r loss; read -r train_features; read -r feat_config; } <<< "$values"
 # One run at a time writes the data dirs (stages 1-2) and the exp dir (3-6): each stage locks
 # what it writes once its inputs are there, and a second run started beside this one stops,
@@ -270,7 +280,7 @@ if run_stage 3; then
   fi
   lock_dir "$exp_dir"
   steps/train.sh --cmd "$cuda_cmd" --num-gpus "$num_gpus" --nproc-per-node "$nproc_per_node" \
-    --config "$config" "data/$train_data" "$exp_dir"
+    --config "$config" "${overrides[@]}" "data/$train_data" "$exp_dir"
 fi
 
 # The AS-norm cohort: training speakers' mean embeddings (and the training-set mean), from the

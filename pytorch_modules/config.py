@@ -1,9 +1,18 @@
 """Training configuration: conf/*.yaml parsed with yaml.safe_load into checked dataclasses.
 
-A config is data, never code: unknown keys and values of the wrong type are errors that name
-the file and the key.  A key left out takes the dataclass default below: the paper's value
-where the paper gives one (sizes, loss, lr 0.1, batch 64, 3-s crops), otherwise ours, marked
-"ours" (conf/rescnn_dam.yaml writes every key out, with the paper's values).
+A config is data, never code.  Every key is declared once, below, with its default, its
+allowed values and what it means (`key(...)`); an unknown key, a key given twice, a value of
+the wrong type or out of its range is an error that names the file and the key.  A key left
+out takes its default: the paper's value where the paper gives one (sizes, loss, lr 0.1, batch
+64, 3-s crops), otherwise ours, marked "ours" (conf/rescnn_dam.yaml writes every key out).
+
+Two sections depend on their `type`: `model:` (the backbone, models.BACKBONES) and `loss:`
+(the head, heads.HEADS).  Their other keys are the keyword arguments of the registered class,
+typed by its annotations, defaulting to its defaults (the published settings) and ranged by its
+OPTION_RANGES, so a new backbone or head brings its keys with it.
+
+Overrides from the command line (`--set section.key=VALUE`, repeatable; run.sh, steps/train.sh)
+are applied to the file's values and checked exactly as the file is (apply_overrides).
 """
 import dataclasses
 import inspect
@@ -15,86 +24,149 @@ import yaml
 
 from pytorch_modules import heads
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.models import BACKBONES, INPUT_NORMS, POOLINGS
-
-# Where training crops come from (pytorch_modules/data/training_set.py reads them accordingly).
-FEATURE_SOURCES = ("precomputed", "on_the_fly", "shards")
+from pytorch_modules.models import BACKBONES
 
 
 class ConfigError(RecipeError):
     """A config file that cannot be used; the message says which file, key and why."""
 
 
-# The values the string-valued keys may take (checked in _check_ranges).
-LR_SCALINGS = ("none", "linear", "sqrt")
-DEVICES = ("auto", "cpu", "cuda")
-BACKENDS = ("auto", "nccl", "gloo")
-AMP_MODES = ("none", "bf16", "fp16")
+# -- ranges: (test, the allowed values in words) ----------------------------------------------
+
+POSITIVE, NON_NEGATIVE = (lambda v: v > 0, "> 0"), (lambda v: v >= 0, ">= 0")
+PROBABILITY = (lambda v: 0 <= v <= 1, "in [0, 1]")
+DB_RANGE = (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high")
+
+
+def one_of(*values: str):
+    return (lambda v: v in values, f"one of {', '.join(values)}")
+
+
+def key(default, meaning: str, allowed=None):
+    """A config key: its default, what it means and its allowed values (a range), together."""
+    metadata = {"help": meaning, "range": allowed}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# Where training crops come from (pytorch_modules/data/training_set.py reads them accordingly).
+FEATURE_SOURCES = ("precomputed", "on_the_fly", "shards")
+
+
+# -- sections whose keys depend on their type (model:, loss:) ---------------------------------
+
+# YAML spells the paper's symbols; Python cannot name an argument `lambda`.
+YAML_NAMES = {"lam": "lambda"}
+PYTHON_NAMES = {v: k for k, v in YAML_NAMES.items()}
+# Constructor arguments the trainer supplies, not the config.
+SUPPLIED = ("self", "num_classes")
+
+
+def class_options(cls) -> dict:
+    """{option: (annotation, default)} of a registered class, from its constructor.  A head's
+    embedding_dim comes from the model, so it is not a loss option."""
+    hints = typing.get_type_hints(cls.__init__)
+    skip = SUPPLIED + (("embedding_dim",) if issubclass(cls, heads.Head) else ())
+    return {name: (hints.get(name, type(p.default)), p.default)
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def class_defaults(cls) -> dict:
+    """The options of a registered class that have a default, with it (lists copied)."""
+    return {name: (list(default) if isinstance(default, (list, tuple)) else default)
+            for name, (_, default) in class_options(cls).items()
+            if default is not inspect.Parameter.empty}
 
 
 @dataclass
-class ModelConfig:
-    type: str = "rescnn"          # the backbone (models.BACKBONES); the keys below are ResCNN's
-    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])  # ours: not given
-    blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
-    embedding_dim: int = 1024
-    embedding_bn: bool = True     # ours: BatchNorm1d on the embedding (models/rescnn.py)
-    input_norm: str = "utterance_mean"  # ours: utterance_mean | none (models/rescnn.py)
-    pooling: str = "avg"          # avg (the paper's) | stats (ours: mean + std over time)
-    input_bins: int = 161         # feature bins, which stats pooling needs to size the FC
+class TypedSection:
+    """A section whose keys are the options of the registered class its `type` names."""
+    type: str
+    options: dict
+
+    def to_dict(self) -> dict:
+        return {"type": self.type, **{YAML_NAMES.get(k, k): v for k, v in self.options.items()}}
 
 
 @dataclass
-class LossConfig:
+class ModelConfig(TypedSection):
+    """model: the backbone (models.BACKBONES) and its options."""
+    type: str = "rescnn"
+    options: dict = field(default_factory=lambda: class_defaults(BACKBONES["rescnn"]))
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.options["embedding_dim"]
+
+    @property
+    def input_bins(self) -> int:
+        return self.options["input_bins"]
+
+
+@dataclass
+class LossConfig(TypedSection):
+    """loss: the classification head (heads.HEADS) and its options."""
     type: str = "dam_softmax"
-    # Options of the chosen head (pytorch_modules/heads); which keys are allowed depends on `type`.
-    options: dict = field(default_factory=lambda: dict(heads.PAPER_OPTIONS["dam_softmax"]))
+    options: dict = field(default_factory=lambda: class_defaults(heads.HEADS["dam_softmax"]))
 
+
+TYPED_SECTIONS = {"model": (ModelConfig, lambda: BACKBONES),
+                  "loss": (LossConfig, lambda: heads.HEADS)}
+
+
+# -- the plain sections ------------------------------------------------------------------------
 
 @dataclass
 class DataConfig:
-    crop_frames: int = 300        # 3-s training crops at the 10-ms frame shift
-    batch_size: int = 64          # global batch (split over ranks when distributed)
-    num_workers: int = 1          # ours: DataLoader processes reading features
-    # ours: precomputed (crops of the stage-2 arks, the paper's setting) | on_the_fly (crops
-    # computed from the audio files of wav.scp with the options of spectrogram_config) |
-    # shards (the same, from the tar shards of the data dir's shards.list, steps/make_shards.sh)
-    features: str = "precomputed"
-    spectrogram_config: str = "conf/spectrogram.conf"
-    shuffle_buffer: int = 1000    # ours: shards: utterances a shuffle buffer holds
+    crop_frames: int = key(300, "frames of each training crop (3 s at the 10-ms shift)", POSITIVE)
+    batch_size: int = key(64, "the global batch, split over the processes", POSITIVE)
+    num_workers: int = key(1, "ours: DataLoader processes making crops (at most the cores)",
+                           NON_NEGATIVE)
+    features: str = key(
+        "precomputed", "ours: precomputed (crops of the stage-2 arks, the paper's setting) | "
+        "on_the_fly (computed from the audio of wav.scp with spectrogram_config's options) | "
+        "shards (the same, from the tar shards of shards.list, steps/make_shards.sh)",
+        one_of(*FEATURE_SOURCES))
+    spectrogram_config: str = key("conf/spectrogram.conf", "the feature options (Kaldi-style)")
+    shuffle_buffer: int = key(1000, "ours: shards: utterances the shuffle buffer holds", POSITIVE)
 
 
 @dataclass
 class AugmentConfig:
-    """ours (the paper trains on clean crops); needs data.features: on_the_fly
-    (pytorch_modules/data/augment.py).  A probability of 0 turns a kind off."""
-    noise_prob: float = 0.0       # noise (noise_list's files, else coloured noise) ...
-    noise_snr: list[float] = field(default_factory=lambda: [0.0, 15.0])   # ... at this SNR (dB)
-    noise_list: str = ""          # e.g. data/musan/noise.list (./run.sh --musan-root)
-    music_prob: float = 0.0       # music (music_list's files) ...
-    music_snr: list[float] = field(default_factory=lambda: [5.0, 15.0])   # ... at this SNR
-    music_list: str = ""          # e.g. data/musan/music.list
-    babble_prob: float = 0.0      # several people talking at once (babble_list's files, else
-    babble_snr: list[float] = field(default_factory=lambda: [13.0, 20.0])  # other training
-    babble_speakers: list[int] = field(default_factory=lambda: [3, 7])     # speakers) ...
-    babble_list: str = ""         # e.g. data/musan/speech.list
-    reverb_prob: float = 0.0      # a room impulse response from ...
-    rir_list: str = ""            # ... this list of wav files (local/make_simulated_rirs.py)
-    speed_prob: float = 0.0       # tempo and pitch changed by one of ...
-    speed_factors: list[float] = field(default_factory=lambda: [0.9, 1.1])  # ... these factors
-    # A sped-up or slowed-down speaker as a speaker of its own, as WeSpeaker does: the head
-    # gets (1 + len(speed_factors)) x the training speakers, and a crop at speed_factors[i]
-    # is labelled speaker + (i + 1) x the number of speakers; false keeps the label.
-    speed_new_speakers: bool = False
-    # Spectrogram masking (SpecAugment, Park et al. 2019; WeSpeaker's spec_aug): with this
-    # probability a crop gets freq_masks bands of 1..freq_mask_bins bins and time_masks spans
-    # of 1..time_mask_frames frames set to each bin's mean over the crop (0 once the model
-    # subtracts it).  Works on precomputed arks too: it needs no audio.
-    spec_mask_prob: float = 0.0
-    freq_masks: int = 2
-    freq_mask_bins: int = 16
-    time_masks: int = 2
-    time_mask_frames: int = 20
+    """ours (the paper trains on clean crops); the waveform kinds need data.features:
+    on_the_fly or shards (pytorch_modules/data/augment.py).  A probability of 0 turns a kind
+    off."""
+    noise_prob: float = key(0.0, "noise (noise_list's files, else coloured noise)", PROBABILITY)
+    noise_snr: list[float] = key([0.0, 15.0], "its SNR range (dB)", DB_RANGE)
+    noise_list: str = key("", "e.g. data/musan/noise.list (./run.sh --musan-root)")
+    music_prob: float = key(0.0, "music (music_list's files)", PROBABILITY)
+    music_snr: list[float] = key([5.0, 15.0], "its SNR range (dB)", DB_RANGE)
+    music_list: str = key("", "e.g. data/musan/music.list")
+    babble_prob: float = key(0.0, "babble (babble_list's files, else other training speakers)",
+                             PROBABILITY)
+    babble_snr: list[float] = key([13.0, 20.0], "its SNR range (dB)", DB_RANGE)
+    babble_speakers: list[int] = key([3, 7], "how many talkers are summed",
+                                     (lambda v: len(v) == 2 and 1 <= v[0] <= v[1],
+                                      "[low, high] with 1 <= low <= high"))
+    babble_list: str = key("", "e.g. data/musan/speech.list")
+    reverb_prob: float = key(0.0, "a room impulse response of rir_list", PROBABILITY)
+    rir_list: str = key("", "room impulse response wav files (local/make_simulated_rirs.py)")
+    speed_prob: float = key(0.0, "tempo and pitch changed by one of speed_factors", PROBABILITY)
+    speed_factors: list[float] = key([0.9, 1.1], "speed factors",
+                                     (lambda v: all(0.5 <= f <= 2 for f in v), "all in [0.5, 2]"))
+    speed_new_speakers: bool = key(
+        False, "a sped-up speaker is a speaker of its own, as WeSpeaker trains: the head gets "
+        "(1 + len(speed_factors)) x the speakers; a crop at speed_factors[i] is labelled "
+        "speaker + (i + 1) x speakers")
+    spec_mask_prob: float = key(
+        0.0, "spectrogram masks (SpecAugment; WeSpeaker's spec_aug): bands and spans set to "
+        "their bins' mean over the crop; works on precomputed arks too", PROBABILITY)
+    freq_masks: int = key(2, "frequency bands per masked crop", NON_NEGATIVE)
+    freq_mask_bins: int = key(16, "each band 1 to this many bins", POSITIVE)
+    time_masks: int = key(2, "time spans per masked crop", NON_NEGATIVE)
+    time_mask_frames: int = key(20, "each span 1 to this many frames", POSITIVE)
 
     @property
     def waveform_enabled(self) -> bool:
@@ -109,54 +181,48 @@ class AugmentConfig:
 
 @dataclass
 class OptimConfig:
-    epochs: int = 30              # ours
-    lr: float = 0.1               # the paper's initial learning rate
-    final_lr: float = 0.001       # ours: exponential decay from lr to final_lr
-    warmup_epochs: float = 0.0    # ours: linear warm-up from 0 to lr
-    # Margin warm-up (ours; the paper applies the margin in full from the first step): the
-    # margin heads (am_softmax, dam_softmax) train with margin 0 for margin_warmup_start
-    # epochs, then their margin rises linearly to the configured m over margin_warmup_epochs
-    # (as WeSpeaker's margin scheduler does); 0 and 0 = the full margin from step 0.
-    margin_warmup_start: float = 0.0
-    margin_warmup_epochs: float = 0.0
-    momentum: float = 0.9         # ours (momentum, nesterov, weight decay)
-    nesterov: bool = False
-    weight_decay: float = 0.0001
-    # The lr above is for a global batch of lr_reference_batch utterances (the paper's 64).
-    # With another data.batch_size (data.batch_size is the global batch, whatever the number of
-    # processes), lr_scaling multiplies the whole schedule (lr and final_lr) by
-    #   none: 1 (the lr as written), linear: batch_size / lr_reference_batch (Goyal et al. 2017;
-    #   pair it with warmup_epochs), sqrt: sqrt(batch_size / lr_reference_batch).
-    lr_scaling: str = "none"
-    lr_reference_batch: int = 64
+    epochs: int = key(30, "ours", POSITIVE)
+    lr: float = key(0.1, "the paper's initial learning rate", POSITIVE)
+    final_lr: float = key(0.001, "ours: exponential decay from lr to final_lr",
+                          (lambda v: v > 0, "> 0 and <= optim.lr"))
+    warmup_epochs: float = key(0.0, "ours: linear warm-up from 0 to lr", NON_NEGATIVE)
+    margin_warmup_start: float = key(
+        0.0, "ours: epochs at margin 0 before the margin warm-up (WeSpeaker's margin "
+        "scheduler); the paper applies the full margin from the first step", NON_NEGATIVE)
+    margin_warmup_epochs: float = key(0.0, "ours: epochs over which the margin rises to m",
+                                      NON_NEGATIVE)
+    momentum: float = key(0.9, "ours", (lambda v: 0 <= v < 1, "in [0, 1)"))
+    nesterov: bool = key(False, "ours")
+    weight_decay: float = key(0.0001, "ours", NON_NEGATIVE)
+    lr_scaling: str = key(
+        "none", "the schedule for a global batch of lr_reference_batch, multiplied by none: 1, "
+        "linear: batch_size / lr_reference_batch (Goyal et al. 2017; with warmup_epochs), "
+        "sqrt: its square root", one_of("none", "linear", "sqrt"))
+    lr_reference_batch: int = key(64, "the batch the lr is written for (the paper's)", POSITIVE)
+    average_last: int = key(
+        1, "ours: final.pt holds the mean of the last N epochs' weights, BatchNorm statistics "
+        "included (WeSpeaker averages 10); 1 = the last epoch's", POSITIVE)
 
 
 @dataclass
 class TrainingConfig:
-    seed: int = 777
-    threads: int = 0                   # torch intra-op threads; 0 = all cores
-    log_every_steps: int = 20
-    checkpoint_every_steps: int = 0    # 0 = only at the end of each epoch
-    keep_checkpoints: int = 3          # newest N kept, older ones pruned
-    # auto: the GPU when one is visible, else the CPU.  Under torchrun, the process of local
-    # rank k uses GPU k of its node (pytorch_modules/training/distributed.py).
-    device: str = "auto"
-    # Process-group backend with several processes: auto = nccl on GPUs, gloo on the CPU.
-    dist_backend: str = "auto"
-    # false: with several processes each one's BatchNorm uses the statistics of its own share of
-    # the batch (plain DDP); true: statistics over the global batch, as a single process has
-    # them (SyncBatchNorm on GPUs, distributed.GlobalBatchNorm on the CPU).
-    sync_batchnorm: bool = False
-    # Mixed precision on CUDA: none | bf16 (needs a GPU with bfloat16, e.g. A100/H100) | fp16
-    # (with loss scaling).  The loss head always computes in float32.  Refused on the CPU:
-    # a CPU run would silently differ from the GPU run the config was written for.
-    amp: str = "none"
-    # CUDA only: channels-last memory layout for the convolutions (faster with tensor cores);
-    # ignored on the CPU, with a note in the log.
-    channels_last: bool = False
-    # CUDA only: torch.compile the training step (fuses BatchNorm, ReLU and the residual adds;
-    # the first steps of a run spend a minute or so compiling); ignored on the CPU, with a note.
-    compile: bool = False
+    seed: int = key(777, "the seed of the initial weights, the data order and the crops")
+    threads: int = key(0, "torch intra-op threads", (lambda v: v >= 0, ">= 0 (0: all cores)"))
+    log_every_steps: int = key(20, "a log line every N steps", POSITIVE)
+    checkpoint_every_steps: int = key(
+        0, "a checkpoint every N steps", (lambda v: v >= 0, ">= 0 (0: at the end of each epoch)"))
+    keep_checkpoints: int = key(3, "the newest N checkpoints are kept", POSITIVE)
+    device: str = key("auto", "auto: the GPU when one is visible (under torchrun, local rank "
+                      "k uses GPU k), else the CPU", one_of("auto", "cpu", "cuda"))
+    dist_backend: str = key("auto", "several processes: auto = nccl on GPUs, gloo on the CPU",
+                            one_of("auto", "nccl", "gloo"))
+    sync_batchnorm: bool = key(
+        False, "several processes: BatchNorm statistics over the global batch, as one process "
+        "has them (false: each process's share)")
+    amp: str = key("none", "CUDA mixed precision: bf16 | fp16 (with loss scaling); the loss "
+                   "head stays float32; refused on the CPU", one_of("none", "bf16", "fp16"))
+    channels_last: bool = key(False, "CUDA: channels-last convolutions; ignored on the CPU")
+    compile: bool = key(False, "CUDA: torch.compile of the training step; ignored on the CPU")
 
 
 @dataclass
@@ -170,25 +236,27 @@ class Config:
 
     def to_dict(self) -> dict:
         """The YAML form: config_from_dict(c.to_dict()) == c, and it reads as a config file."""
-        data = dataclasses.asdict(self)
-        yaml_names = {v: k for k, v in _LOSS_KEY_ALIASES.items()}
-        data["loss"] = {"type": self.loss.type,
-                        **{yaml_names.get(k, k): v for k, v in self.loss.options.items()}}
-        return data
+        return {f.name: (section.to_dict() if isinstance(section, TypedSection)
+                         else dataclasses.asdict(section))
+                for f in dataclasses.fields(self) for section in [getattr(self, f.name)]}
 
 
-# YAML spells the paper's symbols; Python cannot name an argument `lambda`.
-_LOSS_KEY_ALIASES = {"lambda": "lam"}
+PLAIN_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)
+                  if f.name not in TYPED_SECTIONS}
+SECTION_NAMES = ", ".join(f.name for f in dataclasses.fields(Config))
 
+
+# -- checking values ---------------------------------------------------------------------------
 
 def _check_value(value, annotation, where: str):
     """Returns value converted to `annotation`, or raises ConfigError naming `where`."""
     origin = typing.get_origin(annotation)
-    if origin is list:
-        (item_type,) = typing.get_args(annotation)
+    if origin in (list, tuple) or annotation in (list, tuple):
+        args = typing.get_args(annotation)
         if not isinstance(value, list) or not value:
             raise ConfigError(f"{where} must be a non-empty list, got {value!r}")
-        return [_check_value(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_check_value(v, args[0], f"{where}[{i}]") if args else v
+                for i, v in enumerate(value)]
     if annotation is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {value!r}")
@@ -211,176 +279,218 @@ def _check_value(value, annotation, where: str):
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, got {value!r}")
         return value
-    raise AssertionError(f"no checker for {annotation}")
+    raise AssertionError(f"{where}: no checker for {annotation} (a registered class must annotate "
+                         f"its keyword arguments: int, float, bool, str or list[...])")
+
+
+def _out_of_range(allowed, value) -> str | None:
+    """The allowed range in words when `value` lies outside it, else None."""
+    if allowed is None:
+        return None
+    test, words = allowed
+    return None if test(value) else words
+
+
+def _mapping(data, where: str) -> dict:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}")
+    return data
 
 
 def _build_section(cls, data, where: str):
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}")
+    data = _mapping(data, where)
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key '{key}' (known keys: {', '.join(sorted(known))})")
-    values = {key: _check_value(value, hints[key], f"{where}.{key}") for key, value in data.items()}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for name, value in data.items():
+        if name not in fields:
+            raise ConfigError(f"{where}: unknown key '{name}' (known keys: "
+                              f"{', '.join(sorted(fields))})")
+        values[name] = _check_value(value, hints[name], f"{where}.{name}")
+        bad = _out_of_range(fields[name].metadata.get("range"), values[name])
+        if bad:
+            raise ConfigError(f"{where}.{name} is {value!r}, but it must be {bad}")
     return cls(**values)
 
 
-def _head_parameters(loss_type: str) -> dict:
-    params = inspect.signature(heads.HEADS[loss_type].__init__).parameters
-    return {name: p for name, p in params.items()
-            if name not in ("self", "embedding_dim", "num_classes")}
-
-
-def _build_loss(data, where: str) -> LossConfig:
-    if not isinstance(data, dict) or "type" not in data:
-        raise ConfigError(f"{where} must be a mapping with a 'type' "
-                          f"({', '.join(heads.HEADS)})")
-    loss_type = data["type"]
-    if loss_type not in heads.HEADS:
-        raise ConfigError(f"{where}.type: unknown loss '{loss_type}' "
-                          f"(choose one of {', '.join(heads.HEADS)})")
-    allowed = _head_parameters(loss_type)
-    options = {}
-    for key, value in data.items():
-        if key == "type":
+def _build_typed(section: str, data, where: str) -> TypedSection:
+    cls, registry = TYPED_SECTIONS[section][0], TYPED_SECTIONS[section][1]()
+    data = _mapping(data, where)
+    kind = data.get("type", cls().type)
+    if kind not in registry:
+        raise ConfigError(f"{where}.type must be one of {', '.join(registry)}, got {kind!r}")
+    registered = registry[kind]
+    allowed = class_options(registered)
+    ranges = getattr(registered, "OPTION_RANGES", {})
+    options = class_defaults(registered)
+    for name, value in data.items():
+        if name == "type":
             continue
-        name = _LOSS_KEY_ALIASES.get(key, key)
-        if name not in allowed:
-            shown = sorted({k for k, v in _LOSS_KEY_ALIASES.items() if v in allowed}
-                           | (set(allowed) - set(_LOSS_KEY_ALIASES.values())))
-            raise ConfigError(f"{where}: key '{key}' does not apply to {loss_type} "
-                              f"(its keys: {', '.join(shown) or 'none'})")
-        options[name] = _check_value(value, type(allowed[name].default), f"{where}.{key}")
-        bad = heads.option_range_error(loss_type, name, options[name])
+        python_name = PYTHON_NAMES.get(name, name)
+        if python_name not in allowed:
+            known = ", ".join(sorted(YAML_NAMES.get(k, k) for k in allowed)) or "none"
+            raise ConfigError(f"{where}: key '{name}' does not apply to {kind} "
+                              f"(its keys: {known})")
+        options[python_name] = _check_value(value, allowed[python_name][0], f"{where}.{name}")
+        bad = _out_of_range(ranges.get(python_name), options[python_name])
         if bad:
-            raise ConfigError(f"{where}.{key} is {value!r}, but {loss_type} needs it {bad}")
-    return LossConfig(type=loss_type, options=options)
+            raise ConfigError(f"{where}.{name} is {value!r}, but {kind} needs it {bad}")
+    missing = sorted(set(allowed) - set(options))
+    if missing:
+        raise ConfigError(f"{where}: {kind} needs key '{YAML_NAMES.get(missing[0], missing[0])}'")
+    problem = getattr(registered, "options_problem", lambda options: None)(options)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    return cls(type=kind, options=options)
 
 
 def config_from_dict(data, source: str = "config") -> Config:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections (model, loss, data, "
-                          f"augment, optim, training), got {type(data).__name__}")
-    sections = {"model": ModelConfig, "data": DataConfig, "augment": AugmentConfig,
-                "optim": OptimConfig, "training": TrainingConfig}
-    for key in data:
-        if key not in sections and key != "loss":
-            raise ConfigError(f"{source}: unknown section '{key}' "
-                              f"(known: model, loss, data, augment, optim, training)")
-    built = {key: _build_section(cls, data.get(key), f"{source}: {key}")
-             for key, cls in sections.items()}
-    loss = _build_loss(data["loss"], f"{source}: loss") if "loss" in data else LossConfig()
-    config = Config(loss=loss, **built)
-    _check_ranges(config, source)
+        raise ConfigError(f"{source}: expected a mapping of sections ({SECTION_NAMES}), "
+                          f"got {type(data).__name__}")
+    for name in data:
+        if name not in PLAIN_SECTIONS and name not in TYPED_SECTIONS:
+            raise ConfigError(f"{source}: unknown section '{name}' (known: {SECTION_NAMES})")
+    built = {name: _build_section(cls, data.get(name), f"{source}: {name}")
+             for name, cls in PLAIN_SECTIONS.items()}
+    built.update({name: _build_typed(name, data.get(name), f"{source}: {name}")
+                  for name in TYPED_SECTIONS})
+    config = Config(**built)
+    _check_together(config, source)
     return config
 
 
-# The range of every numeric key (section.key -> (test, the range in words)); a value outside
-# it is refused when the config is loaded, naming the file, the key, the value and the range.
-POSITIVE, NON_NEGATIVE = (lambda v: v > 0, "> 0"), (lambda v: v >= 0, ">= 0")
-RANGES = {
-    "model.widths": (lambda v: all(w > 0 for w in v), "all > 0"),
-    "model.blocks": (lambda v: all(b >= 0 for b in v), "all >= 0"),
-    "model.embedding_dim": POSITIVE,
-    "model.input_bins": POSITIVE,
-    "data.crop_frames": POSITIVE,
-    "data.batch_size": POSITIVE,
-    "data.num_workers": NON_NEGATIVE,
-    "data.shuffle_buffer": POSITIVE,
-    "augment.noise_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "augment.noise_snr": (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high"),
-    "augment.music_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "augment.music_snr": (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high"),
-    "augment.babble_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "augment.babble_snr": (lambda v: len(v) == 2 and v[0] <= v[1], "[low, high] with low <= high"),
-    "augment.babble_speakers": (lambda v: len(v) == 2 and 1 <= v[0] <= v[1],
-                                "[low, high] with 1 <= low <= high"),
-    "augment.reverb_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "augment.speed_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "augment.speed_factors": (lambda v: all(0.5 <= f <= 2 for f in v), "all in [0.5, 2]"),
-    "augment.spec_mask_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "augment.freq_masks": NON_NEGATIVE,
-    "augment.freq_mask_bins": POSITIVE,
-    "augment.time_masks": NON_NEGATIVE,
-    "augment.time_mask_frames": POSITIVE,
-    "optim.epochs": POSITIVE,
-    "optim.lr": POSITIVE,
-    "optim.final_lr": (lambda v: v > 0, "> 0 and <= optim.lr"),
-    "optim.warmup_epochs": NON_NEGATIVE,
-    "optim.margin_warmup_start": NON_NEGATIVE,
-    "optim.margin_warmup_epochs": NON_NEGATIVE,
-    "optim.momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "optim.weight_decay": NON_NEGATIVE,
-    "optim.lr_reference_batch": POSITIVE,
-    "training.threads": (lambda v: v >= 0, ">= 0 (0: all cores)"),
-    "training.log_every_steps": POSITIVE,
-    "training.checkpoint_every_steps": (lambda v: v >= 0, ">= 0 (0: at the end of each epoch)"),
-    "training.keep_checkpoints": POSITIVE,
-}
-
-
-def _check_ranges(config: Config, source: str):
-    for key, (test, words) in RANGES.items():
-        section, field_name = key.split(".")
-        value = getattr(getattr(config, section), field_name)
-        if not test(value):
-            raise ConfigError(f"{source}: {key} is {value!r}, but it must be {words}")
+def _check_together(config: Config, source: str) -> None:
+    """Rules that involve more than one key."""
+    a = config.augment
     checks = [
-        (len(config.model.widths) == len(config.model.blocks),
-         "model.widths and model.blocks need the same length (one width per stage)"),
         (config.optim.final_lr <= config.optim.lr,
          f"optim.final_lr is {config.optim.final_lr!r}, but it must be <= optim.lr "
          f"({config.optim.lr!r}): the lr decays from lr to final_lr"),
-        (not (config.optim.margin_warmup_start or config.optim.margin_warmup_epochs)
-         or config.loss.type in heads.scheduled_margin_types(),
-         f"optim.margin_warmup_start/margin_warmup_epochs apply to the additive-margin heads "
-         f"({', '.join(heads.scheduled_margin_types())}), not to {config.loss.type}; set them "
-         f"to 0 (a_softmax has its own annealing, lambda_base)"),
+        (a.music_prob == 0 or a.music_list,
+         "augment.music_prob needs augment.music_list, a file listing music files "
+         "(./run.sh --musan-root MUSAN writes data/musan/music.list)"),
+        (a.reverb_prob == 0 or a.rir_list,
+         "augment.reverb_prob needs augment.rir_list, a file listing room impulse responses "
+         "(make one with local/make_simulated_rirs.py OUT_DIR, which writes OUT_DIR/rir.list)"),
+        (not a.speed_new_speakers or a.speed_prob > 0,
+         "augment.speed_new_speakers needs augment.speed_prob > 0: without speed perturbation "
+         "there are no sped-up speakers to add"),
+        (not a.waveform_enabled or config.data.features != "precomputed",
+         "augment: noise, music, babble, reverb and speed need the crops computed from the "
+         "audio (data.features: on_the_fly or shards); the arks of data.features: precomputed "
+         "hold clean features"),
+        (config.optim.average_last <= config.optim.epochs,
+         f"optim.average_last is {config.optim.average_last}, but there are only "
+         f"{config.optim.epochs} epochs (optim.epochs) to average"),
     ]
-    choices = [
-        ("model.type", config.model.type, tuple(BACKBONES)),
-        ("model.pooling", config.model.pooling, POOLINGS),
-        ("model.input_norm", config.model.input_norm, INPUT_NORMS),
-        ("data.features", config.data.features, FEATURE_SOURCES),
-        ("optim.lr_scaling", config.optim.lr_scaling, LR_SCALINGS),
-        ("training.device", config.training.device, DEVICES),
-        ("training.dist_backend", config.training.dist_backend, BACKENDS),
-        ("training.amp", config.training.amp, AMP_MODES),
-    ]
-    for key, value, allowed in choices:
-        checks.append((value in allowed,
-                       f"{key} must be one of {', '.join(allowed)}, got {value!r}"))
-    checks.append((config.augment.music_prob == 0 or config.augment.music_list,
-                   "augment.music_prob needs augment.music_list, a file listing music files "
-                   "(./run.sh --musan-root MUSAN writes data/musan/music.list)"))
-    checks.append((config.augment.reverb_prob == 0 or config.augment.rir_list,
-                   "augment.reverb_prob needs augment.rir_list, a file listing room impulse "
-                   "responses (make one with local/make_simulated_rirs.py OUT_DIR, which "
-                   "writes OUT_DIR/rir.list)"))
-    checks.append((not config.augment.speed_new_speakers or config.augment.speed_prob > 0,
-                   "augment.speed_new_speakers needs augment.speed_prob > 0: without speed "
-                   "perturbation there are no sped-up speakers to add"))
-    checks.append((not config.augment.waveform_enabled or config.data.features != "precomputed",
-                   "augment: noise, music, babble, reverb and speed need the crops computed from "
-                   "the audio (data.features: on_the_fly or shards); the arks of data.features: "
-                   "precomputed hold clean "
-                   "features"))
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")
 
 
-def load_config(path) -> Config:
+def margin_warmup_unused(config: Config) -> str | None:
+    """A note for the training log when a margin warm-up is set for a head without an
+    additive margin to warm up (softmax, a_softmax), which then trains without it."""
+    o = config.optim
+    if (o.margin_warmup_start or o.margin_warmup_epochs) and (
+            config.loss.type not in heads.scheduled_margin_types()):
+        return (f"note: optim.margin_warmup_start/margin_warmup_epochs do nothing for "
+                f"{config.loss.type}, which has no additive margin (they apply to "
+                f"{', '.join(heads.scheduled_margin_types())})")
+    return None
+
+
+# -- reading files and overrides ---------------------------------------------------------------
+
+class _DuplicateKey(Exception):
+    def __init__(self, key, first_line, second_line):
+        super().__init__(key)
+        self.key, self.first_line, self.second_line = key, first_line, second_line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping key given twice (SafeLoader keeps the last)."""
+
+
+def _construct_unique_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        name = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if name in seen:
+            raise _DuplicateKey(name, seen[name], line)
+        seen[name] = line
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _construct_unique_mapping)
+
+
+def load_yaml(text: str, source: str):
+    """YAML data of `text` (safe: no code runs); a syntax error or a key given twice in one
+    mapping is a ConfigError naming `source`, the lines and the key."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as e:
+        raise ConfigError(f"{source}: key '{e.key}' is given twice, on line {e.first_line} and "
+                          f"line {e.second_line}; keep one of them") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source} is not valid YAML: {e}") from None
+
+
+def apply_overrides(data, overrides, source: str) -> tuple[dict, list[str]]:
+    """The config data with `section.key=VALUE` overrides applied (VALUE read as YAML: 0.1,
+    true, [16, 32], aam_softmax), and notes for the user.  Setting model.type or loss.type to
+    another type starts that section from the new type's defaults (the old type's keys may
+    not apply to it); the section's other overrides apply after it, in any order."""
+    data = {name: dict(_mapping(values, f"{source}: {name}")) for name, values in
+            (_mapping(data, source)).items()}
+    parsed = [_parse_override(item) for item in overrides]
+    notes = []
+    # Types first, so that `--set loss.margin=0.3 --set loss.type=aam_softmax` keeps the margin.
+    for item, section, name, value in sorted(parsed, key=lambda p: p[2] != "type"):
+        if section not in PLAIN_SECTIONS and section not in TYPED_SECTIONS:
+            raise ConfigError(f"--set {item}: unknown section '{section}' (known: "
+                              f"{SECTION_NAMES})")
+        values = data.setdefault(section, {})
+        if name == "type" and section in TYPED_SECTIONS:
+            old = values.get("type", TYPED_SECTIONS[section][0]().type)
+            if value != old:
+                dropped = ", ".join(f"{k} {v}" for k, v in values.items() if k != "type")
+                notes.append(f"--set {item}: {source}'s {section} section ({old}"
+                             f"{': ' + dropped if dropped else ''}) is replaced by {value}'s "
+                             f"defaults")
+                data[section] = values = {}
+        values[name] = value
+    return data, notes
+
+
+def _parse_override(item: str):
+    """(item, section, key, value) of a `section.key=VALUE` override."""
+    name, equals, text = item.partition("=")
+    section, dot, key_name = name.strip().partition(".")
+    if not equals or not dot or not section or not key_name or "." in key_name:
+        raise ConfigError(f"--set takes section.key=VALUE (e.g. loss.type=aam_softmax or "
+                          f"optim.lr=0.05), got {item!r}")
+    return item, section, key_name, load_yaml(text, f"--set {item}")
+
+
+def load_config(path, overrides=(), notes=None) -> Config:
+    """The config of a YAML file, with `section.key=VALUE` overrides applied; notes about
+    what the overrides replaced are appended to `notes` when given."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    return config_from_dict(data, str(path))
+    data = load_yaml(text, str(path))
+    if not overrides:
+        return config_from_dict(data, str(path))
+    data, override_notes = apply_overrides(data, overrides, str(path))
+    if notes is not None:
+        notes.extend(override_notes)
+    return config_from_dict(data, f"{path} with --set {' --set '.join(overrides)}")

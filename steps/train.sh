@@ -13,6 +13,7 @@ set -euo pipefail
 
 cmd=utils/launch_local.py
 config=conf/rescnn_dam.yaml
+set=()
 show_log=true
 num_gpus=0
 nproc_per_node=1
@@ -29,6 +30,8 @@ Options:
   --cmd <launcher>          job launcher, e.g. \"\$cuda_cmd\" (default: $cmd); --num-gpus N
                             adds --gpu N to it
   --config <yaml>           training config (default: $config)
+  --set <section.key=value> override a key of the config, e.g. --set optim.lr=0.05
+                            (repeatable; <exp-dir>/config.yaml records the result)
   --show-log <true|false>   also print the training log while it runs (default: $show_log)
   --num-gpus <n>            GPUs of this node, one process each; 0 = train on the CPU with
                             the GPUs hidden (default: $num_gpus)
@@ -116,7 +119,9 @@ fi
 
 # Trained from shards (config data.features), the data dir needs no feats.scp: the shards and
 # their indexes hold the audio and the frame counts.
-features=$(python -m pytorch_modules.bin.config_value "$config" data.features) || exit 1
+overrides=()
+for o in "${set[@]}"; do overrides+=(--set "$o"); done
+features=$(python -m pytorch_modules.bin.config_value "${overrides[@]}" "$config" data.features) || exit 1
 validate_opts=(--no-wav)
 [ "$features" != shards ] || validate_opts=(--no-wav --no-feats)
 utils/validate_data_dir.sh "${validate_opts[@]}" "$data"
@@ -134,4 +139,4 @@ if $show_log; then
   tail_pid=$!
   trap 'kill $tail_pid 2>/dev/null || true' EXIT
 fi
-$cmd "${launcher_opts[@]}" "$log" "${job_env[@]}" "${program[@]}" --config "$config" "$data" "$dir"
+$cmd "${launcher_opts[@]}" "$log" "${job_env[@]}" "${program[@]}" --config "$config" "${overrides[@]}" "$data" "$dir"

@@ -278,6 +278,88 @@ def test_a_non_finite_loss_stops_training_at_its_step_keeping_the_checkpoints(
     assert not (tmp_path / "exp/final.pt").exists()
 
 
+# ---- training: an exp dir made from other data -------------------------------------------
+
+def add_utterance(data, utt, frames=60):
+    """One more utterance in a feature data dir (its own ark), the speaker files kept in
+    order: what rerunning stages 1-2 after adding a recording leaves."""
+    mat = np.random.default_rng(9).standard_normal((frames, 161)).astype(np.float32)
+    kaldiio.save_ark(str(data / "extra.ark"), {utt: mat}, scp=str(data / "extra.scp"))
+    for name, line in (("feats.scp", (data / "extra.scp").read_text().strip()),
+                       ("utt2num_frames", f"{utt} {frames}"), ("utt2spk", f"{utt} {utt[:4]}")):
+        lines = (data / name).read_text().splitlines() + [line]
+        tiny_data.write_lines(data / name, sorted(lines))
+    tiny_data.write_speaker_files(data, [ln.split()[0] for ln in
+                                         (data / "utt2spk").read_text().splitlines()])
+
+
+@pytest.mark.parametrize("change", ["utterance added", "features recomputed"])
+def test_a_finished_exp_dir_of_other_data_is_refused_not_kept(tmp_path, monkeypatch, capsys,
+                                                               change):
+    """The speakers are the same, so only a fingerprint of what training reads tells the old
+    model from the data: rerunning must not say 'resuming' and keep the old final.pt."""
+    tiny_data.write_feature_dir(tmp_path / "data", 2, 4)
+    config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=1)
+    assert train_in_process(config, tmp_path, monkeypatch, capsys)[0] == 0
+    model = (tmp_path / "exp/final.pt").read_bytes()
+    if change == "utterance added":
+        add_utterance(tmp_path / "data", "spk1-100")
+    else:   # the same ids, lengths and ark offsets; other values (other feature options)
+        feats = dict(kaldiio.load_scp(str(tmp_path / "data/feats.scp")))
+        scp_before = (tmp_path / "data/feats.scp").read_text()
+        tiny_data.write_feature_dir(tmp_path / "data", 2, 4,
+                                    special={u: 2 * m for u, m in feats.items()})
+        assert (tmp_path / "data/feats.scp").read_text() == scp_before
+    code, out, err = train_in_process(config, tmp_path, monkeypatch, capsys)
+    assert code == 1 and "resuming" not in out
+    assert_clean_error(err, "train", f"{tmp_path}/exp/checkpoints/epoch_001.pt was trained on "
+                                     f"other data than this training set holds now",
+                       "Use a new exp dir, or delete")
+    assert (tmp_path / "exp/final.pt").read_bytes() == model
+
+
+def test_the_same_data_resumes_and_old_checkpoints_are_judged_by_their_speakers(
+        tmp_path, monkeypatch, capsys):
+    tiny_data.write_feature_dir(tmp_path / "data", 2, 4)
+    config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=1)
+    assert train_in_process(config, tmp_path, monkeypatch, capsys)[0] == 0
+    code, out, _ = train_in_process(config, tmp_path, monkeypatch, capsys)
+    assert code == 0 and "resuming from" in out
+    # a checkpoint of an earlier version of the recipe, which recorded only the speakers
+    checkpoint = tmp_path / "exp/checkpoints/epoch_001.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    del state["data_fingerprint"]
+    torch.save(state, checkpoint)
+    add_utterance(tmp_path / "data", "spk1-100")   # same speakers: resumes, as it did
+    assert train_in_process(config, tmp_path, monkeypatch, capsys)[0] == 0
+    state["speakers"] = ["spk1", "spk9"]
+    torch.save(state, checkpoint)
+    code, _, err = train_in_process(config, tmp_path, monkeypatch, capsys)
+    assert code == 1 and "was trained on other data" in err
+
+
+def test_a_batch_larger_than_the_training_set_is_refused(tmp_path, monkeypatch, capsys):
+    """It used to repeat utterances within each batch without a word."""
+    tiny_data.write_feature_dir(tmp_path / "data", 1, 3)
+    config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=1)
+    code, _, err = train_in_process(config, tmp_path, monkeypatch, capsys)
+    assert code == 1
+    assert_clean_error(err, "train", "data.batch_size 4 is larger than the training set's 3 "
+                                     "utterances", "set data.batch_size to at most 3")
+    assert not (tmp_path / "exp/checkpoints").exists()
+
+
+def test_more_loader_workers_than_cores_are_cut_to_the_cores_once(tmp_path, monkeypatch, capsys):
+    tiny_data.write_feature_dir(tmp_path / "data", 2, 4)
+    config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=2, num_workers=64)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    code, out, err = train_in_process(config, tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    assert out.count("data.num_workers 64 is more than the 2 cores this process may use: "
+                     "2 loader workers") == 1
+    assert "suggested max number of worker" not in err
+
+
 @pytest.mark.parametrize("section, words", [
     ("training: {seed: 5, chekpoint_every_steps: 2}",
      "training: unknown key 'chekpoint_every_steps' (known keys: "),

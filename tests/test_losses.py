@@ -182,32 +182,3 @@ def test_a_new_head_is_one_class_and_one_registry_entry(monkeypatch):
         config_from_dict({"loss": {"type": "arc_like", "margin": 1.5}})
     with pytest.raises(ConfigError, match="key 'scale' does not apply to arc_like"):
         config_from_dict({"loss": {"type": "arc_like", "scale": 30}})
-
-
-# -- local/compare_losses.sh's configs ------------------------------------------------------
-
-@pytest.mark.parametrize("loss, warmup_kept", [("softmax", False), ("a_softmax", False),
-                                               ("am_softmax", True), ("dam_softmax", True)])
-def test_loss_variant_config_replaces_only_the_loss_and_the_seed(tmp_path, monkeypatch, capsys,
-                                                                loss, warmup_kept):
-    import yaml
-
-    from pytorch_modules.bin import loss_variant_config
-
-    base = tmp_path / "base.yaml"
-    base.write_text("model: {widths: [4, 8], blocks: [1, 1], embedding_dim: 16}\n"
-                    "loss: {type: dam_softmax, margin: 0.3, scale: 20, lambda: 3}\n"
-                    "optim: {epochs: 4, lr: 0.1, final_lr: 0.01, warmup_epochs: 1.0,\n"
-                    "        margin_warmup_start: 1.0, margin_warmup_epochs: 2.0}\n"
-                    "training: {seed: 5}\n")
-    monkeypatch.setattr("sys.argv", ["loss_variant_config", "--seed", "2", str(base), loss])
-    loss_variant_config.main()
-    variant = yaml.safe_load(capsys.readouterr().out)
-    paper = {"softmax": {}, "a_softmax": {"margin": 4},
-             "am_softmax": {"margin": 0.2, "scale": 30.0},
-             "dam_softmax": {"margin": 0.2, "scale": 30.0, "lambda": 2.0}}[loss]
-    assert variant["loss"] == {"type": loss, **paper}
-    assert variant["training"]["seed"] == 2
-    warmup = (variant["optim"]["margin_warmup_start"], variant["optim"]["margin_warmup_epochs"])
-    assert warmup == ((1.0, 2.0) if warmup_kept else (0.0, 0.0))
-    assert variant["optim"]["warmup_epochs"] == 1.0 and variant["model"]["widths"] == [4, 8]

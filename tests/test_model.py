@@ -105,14 +105,10 @@ def test_utterance_mean_normalisation_removes_a_fixed_channel_and_none_keeps_it(
 class _MeanPoolBackbone(nn.Module):
     """A backbone defined outside the package, as a user's new file would define one."""
 
-    def __init__(self, embedding_dim, input_bins):
+    def __init__(self, embedding_dim: int, input_bins: int = 161):
         super().__init__()
         self.embedding_dim = embedding_dim
         self.fc = nn.Linear(input_bins, embedding_dim)
-
-    @classmethod
-    def from_config(cls, m):
-        return cls(m.embedding_dim, m.input_bins)
 
     def forward(self, feats):
         return self.fc(feats.mean(dim=2))
@@ -132,3 +128,8 @@ def test_the_backbone_is_picked_by_model_type_from_the_registry(monkeypatch):
     assert model(torch.randn(3, 20, 50)).shape == (3, 16)
     with pytest.raises(ConfigError, match="model.type must be one of rescnn, mean_pool, got 'tdnn'"):
         config_from_dict({"model": {"type": "tdnn"}})
+    # a key without a default must be given, and its type comes from the annotation
+    with pytest.raises(ConfigError, match="model: mean_pool needs key 'embedding_dim'"):
+        config_from_dict({"model": {"type": "mean_pool"}})
+    with pytest.raises(ConfigError, match="model.input_bins must be an integer, got 2.5"):
+        config_from_dict({"model": {"type": "mean_pool", "embedding_dim": 4, "input_bins": 2.5}})

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pytorch_modules.training import checkpoints, distributed
-from pytorch_modules.config import ConfigError, config_from_dict
+from pytorch_modules.config import ConfigError, config_from_dict, margin_warmup_unused
 from pytorch_modules.data.training_set import read_training_set
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.heads import build_head
@@ -125,12 +125,15 @@ def test_the_margin_scale_multiplies_the_margin_of_the_head(loss_type):
 
 
 @pytest.mark.parametrize("loss_type", ["softmax", "a_softmax"])
-def test_margin_warmup_on_a_head_without_an_additive_margin_is_refused(loss_type):
+def test_margin_warmup_on_a_head_without_an_additive_margin_is_said_once(loss_type):
+    """A grid over losses (--set loss.type=softmax on a DAM config) keeps the schedule; the
+    warm-up then does nothing, and the training log says so instead of staying silent."""
     data = tiny_config(optim={"margin_warmup_epochs": 1.0}).to_dict()
     data["loss"] = {"type": loss_type}
-    with pytest.raises(ConfigError, match=f"apply to the additive-margin heads .* not to "
-                                          f"{loss_type}"):
-        config_from_dict(data, "test config")
+    note = margin_warmup_unused(config_from_dict(data, "test config"))
+    assert note.startswith(f"note: optim.margin_warmup_start/margin_warmup_epochs do nothing "
+                           f"for {loss_type}")
+    assert margin_warmup_unused(tiny_config(optim={"margin_warmup_epochs": 1.0})) is None
 
 
 @pytest.mark.parametrize("key", ["margin_warmup_start", "margin_warmup_epochs", "warmup_epochs"])
@@ -164,7 +167,7 @@ def test_lr_scaling_at_the_reference_batch_changes_nothing():
     ("training", "dist_backend", "mpi"), ("training", "amp", "fp8"),
 ])
 def test_unknown_choices_are_config_errors_that_list_the_choices(section, key, value):
-    with pytest.raises(ConfigError, match=rf"{section}\.{key} must be one of .*got '{value}'"):
+    with pytest.raises(ConfigError, match=rf"{section}\.{key} is '{value}', but it must be one of "):
         tiny_config(**{section: {key: value}})
 
 
@@ -239,6 +242,57 @@ def test_resuming_mid_epoch_ends_bit_identical_to_an_uninterrupted_run(tiny_data
     assert any("resuming from" in m and "epoch_001_step_000002.pt" in m for m in messages)
     trainer.train()
     assert_states_identical(whole, trainer.state())
+
+
+# -- checkpoint averaging (optim.average_last) ----------------------------------------------
+
+def test_final_model_is_the_mean_of_the_last_epochs_weights(tiny_data, tmp_path):
+    """Against the epoch checkpoints themselves: final.pt's weights, BatchNorm running
+    statistics included, are the mean of the model at the end of epochs 2 and 3."""
+    config = tiny_config(optim={"epochs": 3, "average_last": 2},
+                         training={"seed": 3, "device": "cpu", "keep_checkpoints": 5,
+                                   "log_every_steps": 100})
+    trainer = Trainer(config, tiny_data, str(tmp_path), log=lambda *_: None)
+    trainer.train()
+    trainer.write_final_model(tmp_path / "final.pt")
+    final = torch.load(tmp_path / "final.pt", weights_only=True)["model"]
+    ends = [torch.load(tmp_path / f"checkpoints/epoch_00{e}.pt", weights_only=True)["model"]
+            for e in (2, 3)]
+    assert "embedding_bn.running_var" in final
+    for name, value in final.items():
+        if value.is_floating_point():
+            expected = (ends[0][name].double() + ends[1][name].double()) / 2
+            assert torch.allclose(value.double(), expected, rtol=1e-6, atol=1e-7), name
+            assert value.dtype == ends[1][name].dtype
+        else:   # counters: the last epoch's
+            assert torch.equal(value, ends[1][name]), name
+    assert not torch.equal(final["fc.weight"], ends[1]["fc.weight"])
+
+
+def test_averaging_resumes_exactly_from_a_checkpoint_inside_its_epochs(tiny_data, tmp_path):
+    config = tiny_config(optim={"epochs": 3, "average_last": 2},
+                         training={"seed": 3, "device": "cpu", "keep_checkpoints": 5,
+                                   "log_every_steps": 100})
+    straight = Trainer(config, tiny_data, str(tmp_path / "straight"), log=lambda *_: None)
+    straight.train()
+    straight.write_final_model(tmp_path / "straight/final.pt")
+    # What a run stopped after epoch 2 leaves: the sum of epoch 2's weights is in it.
+    (tmp_path / "resumed/checkpoints").mkdir(parents=True)
+    shutil.copy(tmp_path / "straight/checkpoints/epoch_002.pt",
+                tmp_path / "resumed/checkpoints/epoch_002.pt")
+    resumed = Trainer(config, tiny_data, str(tmp_path / "resumed"), log=lambda *_: None)
+    resumed.resume()
+    assert resumed.position.epoch == 3
+    resumed.train()
+    resumed.write_final_model(tmp_path / "resumed/final.pt")
+    a = torch.load(tmp_path / "straight/final.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed/final.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_averaging_more_epochs_than_trained_is_refused():
+    with pytest.raises(ConfigError, match="optim.average_last is 5, but there are only 3 epochs"):
+        tiny_config(optim={"epochs": 3, "average_last": 5})
 
 
 # -- GPU-only options on the CPU ------------------------------------------------------------

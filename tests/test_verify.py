@@ -5,6 +5,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
+import torch
 
 from pytorch_modules.models.embedding import embed, load_embedding_model
 from pytorch_modules.errors import RecipeError
@@ -89,7 +90,8 @@ def test_missing_model_and_audio_are_sentences(setup, tmp_path):
     proc = run_module("pytorch_modules.bin.verify", "--model", tmp_path / "none.pt",
                       setup["a"], setup["a"])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith(f"verify: checkpoint {tmp_path / 'none.pt'} does not exist")
+    assert proc.stderr.startswith(f"verify: {tmp_path / 'none.pt'} does not exist or is not a "
+                                  f"file; give the final.pt that training wrote")
     with pytest.raises(RecipeError, match=r"audio file .*nothing.wav' does not exist"):
         Embedder(setup["model"]).embed_file(tmp_path / "nothing.wav")
     (tmp_path / "junk.wav").write_bytes(b"not audio at all")
@@ -101,6 +103,32 @@ def test_missing_model_and_audio_are_sentences(setup, tmp_path):
     torch.save({"weights": {}}, tmp_path / "other.pt")
     with pytest.raises(RecipeError, match="is not a model written by training"):
         load_embedding_model(tmp_path / "other.pt")
+
+
+class _Pickled:
+    """Any Python object: a file holding one could run code when unpickled."""
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda path, good: torch.save({"model": _Pickled()}, path),
+     "it holds Python objects other than tensors, numbers, strings, lists and dicts, which "
+     "the recipe never loads, since loading them could run code"),
+    (lambda path, good: path.write_bytes(good.read_bytes()[:-2000]),
+     "it is truncated (an incomplete copy or an interrupted write)"),
+    (lambda path, good: path.write_text("not a model\n"), "it is not a PyTorch checkpoint"),
+])
+def test_an_unloadable_model_is_our_sentence_never_the_unsafe_advice(setup, tmp_path, make,
+                                                                     words):
+    """torch's own text suggests weights_only=False, the one thing never to do with a file of
+    unknown origin; and verify has no previous checkpoint to fall back to."""
+    model = tmp_path / "final.pt"
+    make(model, setup["model"])
+    proc = run_module("pytorch_modules.bin.verify", "--model", model, setup["a"], setup["a"])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr == (f"verify: cannot load {model}: {words}; give the final.pt that "
+                           f"training wrote (exp/<model>/final.pt), or train the model again "
+                           f"(./run.sh --stage 3)\n")
+    assert "weights_only" not in proc.stderr and "previous" not in proc.stderr
 
 
 def test_calibrate_writes_the_sidecar_verify_reads(setup, tmp_path):

@@ -14,6 +14,7 @@
 #       but only when the script already defines foo_bar: anything else is a typo, so it is
 #       reported with the help message and the script exits 1.
 #   A variable whose current value is true or false only takes true or false.
+#   An array variable (declared `foo=()`) is a repeatable option: each --foo VALUE appends.
 #   --help or -h prints $help_message on stdout and exits 0.
 #   Parsing stops at the first argument that is not an option, or after `--`; the remaining
 #   arguments are left in "$@" (this file is sourced, so `shift` acts on the script's arguments).
@@ -49,11 +50,19 @@ while [ $# -gt 0 ]; do
   fi
 
   # Only variables the script defines are options; the name check comes first because
-  # ${!name+x} is a bash error for names that are not identifiers.
-  if ! [[ "$__po_name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [ -z "${!__po_name+x}" ]; then
+  # declare -p of a name that is not an identifier is an error of another kind.
+  if ! [[ "$__po_name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || ! declare -p "$__po_name" >/dev/null 2>&1; then
     echo "$0: invalid option $__po_option" >&2
     [ -n "${help_message:-}" ] && printf '%s\n' "$help_message" >&2
     exit 1
+  fi
+
+  # A repeatable option: the value is appended (a nameref, so no eval).
+  if [[ "$(declare -p "$__po_name")" == "declare -a"* ]]; then
+    declare -n __po_list=$__po_name
+    __po_list+=("$__po_value")
+    unset -n __po_list
+    continue
   fi
 
   # Booleans stay booleans: a typo like --use-gpu ture would otherwise only fail much later,

@@ -4,8 +4,13 @@ asked for, one per line, so that run.sh can refuse a bad config before stage 0.
 
     python -m pytorch_modules.bin.config_value conf/small_dam.yaml loss.type
     dam_softmax
+    python -m pytorch_modules.bin.config_value --set loss.type=am_softmax conf/small_dam.yaml loss.type
+    am_softmax
+
+--set section.key=VALUE overrides a key as training's --set does (notes on stderr).
 """
 import argparse
+import sys
 from pathlib import Path
 
 from pytorch_modules.config import load_config
@@ -37,10 +42,15 @@ def check_feature_config(config, path) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config key (repeatable)")
     parser.add_argument("config")
     parser.add_argument("keys", nargs="*", metavar="section.key")
     args = parser.parse_args()
-    config = load_config(args.config)
+    notes = []
+    config = load_config(args.config, args.set, notes)
+    for note in notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     check_feature_config(config, args.config)
     data = config.to_dict()
     for key in args.keys:

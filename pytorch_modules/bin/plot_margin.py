@@ -14,7 +14,6 @@ import os
 from pytorch_modules.training import checkpoints
 from pytorch_modules.config import config_from_dict, load_config
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.heads import PAPER_OPTIONS
 from pytorch_modules.reports.plots import dam_margin, plot_margin
 
 PROG = "plot_margin"
@@ -25,14 +24,15 @@ def margin_options(args):
     if args.margin is not None:
         return args.margin, args.lam, "--margin/--lambda"
     if args.model:
-        state = checkpoints.load(args.model)
+        state = checkpoints.load(args.model, "give the final.pt that training wrote, or "
+                                 "--config")
         if not isinstance(state, dict) or "config" not in state:
             raise RecipeError(f"{args.model} holds no training config; give the final.pt that "
                               f"training wrote, or --config.")
         config, source = config_from_dict(state["config"], source=args.model), args.model
     else:
         config, source = load_config(args.config), args.config
-    options = {**PAPER_OPTIONS.get(config.loss.type, {}), **config.loss.options}
+    options = config.loss.options
     if config.loss.type == "dam_softmax":
         return options["margin"], options["lam"], source
     if config.loss.type == "am_softmax":

@@ -1,10 +1,13 @@
 """Trains the ResCNN speaker-embedding network on a Kaldi data dir with features.
 
-    python -m pytorch_modules.bin.train --config conf/rescnn_dam.yaml data/train exp/rescnn_dam
+    python -m pytorch_modules.bin.train --config conf/rescnn_dam.yaml [--set optim.lr=0.05 ...] \
+        data/train exp/rescnn_dam
     torchrun --nproc-per-node 4 -m pytorch_modules.bin.train --config ... data/train exp/rescnn_dam
 
 Continues from the newest checkpoint in EXP_DIR/checkpoints when there is one, and writes
-EXP_DIR/final.pt (the embedding network alone) when training is complete.  Under torchrun every
+EXP_DIR/final.pt (the embedding network alone) when training is complete.  --set section.key=VALUE
+overrides a key of the config (repeatable, checked as the file is); EXP_DIR/config.yaml records
+the config trained with.  Under torchrun every
 process trains on its share of each batch (pytorch_modules/training/distributed.py); steps/train.sh
 builds the torchrun command.
 """
@@ -25,14 +28,20 @@ from pytorch_modules.training.trainer import Trainer, write_config_copy
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config key (repeatable)")
     parser.add_argument("data_dir")
     parser.add_argument("exp_dir")
     args = parser.parse_args()
 
-    config = load_config(args.config)
+    notes = []
+    config = load_config(args.config, args.set, notes)
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
     context = distributed.setup(config.training)
+    if context.is_main:
+        for note in notes:
+            print(f"train: note: {note}")
     train(config, args.data_dir, args.exp_dir, context)
     # Only after train() has returned, so that its DDP wrapper is gone (see teardown); after an
     # error the process exits instead, and torchrun stops the other processes.

@@ -9,7 +9,9 @@ utterances in an epoch and each crop's start.  A run resumed in the middle of an
 sees exactly the batches the uninterrupted run would have seen, and the data a rank sees does not
 depend on how many DataLoader workers there are.
 """
+import dataclasses
 import functools
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -56,6 +58,24 @@ class TrainingSet:
             return self.spectrogram.num_bins
         return self.ark_crop(0, 0, 1).shape[1]
 
+    def fingerprint(self) -> str:
+        """sha256 of what training reads: every utterance's speaker, frame count and source
+        (ark offset, audio file or shard member), and where the features come from: the
+        stage-2 fingerprint of each ark's job (its split wav.scp, feature options and command,
+        steps/make_spectrogram.sh), the feature options of audio and shards, or, for arks made
+        outside the recipe, their size and time.  Another utterance, speaker or feature
+        computation gives another fingerprint; the arks themselves are not read."""
+        digest = hashlib.sha256()
+        for utt, label, frames, source in zip(self.utts, self.labels, self.num_frames,
+                                               self.feats):
+            digest.update(f"{utt} {self.speakers[label]} {frames} {source}\n".encode())
+        if self.spectrogram is not None:
+            digest.update(repr(dataclasses.astuple(self.spectrogram)).encode())
+        for path in sorted({container(source) for source in self.feats}
+                           if self.spectrogram is None or self.shard_sizes is not None else ()):
+            digest.update(f"{path} {container_identity(path)}\n".encode())
+        return digest.hexdigest()
+
     def crop(self, index: int, start: int, length: int, rng=None) -> np.ndarray:
         """(length, bins) features of utterance `index` from frame `start`, augmented with the
         draws of `rng` when the set is augmented."""
@@ -101,6 +121,27 @@ class TrainingSet:
             raise RecipeError(f"cannot read the features of utterance {self.utts[index]} from "
                               f"{self.feats[index]}: {e}; rerun feature extraction") from None
         return crop_or_pad(feats, start, length)
+
+
+def container(source: str) -> str:
+    """The file holding a crop source: the tar of a shard member, the ark of an rxspecifier."""
+    member = shards.parse_member_spec(source)
+    return member[0] if member else source.rsplit(":", 1)[0]
+
+
+def container_identity(path: str) -> str:
+    """What identifies the content of an ark or shard: the stage-2 job's input fingerprint
+    beside it (X.ark -> X.scp.inputs, utils/pending_jobs.sh), else the file's size and time."""
+    stem, ext = os.path.splitext(path)
+    inputs = f"{stem}.scp.inputs"
+    if ext == ".ark" and os.path.isfile(inputs):
+        with open(inputs, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    try:
+        info = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{info.st_size} {info.st_mtime_ns}"
 
 
 def read_training_set(data_dir: str, features: str = "precomputed",

@@ -35,24 +35,9 @@ from pytorch_modules.heads.softmax import SoftmaxHead
 HEADS: dict[str, type[Head]] = {"softmax": SoftmaxHead, "a_softmax": ASoftmaxHead,
                                 "am_softmax": AMSoftmaxHead, "dam_softmax": DAMSoftmaxHead}
 
-# The paper's settings of each loss, their one home: the default config (config.LossConfig)
-# and the loss comparison (bin/loss_variant_config.py) read them here.
-PAPER_OPTIONS = {name: dict(head.PAPER_OPTIONS) for name, head in HEADS.items()}
-
-__all__ = ["HEADS", "PAPER_OPTIONS", "scheduled_margin_types", "PAPER_MARGIN",
-           "PAPER_SCALE", "PAPER_LAMBDA", "PAPER_A_SOFTMAX_M", "HeadOutput", "SoftmaxHead",
-           "AMSoftmaxHead", "DAMSoftmaxHead", "ASoftmaxHead", "dynamic_margin", "build_head",
-           "option_range_error"]
-
-
-def option_range_error(loss_type: str, name: str, value) -> str | None:
-    """The allowed range of option `name` of `loss_type` when `value` lies outside it, else
-    None (options without a range, such as margin_grad, are never out of range).  Checked when
-    a config is loaded (config.py), so that a run never trains uselessly to the end."""
-    test, words = HEADS[loss_type].OPTION_RANGES.get(name, (None, None))
-    if test is None or isinstance(value, bool):
-        return None
-    return None if test(value) else words
+__all__ = ["HEADS", "scheduled_margin_types", "PAPER_MARGIN", "PAPER_SCALE", "PAPER_LAMBDA",
+           "PAPER_A_SOFTMAX_M", "HeadOutput", "SoftmaxHead", "AMSoftmaxHead", "DAMSoftmaxHead",
+           "ASoftmaxHead", "dynamic_margin", "build_head"]
 
 
 def build_head(loss_type: str, embedding_dim: int, num_classes: int, **options) -> Head:

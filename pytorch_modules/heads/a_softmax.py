@@ -29,7 +29,6 @@ class ASoftmaxHead(CosineHead):
     max(lambda_min, lambda_base (1 + gamma * step)^-power); without it a large m rarely
     converges.  lambda_base = 0 gives Eq 3-4 exactly from the first step.
     """
-    PAPER_OPTIONS = {"margin": PAPER_A_SOFTMAX_M}
     OPTION_RANGES = {
         "margin": (lambda v: v >= 1, ">= 1 (an integer multiple of the angle)"),
         **{name: (lambda v: v >= 0, ">= 0")

@@ -14,7 +14,6 @@ class AMSoftmaxHead(CosineHead):
     A tensor, not a float, so that a compiled step does not recompile for every new value;
     not saved in checkpoints (it is a function of the training position).
     """
-    PAPER_OPTIONS = {"margin": PAPER_MARGIN, "scale": PAPER_SCALE}
     OPTION_RANGES = {"scale": SCALE_RANGE, "margin": COSINE_MARGIN_RANGE}
     SCHEDULED_MARGIN = True
 

@@ -2,10 +2,11 @@
 common to the cosine heads, and the normalised class weights of the margin heads.
 
 A head is an nn.Module built as Head(embedding_dim, num_classes, **options) whose forward(x,
-labels) returns a HeadOutput; its class attributes say what the config checks need:
-  PAPER_OPTIONS     the options the paper gives it (bin/loss_variant_config.py, config.py)
+labels) returns a HeadOutput.  Its constructor's keyword arguments are the config's `loss:`
+keys (config.py reads their types and defaults from the signature), and their defaults are
+the published settings; its class attributes say what the config checks need:
   OPTION_RANGES     option -> (test, the allowed range in words), checked when a config loads
-  SCHEDULED_MARGIN  True when the margin warm-up (training.margin_warmup_epochs) applies
+  SCHEDULED_MARGIN  True when the margin warm-up (optim.margin_warmup_epochs) applies
 """
 from dataclasses import dataclass
 
@@ -31,8 +32,7 @@ class HeadOutput:
 
 
 class Head(nn.Module):
-    """The interface: options the config may set, their ranges, the paper's values."""
-    PAPER_OPTIONS: dict = {}
+    """The interface: the ranges of the options the config may set."""
     OPTION_RANGES: dict = {}
     SCHEDULED_MARGIN = False
 

@@ -15,7 +15,6 @@ def dynamic_margin(cos_target: torch.Tensor, margin: float, lam: float) -> torch
 
 class DAMSoftmaxHead(AMSoftmaxHead):
     """Dynamic additive margin: m_i = m exp(1 - cos(theta_y)) / lambda (Eq 7-10)."""
-    PAPER_OPTIONS = {**AMSoftmaxHead.PAPER_OPTIONS, "lam": PAPER_LAMBDA}
     OPTION_RANGES = {**AMSoftmaxHead.OPTION_RANGES, "lam": (lambda v: v > 0, "> 0")}
 
     def __init__(self, embedding_dim: int, num_classes: int, margin: float = PAPER_MARGIN,

@@ -1,9 +1,11 @@
 """Speaker-embedding networks (backbones) and the registry the config's `model.type` names.
 
-A backbone is an nn.Module with an `embedding_dim` attribute, forward(feats (batch, bins,
-frames)) -> embeddings (batch, embedding_dim), and a `from_config(model_config)` class method
-that reads the `model:` section (config.ModelConfig).  A new backbone is one file here and one
-line in BACKBONES.
+A backbone is an nn.Module with an `embedding_dim` attribute and forward(feats (batch, bins,
+frames)) -> embeddings (batch, embedding_dim).  Its constructor's annotated keyword arguments
+are the config's `model:` keys (config.py reads them from the signature): `embedding_dim` and
+`input_bins` among them; OPTION_RANGES gives their allowed values, and an optional
+`options_problem(options)` checks combinations.  A new backbone is one file here and one line
+in BACKBONES.
 """
 from pytorch_modules.models.rescnn import INPUT_NORMS, POOLINGS, ResCNN
 
@@ -14,4 +16,4 @@ __all__ = ["BACKBONES", "INPUT_NORMS", "POOLINGS", "ResCNN", "build_model"]
 
 def build_model(model_config):
     """The network of a config's `model:` section."""
-    return BACKBONES[model_config.type].from_config(model_config)
+    return BACKBONES[model_config.type](**model_config.options)

@@ -17,7 +17,8 @@ def load_trained_model(path, device="cpu") -> tuple[ResCNN, Config]:
     """The embedding network of a final.pt (or of a training checkpoint), in eval mode on
     `device`, and the training config it was trained with; loaded with weights_only=True, so
     the file cannot run code."""
-    state = checkpoints.load(path)
+    state = checkpoints.load(path, "give the final.pt that training wrote (exp/<model>/"
+                             "final.pt), or train the model again (./run.sh --stage 3)")
     if not isinstance(state, dict) or not {"model", "config"} <= state.keys():
         raise RecipeError(f"{path} is not a model written by training (it lacks the 'model' "
                           f"and 'config' entries); give exp/<model>/final.pt.")

@@ -41,8 +41,6 @@ is the cosine of the normalised FC output, not of the FC output itself.  Embeddi
 can take either (`--layer bn`, the default, or `--layer fc`); README, "Which vector is scored",
 gives the measurement behind the default.
 """
-from typing import Sequence
-
 import torch
 from torch import nn
 
@@ -85,22 +83,36 @@ def downsampled(size: int, stages: int) -> int:
 
 
 class ResCNN(nn.Module):
-    """Maps (batch, freq, frames) features to (batch, embedding_dim) speaker embeddings."""
+    """Maps (batch, freq, frames) features to (batch, embedding_dim) speaker embeddings.
 
-    @classmethod
-    def from_config(cls, m) -> "ResCNN":
-        """The network of a config's `model:` section (config.ModelConfig)."""
-        return cls(m.widths, m.blocks, m.embedding_dim, m.embedding_bn, m.pooling, m.input_bins,
-                   m.input_norm)
+    The constructor's keyword arguments are the config's `model:` keys (config.py reads their
+    types and defaults from the signature and their ranges from OPTION_RANGES); the defaults
+    are the paper's model."""
+    OPTION_RANGES = {
+        "widths": (lambda v: all(w > 0 for w in v), "all > 0"),
+        "blocks": (lambda v: all(b >= 0 for b in v), "all >= 0"),
+        "embedding_dim": (lambda v: v > 0, "> 0"),
+        "input_bins": (lambda v: v > 0, "> 0"),
+        "pooling": (lambda v: v in POOLINGS, f"one of {', '.join(POOLINGS)}"),
+        "input_norm": (lambda v: v in INPUT_NORMS, f"one of {', '.join(INPUT_NORMS)}"),
+    }
 
-    def __init__(self, widths: Sequence[int] = (64, 128, 256, 512),
-                 blocks: Sequence[int] = (3, 4, 6, 3), embedding_dim: int = 1024,
+    @staticmethod
+    def options_problem(options: dict) -> str | None:
+        """What is wrong with a combination of options (config.py asks before building)."""
+        if len(options["widths"]) != len(options["blocks"]):
+            return (f"model.widths and model.blocks need the same length (one width per "
+                    f"stage), got {options['widths']} and {options['blocks']}")
+        return None
+
+    def __init__(self, widths: list[int] = (64, 128, 256, 512),
+                 blocks: list[int] = (3, 4, 6, 3), embedding_dim: int = 1024,
                  embedding_bn: bool = True, pooling: str = "avg", input_bins: int = 161,
                  input_norm: str = "utterance_mean"):
         super().__init__()
-        if len(widths) != len(blocks):
-            raise ValueError(f"ResCNN needs one width per stage: widths {list(widths)}, "
-                             f"blocks {list(blocks)}")
+        problem = self.options_problem({"widths": widths, "blocks": blocks})
+        if problem:
+            raise ValueError(problem.replace("model.", "ResCNN "))
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling '{pooling}' (choose one of {', '.join(POOLINGS)})")
         if input_norm not in INPUT_NORMS:

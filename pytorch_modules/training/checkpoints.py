@@ -6,7 +6,9 @@ numbers, strings, lists and dicts, so it loads with torch.load(weights_only=True
 can execute code.
 """
 import io
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -61,11 +63,30 @@ def prune(directory, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def load(path) -> dict:
+def load(path, what_to_do: str) -> dict:
+    """The dict a checkpoint or final.pt holds, loaded with weights_only=True: nothing in the
+    file can run code.  A file that cannot be loaded is a RecipeError that says why in our
+    words (never torch's, which suggests loading without weights_only) and ends with
+    `what_to_do`, the caller's advice (which file to delete or remake)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path} does not exist or is not a file; {what_to_do}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise RecipeError(f"checkpoint {path} does not exist; run the training stage first") from None
-    except Exception as e:  # truncated or foreign file: unpickling raises many types
-        raise RecipeError(f"cannot load checkpoint {path} ({e}); delete it to fall back to the "
-                          f"previous checkpoint") from None
+    except Exception as e:  # torch, pickle and zipfile raise many types for a bad file
+        raise RecipeError(f"cannot load {path}: {_why_not_loaded(path, e)}; {what_to_do}"
+                          ) from None
+
+
+def _why_not_loaded(path: Path, error: Exception) -> str:
+    """Why torch could not load a file, in words."""
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"   # torch.save writes zip files
+    if not zipped:
+        return "it is not a PyTorch checkpoint"
+    if not zipfile.is_zipfile(path):
+        return "it is truncated (an incomplete copy or an interrupted write)"
+    if isinstance(error, pickle.UnpicklingError):
+        return ("it holds Python objects other than tensors, numbers, strings, lists and "
+                "dicts, which the recipe never loads, since loading them could run code")
+    return "it is damaged: a zip file whose contents PyTorch cannot read"

@@ -9,6 +9,7 @@ takes its share of every global batch, DDP averages the gradients, rank 0 alone 
 the checkpoints and final.pt, and the reported loss and accuracy are over the global batch.
 """
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pytorch_modules.training import checkpoints, distributed
 from pytorch_modules.reports.cos_histogram import CosThetaHistogram, write_epoch
-from pytorch_modules.config import Config
+from pytorch_modules.config import Config, margin_warmup_unused
 from pytorch_modules.data.training_set import TrainingSet, epoch_batches, epoch_loader
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.heads import HeadOutput, build_head, scheduled_margin_types
 from pytorch_modules.models import build_model
+from pytorch_modules.training.averaging import WeightAverage
 
 
 def lr_scale(config: Config) -> float:
@@ -121,6 +123,9 @@ class Trainer:
         self.check_batch_split()
         self.amp_dtype = autocast_dtype(t.amp, self.device)
         self.notes = []   # set-up facts for the log's head
+        self.num_workers = self.loader_workers()
+        # What the model is trained from: a resume from a checkpoint of other data is refused.
+        self.data_fingerprint = data.fingerprint()
 
         torch.manual_seed(t.seed)   # the same initial weights in every process
         self.model = self.prepare_model(build_model(config.model))
@@ -142,17 +147,35 @@ class Trainer:
                                      t.seed, config.data.shuffle_buffer)
         self.steps_per_epoch = self.batches.steps_per_epoch()
         self.position = Position()
+        self.average = (WeightAverage(o.average_last, o.epochs) if o.average_last > 1
+                        else None)
         # The distribution of cos(theta_y) per epoch (the paper's Fig 1): counted on the
         # device every step, written to exp_dir/cos_theta_hist.tsv when the epoch ends.
         self.cos_hist = CosThetaHistogram(device=self.device)
 
     def check_batch_split(self) -> None:
-        """Equal shares: DDP's average of per-process mean losses is then the global mean."""
+        """Whole batches of distinct utterances, in equal shares: DDP's average of
+        per-process mean losses is then the global mean."""
         batch, world = self.config.data.batch_size, self.ctx.world_size
+        if batch > len(self.data):
+            raise RecipeError(f"data.batch_size {batch} is larger than the training set's "
+                              f"{len(self.data)} utterances, so every batch would hold some "
+                              f"of them twice; set data.batch_size to at most {len(self.data)}")
         if batch % world:
             raise RecipeError(f"data.batch_size {batch} (the global batch) cannot be split "
                               f"evenly over {world} processes; choose a batch size that is a "
                               f"multiple of the number of processes")
+
+    def loader_workers(self) -> int:
+        """data.num_workers, at most the cores this process may use (more would only
+        compete for them; the crops do not depend on the number of workers)."""
+        wanted = self.config.data.num_workers
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if cores and wanted > cores:
+            self.notes.append(f"data.num_workers {wanted} is more than the {cores} cores this "
+                              f"process may use: {cores} loader workers")
+            return cores
+        return wanted
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """BatchNorm mode, device and memory layout, noting in the log what was chosen."""
@@ -195,11 +218,14 @@ class Trainer:
             "step": self.position.step,
             "config": self.config.to_dict(),
             "speakers": self.data.speakers,
+            "data_fingerprint": self.data_fingerprint,
             "torch_rng": torch.get_rng_state(),
             "cos_hist": self.cos_hist.counts.cpu(),
         }
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
+        if self.average is not None:
+            state["average"] = self.average.state()
         return state
 
     def save(self, finished_epoch: bool) -> None:
@@ -217,10 +243,18 @@ class Trainer:
         found = checkpoints.list_checkpoints(self.ckpt_dir)
         if not found:
             return
-        state = checkpoints.load(found[-1])
-        if state["speakers"] != self.data.speakers:
-            raise RecipeError(f"{found[-1]} was trained on other speakers than this training set; "
-                              f"use a new exp dir or delete {self.ckpt_dir}")
+        state = checkpoints.load(found[-1], f"delete it to resume from {found[-2].name}"
+                                 if len(found) > 1 else "delete it to train from the start")
+        # Checkpoints written before fingerprints were recorded say only their speakers.
+        recorded = state.get("data_fingerprint")
+        same = (recorded == self.data_fingerprint if recorded is not None
+                else state["speakers"] == self.data.speakers)
+        if not same:
+            raise RecipeError(
+                f"{found[-1]} was trained on other data than this training set holds now "
+                f"(utterances, speakers or features differ: {len(self.data)} utterances of "
+                f"{len(self.data.speakers)} speakers now); resuming would mix the two. Use a "
+                f"new exp dir, or delete {self.exp_dir} to train again from the start")
         self.model.load_state_dict(state["model"])
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -229,6 +263,8 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         if "cos_hist" in state:
             self.cos_hist.counts.copy_(state["cos_hist"])
+        if self.average is not None and state.get("average"):
+            self.average.load(state["average"])
         self.position = Position(state["epoch"], state["step"])
         self.log(f"resuming from {found[-1]} (epoch {self.position.epoch}, "
                  f"step {self.position.step} of {self.steps_per_epoch})")
@@ -243,6 +279,12 @@ class Trainer:
         self.log(f"model: {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M "
                  f"parameters; head {c.loss.type} {c.loss.options}")
         self.log(self.setup_summary())
+        if margin_warmup_unused(c):
+            self.log(margin_warmup_unused(c))
+        if self.average is not None:
+            self.log(f"final.pt will be the mean of the weights at the end of epochs "
+                     f"{self.average.first_epoch}-{c.optim.epochs} (optim.average_last "
+                     f"{c.optim.average_last})")
         if c.optim.lr_scaling != "none":
             self.log(f"lr {c.optim.lr} -> {c.optim.final_lr} scaled by {lr_scale(c):.4g} "
                      f"(optim.lr_scaling {c.optim.lr_scaling}: batch {c.data.batch_size} for "
@@ -251,6 +293,8 @@ class Trainer:
         while self.position.epoch <= c.optim.epochs:
             self.train_epoch(clock)
             self.write_cos_histogram()
+            if self.average is not None:
+                self.average.add(self.position.epoch, self.model.state_dict())
             self.position = Position(self.position.epoch + 1, 0)
             self.save(finished_epoch=True)
 
@@ -280,7 +324,7 @@ class Trainer:
         self.step_module.train()
         c = self.config
         loader = epoch_loader(self.data, self.batches, self.position.epoch, self.position.step,
-                              c.data.num_workers, self.ctx.rank, self.ctx.world_size,
+                              self.num_workers, self.ctx.rank, self.ctx.world_size,
                               pin_memory=self.device.type == "cuda")
         sums = RunningSums()
         unread = []   # ((epoch, step, global step), global sums on the device) per step
@@ -353,12 +397,17 @@ class Trainer:
                 f"the features, then rerun to resume")
 
     def write_final_model(self, path) -> None:
-        """The embedding network alone, for extraction and verification (rank 0 writes)."""
+        """The embedding network alone, for extraction and verification (rank 0 writes):
+        its last weights, or their mean over the last epochs (optim.average_last)."""
         if self.ctx.is_main:
+            weights = self.model.state_dict()
+            if self.average is not None:
+                weights = self.average.mean(weights)
             checkpoints.save_atomic({
-                "model": self.model.state_dict(),
+                "model": weights,
                 "config": self.config.to_dict(),
                 "speakers": self.data.speakers,
+                "data_fingerprint": self.data_fingerprint,
             }, path)
         distributed.barrier(self.ctx)
 
