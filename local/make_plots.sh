@@ -2,8 +2,9 @@
 # The figures of a scored model (run.sh stage 6), under <exp-dir>/plots/:
 #   det_<set>.png        DET curve of each trial set: cosine scores and, with --asnorm true,
 #                        AS-norm scores on the same axes
-#   margin.png           the margin against cos(theta_y) (the paper's Fig 3), for am_softmax
-#                        and dam_softmax models
+#   margin.png           the margin against cos(theta_y) (the paper's Fig 3), for am_softmax,
+#                        dam_softmax, aam_softmax and dam_aam_softmax models (the last two:
+#                        an angular margin)
 #   cos_theta_hist.png   the distributions of cos(theta_y) over the epochs (Fig 1), when
 #                        training recorded them (<exp-dir>/cos_theta_hist.tsv)
 set -euo pipefail
@@ -30,7 +31,7 @@ for entry in "$@"; do
     --title "$set ($(basename "$exp_dir"))" --out "$exp_dir/plots/det_$set.png" "${systems[@]}"
 done
 case $loss in
-  am_softmax|dam_softmax)
+  am_softmax|dam_softmax|aam_softmax|dam_aam_softmax)
     python -m pytorch_modules.bin.plot_margin --model "$exp_dir/final.pt" \
       --out "$exp_dir/plots/margin.png" ;;
 esac

@@ -1,5 +1,7 @@
 """DET curves, the margin figure and the cos(theta) histograms: valid, non-blank PNGs, the
 probit axis, and the cos_theta_hist.tsv format."""
+import math
+import subprocess
 from statistics import NormalDist
 
 import numpy as np
@@ -9,6 +11,7 @@ from matplotlib.image import imread
 
 from pytorch_modules.reports.cos_histogram import (CosThetaHistogram, bin_edges, read_histograms,
                                                    write_epoch)
+from pytorch_modules.config import config_from_dict
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf
 from pytorch_modules.scoring.metrics import detection_error_tradeoff
@@ -16,7 +19,7 @@ from pytorch_modules.reports.plots import (DetSystem, dam_margin, det_figure, de
                                            margin_figure, plot_cos_histograms, plot_det,
                                            plot_margin, probit, select_histograms, thin_for_drawing)
 from pytorch_modules.scoring.cosine import read_scores
-from tiny_model import run_module
+from tiny_model import ROOT, run_module
 
 
 def assert_png(path, min_width=300):
@@ -160,6 +163,96 @@ def test_plot_margin_entry_point_reads_the_config(tmp_path):
     # m_i = 0.3 exp(1 - cos) / 3: 0.1 at cos 1, 0.2718 at cos 0
     assert "m_i = 0.1000 at cos 1, 0.2718 at cos 0" in proc.stdout
     assert_png(tmp_path / "margin.png", min_width=600)
+
+
+def angular_target(cos, margin):
+    """cos(theta + m) while theta + m <= pi, else cos(theta) - (1 - cos m), from the angle."""
+    theta = np.arccos(cos)
+    return np.where(theta + margin <= math.pi, np.cos(theta + margin), cos - (1 - np.cos(margin)))
+
+
+def test_the_angular_margin_figure_draws_dam_aam_and_aam():
+    """dam_aam_softmax: the same m_i curve, labelled as an angle, AAM's constant angle for
+    reference, and the target logits cos(theta + m_i) and cos(theta + m), over all of [-1, 1]
+    (past pi near -1 included)."""
+    left, right = margin_figure(0.2, 2.0, (-1.0, 1.0), angular=True).axes
+    by_label = {line.get_label(): line.get_data() for line in left.lines + right.lines}
+    assert "radians" in left.get_ylabel()
+    cos, aam = by_label["AAM: m = 0.2 rad"]
+    assert (cos[0], cos[-1]) == (-1.0, 1.0) and np.all(aam == 0.2)
+    cos, m_i = by_label["DAM-AAM: m exp(1 - cos) / $\\lambda$ (m=0.2, $\\lambda$=2), an angle"]
+    np.testing.assert_allclose(m_i, 0.2 * np.exp(1 - cos) / 2)
+    assert m_i[-1] == pytest.approx(0.1) and m_i[0] == pytest.approx(0.1 * np.e ** 2)
+    cos, tangent = by_label["slope at cos = 1: -0.100"]
+    np.testing.assert_allclose(tangent, 0.1 - 0.1 * (cos - 1))
+    cos, logit = by_label["DAM-AAM: cos($\\theta$ + m$_i$)"]
+    np.testing.assert_allclose(logit, angular_target(cos, 0.2 * np.exp(1 - cos) / 2), atol=1e-9)
+    assert np.all(np.diff(logit) >= 0)
+    cos, logit = by_label["AAM: cos($\\theta$ + m)"]
+    np.testing.assert_allclose(logit, angular_target(cos, 0.2), atol=1e-9)
+    assert (np.arccos(cos) + 0.2 > math.pi).sum() > 0   # the range reaches past pi
+    cos, plain = by_label["softmax: cos (no margin)"]
+    np.testing.assert_allclose(plain, cos)
+    assert not any(label.startswith(("AM:", "DAM:")) for label in by_label)
+    # aam_softmax: the constant angle alone
+    left, right = margin_figure(0.3, None, angular=True).axes
+    assert [line.get_label() for line in left.lines] == ["AAM: m = 0.3 rad"]
+    assert [line.get_label() for line in right.lines] == ["softmax: cos (no margin)",
+                                                         "AAM: cos($\\theta$ + m)"]
+    assert "radians" in left.get_ylabel() and margin_figure(0.2, 2.0).axes[0].get_ylabel() == \
+        "margin"
+
+
+@pytest.mark.parametrize("loss, words", [
+    ("{type: dam_aam_softmax, margin: 0.3, lambda: 3}",
+     "m_i = 0.1000 at cos 1, 0.2718 at cos 0 (an angle, radians)"),
+    ("{type: aam_softmax, margin: 0.25}", "constant margin m = 0.25 (an angle, radians)"),
+    ("{type: am_softmax, margin: 0.25}", "constant margin m = 0.25 ->"),
+])
+def test_plot_margin_entry_point_reads_the_angular_configs(tmp_path, loss, words):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"loss: {loss}\n")
+    proc = run_module("pytorch_modules.bin.plot_margin", "--config", config,
+                      "--out", tmp_path / "margin.png")
+    assert proc.returncode == 0, proc.stderr
+    assert words in proc.stdout
+    assert_png(tmp_path / "margin.png", min_width=600)
+
+
+def test_plot_margin_entry_point_angular_margin_given_directly_and_refusals(tmp_path):
+    proc = run_module("pytorch_modules.bin.plot_margin", "--margin", "0.2", "--lambda", "2",
+                      "--angular", "--cos-min", "-1", "--out", tmp_path / "m.png")
+    assert proc.returncode == 0, proc.stderr
+    assert "m_i = 0.1000 at cos 1, 0.2718 at cos 0 (an angle, radians)" in proc.stdout
+    assert_png(tmp_path / "m.png", min_width=600)
+    config = tmp_path / "softmax.yaml"
+    config.write_text("loss: {type: softmax}\n")
+    proc = run_module("pytorch_modules.bin.plot_margin", "--config", config,
+                      "--out", tmp_path / "no.png")
+    assert proc.returncode != 0 and not (tmp_path / "no.png").exists()
+    assert ("plot_margin draws the margins of am_softmax, dam_softmax, aam_softmax, "
+            "dam_aam_softmax") in proc.stderr
+
+
+def test_make_plots_draws_the_margin_of_a_dam_aam_model(tmp_path):
+    """Stage 6 (local/make_plots.sh --loss dam_aam_softmax) draws margin.png from final.pt."""
+    exp = tmp_path / "exp"
+    (exp / "scores").mkdir(parents=True)
+    config = config_from_dict({"loss": {"type": "dam_aam_softmax", "margin": 0.2}})
+    torch.save({"config": config.to_dict()}, exp / "final.pt")
+    scores, labels = synthetic_trials(200, 2.0, 4)
+    (tmp_path / "trials").write_text("".join(
+        f"e{i} t{i} {'target' if l else 'nontarget'}\n" for i, l in enumerate(labels)))
+    (exp / "scores/vox1_o.scores").write_text(
+        "".join(f"e{i} t{i} {s:.6f}\n" for i, s in enumerate(scores)))
+    proc = subprocess.run(["bash", "local/make_plots.sh", "--loss", "dam_aam_softmax", exp,
+                           f"vox1_o:{tmp_path / 'trials'}"], cwd=ROOT, capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+                                          "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert "m_i = 0.1000 at cos 1, 0.2718 at cos 0 (an angle, radians)" in proc.stdout
+    assert_png(exp / "plots/margin.png", min_width=600)
+    assert_png(exp / "plots/det_vox1_o.png")
 
 
 def test_cos_histogram_accumulates_writes_and_reads(tmp_path):

@@ -3,10 +3,13 @@
     python -m pytorch_modules.bin.plot_margin --config conf/rescnn_dam.yaml --out margin.png
     python -m pytorch_modules.bin.plot_margin --model exp/demo_dam/final.pt --out margin.png
     python -m pytorch_modules.bin.plot_margin --margin 0.2 --lambda 2 --out margin.png
+    python -m pytorch_modules.bin.plot_margin --margin 0.2 --lambda 2 --angular --out margin.png
 
 m and lambda come from the loss section of a training config (or of the config stored in a
 trained model); AM-Softmax's constant margin m is drawn for reference.  An am_softmax config
-draws the constant margin alone.
+draws the constant margin alone.  The angular heads likewise: a dam_aam_softmax config draws
+its m_i (the same formula, an angle in radians added to theta_y) with AAM-Softmax's constant
+angle m for reference, an aam_softmax config the constant angle alone.
 """
 import argparse
 import os
@@ -19,10 +22,18 @@ from pytorch_modules.reports.plots import dam_margin, plot_margin
 PROG = "plot_margin"
 
 
+# loss.type -> (dynamic margin (has lambda), angular margin)
+MARGIN_HEADS = {"am_softmax": (False, False), "dam_softmax": (True, False),
+                "aam_softmax": (False, True), "dam_aam_softmax": (True, True)}
+NAMES = {(False, False): "AM-Softmax", (True, False): "DAM-Softmax",
+         (False, True): "AAM-Softmax", (True, True): "DAM-AAM-Softmax"}
+
+
 def margin_options(args):
-    """(m, lambda or None, where they came from): lambda None means AM-Softmax."""
+    """(m, lambda or None, angular, where they came from): lambda None means the constant
+    margin alone (AM- or AAM-Softmax); angular, a margin added to the angle (AAM, DAM-AAM)."""
     if args.margin is not None:
-        return args.margin, args.lam, "--margin/--lambda"
+        return args.margin, args.lam, args.angular, "--margin/--lambda"
     if args.model:
         state = checkpoints.load(args.model, "give the final.pt that training wrote, or "
                                  "--config")
@@ -33,12 +44,12 @@ def margin_options(args):
     else:
         config, source = load_config(args.config), args.config
     options = config.loss.options
-    if config.loss.type == "dam_softmax":
-        return options["margin"], options["lam"], source
-    if config.loss.type == "am_softmax":
-        return options["margin"], None, source
-    raise RecipeError(f"{source} trains with {config.loss.type}, which has no additive margin; "
-                      f"plot_margin draws am_softmax and dam_softmax margins.")
+    if config.loss.type not in MARGIN_HEADS:
+        raise RecipeError(f"{source} trains with {config.loss.type}, which has no additive "
+                          f"margin; plot_margin draws the margins of "
+                          f"{', '.join(MARGIN_HEADS)}.")
+    dynamic, angular = MARGIN_HEADS[config.loss.type]
+    return options["margin"], options["lam"] if dynamic else None, angular, source
 
 
 def main():
@@ -48,6 +59,8 @@ def main():
     source.add_argument("--model", help="a trained model (exp/<model>/final.pt)")
     source.add_argument("--margin", type=float, help="m, given directly (with --lambda)")
     parser.add_argument("--lambda", dest="lam", type=float, help="lambda, with --margin")
+    parser.add_argument("--angular", action="store_true",
+                        help="with --margin: the margin is an angle (dam_aam_softmax)")
     parser.add_argument("--out", required=True, help="output PNG")
     parser.add_argument("--cos-min", type=float, default=0.0,
                         help="left end of the cos(theta_y) axis (default 0; -1 for all of it)")
@@ -55,23 +68,27 @@ def main():
     args = parser.parse_args()
     if args.margin is not None and args.lam is None:
         parser.error("--margin needs --lambda")
+    if args.angular and args.margin is None:
+        parser.error("--angular goes with --margin (a config or model says it itself)")
     for path in filter(None, (args.config, args.model)):
         if not os.path.isfile(path):
             raise RecipeError(f"{path} does not exist.")
     if not -1.0 <= args.cos_min < 1.0:
         raise RecipeError(f"--cos-min must lie in [-1, 1), got {args.cos_min}.")
-    margin, lam, source = margin_options(args)
+    margin, lam, angular, source = margin_options(args)
     if lam is not None and lam <= 0:
         raise RecipeError(f"lambda must be positive, got {lam}.")
-    loss = "AM-Softmax" if lam is None else "DAM-Softmax"
+    loss = NAMES[lam is not None, angular]
+    kind = " (an angle, radians)" if angular else ""
     params = f"m = {margin:g}" + ("" if lam is None else f", lambda = {lam:g}")
     plot_margin(margin, lam, args.out, (args.cos_min, 1.0),
-                title=args.title or f"{loss} margin, {params} ({source})")
+                title=args.title or f"{loss} {'angular ' if angular else ''}margin, {params} "
+                                    f"({source})", angular=angular)
     if lam is None:
-        print(f"{PROG}: constant margin m = {margin:g} -> {args.out}")
+        print(f"{PROG}: constant margin m = {margin:g}{kind} -> {args.out}")
     else:
         print(f"{PROG}: m_i = {float(dam_margin(1.0, margin, lam)):.4f} at cos 1, "
-              f"{float(dam_margin(0.0, margin, lam)):.4f} at cos 0 -> {args.out}")
+              f"{float(dam_margin(0.0, margin, lam)):.4f} at cos 0{kind} -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,13 @@ heads normalise the class weights W_j and the embeddings, so cos(theta_j) = <x/|
                          theta in [k pi/m, (k+1) pi/m];  logit_j = |x| cos(theta_j) otherwise
   am_softmax   (Eq 5-6)  logit_y = s (cos(theta_y) - m),       logit_j = s cos(theta_j)
   dam_softmax  (Eq 7-10) logit_y = s (cos(theta_y) - m_i),     m_i = m exp(1 - cos(theta_y)) / lambda
+  aam_softmax  (ArcFace) logit_y = s cos(theta_y + m)
+  dam_aam_softmax (ours) logit_y = s cos(theta_y + m_i),      m_i as dam_softmax's, an angle
+
+The two angular heads (aam_softmax.py) replace cos(theta_y + m) by cos(theta_y) - (1 - cos m)
+where theta_y + m would pass pi, as WeSpeaker does, so the target logit keeps falling with the
+angle.  Every cosine head (all but softmax) takes sub_centers K (Sub-center ArcFace): K weight
+vectors per class, the cosine to a class the largest of its K (base.CosineHead).
 
 The dynamic margin m_i grows as the target cosine falls: with m = 0.2 and lambda = 2 it is 0.1
 at cos = 1 and 0.2718 at cos = 0 (the paper's Fig 3), so hard samples get a larger margin.
@@ -26,18 +33,23 @@ Every head returns a HeadOutput whose `logits` give the classification accuracy 
 recorded during training to draw the paper's Fig 1.
 """
 from pytorch_modules.heads.a_softmax import PAPER_A_SOFTMAX_M, ASoftmaxHead
+from pytorch_modules.heads.aam_softmax import AAMSoftmaxHead, angular_margin_logit
 from pytorch_modules.heads.am_softmax import AMSoftmaxHead
 from pytorch_modules.heads.base import PAPER_MARGIN, PAPER_SCALE, Head, HeadOutput
+from pytorch_modules.heads.dam_aam_softmax import DAMAAMSoftmaxHead
 from pytorch_modules.heads.dam_softmax import PAPER_LAMBDA, DAMSoftmaxHead, dynamic_margin
 from pytorch_modules.heads.softmax import SoftmaxHead
 
 # The registry: config loss.type -> head class.
 HEADS: dict[str, type[Head]] = {"softmax": SoftmaxHead, "a_softmax": ASoftmaxHead,
-                                "am_softmax": AMSoftmaxHead, "dam_softmax": DAMSoftmaxHead}
+                                "am_softmax": AMSoftmaxHead, "dam_softmax": DAMSoftmaxHead,
+                                "aam_softmax": AAMSoftmaxHead,
+                                "dam_aam_softmax": DAMAAMSoftmaxHead}
 
 __all__ = ["HEADS", "scheduled_margin_types", "PAPER_MARGIN", "PAPER_SCALE", "PAPER_LAMBDA",
            "PAPER_A_SOFTMAX_M", "HeadOutput", "SoftmaxHead", "AMSoftmaxHead", "DAMSoftmaxHead",
-           "ASoftmaxHead", "dynamic_margin", "build_head"]
+           "ASoftmaxHead", "AAMSoftmaxHead", "DAMAAMSoftmaxHead", "dynamic_margin",
+           "angular_margin_logit", "build_head"]
 
 
 def build_head(loss_type: str, embedding_dim: int, num_classes: int, **options) -> Head:

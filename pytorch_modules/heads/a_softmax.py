@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from pytorch_modules.heads.base import CosineHead, HeadOutput
+from pytorch_modules.heads.base import SUB_CENTERS_RANGE, CosineHead, HeadOutput
 
 PAPER_A_SOFTMAX_M = 4   # the integer m, as in SphereFace
 
@@ -28,17 +28,19 @@ class ASoftmaxHead(CosineHead):
     SphereFace trains this with an annealed mix f = (lambda cos + psi) / (1 + lambda), lambda =
     max(lambda_min, lambda_base (1 + gamma * step)^-power); without it a large m rarely
     converges.  lambda_base = 0 gives Eq 3-4 exactly from the first step.
+    sub_centers: K weight vectors per class, theta_j the smallest angle (base.CosineHead).
     """
     OPTION_RANGES = {
         "margin": (lambda v: v >= 1, ">= 1 (an integer multiple of the angle)"),
         **{name: (lambda v: v >= 0, ">= 0")
            for name in ("lambda_base", "lambda_min", "lambda_gamma", "lambda_power")},
+        "sub_centers": SUB_CENTERS_RANGE,
     }
 
     def __init__(self, embedding_dim: int, num_classes: int, margin: int = PAPER_A_SOFTMAX_M,
                  lambda_base: float = 1000.0, lambda_min: float = 5.0,
-                 lambda_gamma: float = 0.12, lambda_power: float = 1.0):
-        super().__init__(embedding_dim, num_classes)
+                 lambda_gamma: float = 0.12, lambda_power: float = 1.0, sub_centers: int = 1):
+        super().__init__(embedding_dim, num_classes, sub_centers)
         if int(margin) != margin or margin < 1:
             raise ValueError(f"A-Softmax needs an integer margin m >= 1, got {margin}")
         self.m = int(margin)

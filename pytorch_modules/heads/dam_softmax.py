@@ -19,8 +19,8 @@ class DAMSoftmaxHead(AMSoftmaxHead):
 
     def __init__(self, embedding_dim: int, num_classes: int, margin: float = PAPER_MARGIN,
                  scale: float = PAPER_SCALE, lam: float = PAPER_LAMBDA,
-                 margin_grad: bool = True):
-        super().__init__(embedding_dim, num_classes, margin, scale)
+                 margin_grad: bool = True, sub_centers: int = 1):
+        super().__init__(embedding_dim, num_classes, margin, scale, sub_centers)
         if lam <= 0:
             raise ValueError(f"DAM-Softmax needs lambda > 0, got {lam}")
         self.lam, self.margin_grad = lam, margin_grad

@@ -1,5 +1,6 @@
-"""Figures as PNG files: DET curves, the dynamic margin (the paper's Fig 3) and the
-distribution of cos(theta_y) during training (Fig 1).
+"""Figures as PNG files: DET curves, the dynamic margin (the paper's Fig 3, for the cosine
+margins of AM/DAM-Softmax or the angular ones of AAM/DAM-AAM-Softmax) and the distribution of
+cos(theta_y) during training (Fig 1).
 
 matplotlib is used through its object interface (Figure + the Agg canvas), never pyplot: no
 display, no global figure state, and nothing to close.  Files are written by rename.
@@ -14,7 +15,7 @@ from matplotlib.figure import Figure
 from pytorch_modules.fileio.atomic import written_whole
 from pytorch_modules.reports.cos_histogram import read_histograms
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.heads import dynamic_margin
+from pytorch_modules.heads import angular_margin_logit, dynamic_margin
 from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
 
 # NIST's DET axes: error rates on the normal-deviate (probit) scale, ticks in percent.
@@ -145,41 +146,66 @@ def det_figure(systems: Sequence[DetSystem], title=None, p_target=0.01):
 
 
 def am_margin(cos, margin):
-    """AM-Softmax's constant margin m (Eq 5-6), as an array shaped like cos."""
+    """AM-Softmax's constant margin m (Eq 5-6), as an array shaped like cos; AAM-Softmax's too
+    (an angle there)."""
     return np.full_like(np.asarray(cos, dtype=np.float64), margin)
 
 
 def dam_margin(cos, margin, lam):
-    """DAM-Softmax's dynamic margin (heads.dynamic_margin) of numbers or arrays, as float64."""
+    """DAM-Softmax's dynamic margin (heads.dynamic_margin) of numbers or arrays, as float64;
+    DAM-AAM-Softmax's m_i is the same number, used as an angle."""
     return dynamic_margin(torch.as_tensor(np.asarray(cos, dtype=np.float64)), margin, lam).numpy()
 
 
-def plot_margin(margin, lam, out_png, cos_range=(0.0, 1.0), title=None):
+def angular_target(cos, margin):
+    """The angular heads' target logit / s, cos(theta + m) (heads.angular_margin_logit, with its
+    treatment past pi), of numbers or arrays; margin a number or an array shaped like cos."""
+    cos = torch.as_tensor(np.asarray(cos, dtype=np.float64))
+    return angular_margin_logit(cos, torch.as_tensor(np.asarray(margin, dtype=np.float64))).numpy()
+
+
+def plot_margin(margin, lam, out_png, cos_range=(0.0, 1.0), title=None, angular=False):
     """margin_figure written to out_png."""
-    save_figure(margin_figure(margin, lam, cos_range, title), out_png)
+    save_figure(margin_figure(margin, lam, cos_range, title, angular), out_png)
 
 
-def margin_figure(margin, lam, cos_range=(0.0, 1.0), title=None) -> Figure:
+def margin_figure(margin, lam, cos_range=(0.0, 1.0), title=None, angular=False) -> Figure:
     """The paper's Fig 3: the dynamic margin against cos(theta_y) (left, with dotted tangents
     whose slopes are its rate of reduction), and the target logit / s it gives, cos - m_i
     (right), with AM-Softmax's constant margin m for reference.
-    lam None draws AM-Softmax alone."""
+    lam None draws AM-Softmax alone.
+
+    angular True draws the angular heads instead: AAM-Softmax's constant angle m and
+    DAM-AAM-Softmax's m_i (the same curve, in radians added to theta_y), their target logits
+    cos(theta_y + m) and cos(theta_y + m_i); lam None draws AAM-Softmax alone."""
     cos = np.linspace(*cos_range, 401)
     fig = Figure(figsize=(10, 4.2))
     left, right = fig.subplots(1, 2)
+    const, dyn = ("AAM", "DAM-AAM") if angular else ("AM", "DAM")
+    unit = " rad" if angular else ""
     left.plot(cos, am_margin(cos, margin), color="C0", linestyle="--", linewidth=1.5,
-              label=f"AM: m = {margin:g}")
+              label=f"{const}: m = {margin:g}{unit}")
     right.plot(cos, cos, color="0.5", linestyle=":", label="softmax: cos (no margin)")
-    right.plot(cos, cos - margin, color="C0", linestyle="--", label="AM: cos - m")
+    if angular:
+        right.plot(cos, angular_target(cos, margin), color="C0", linestyle="--",
+                   label=r"AAM: cos($\theta$ + m)")
+    else:
+        right.plot(cos, cos - margin, color="C0", linestyle="--", label="AM: cos - m")
     if lam is not None:
         m_dam = dam_margin(cos, margin, lam)
         left.plot(cos, m_dam, color="C1", linewidth=2,
-                  label=f"DAM: m exp(1 - cos) / $\\lambda$ (m={margin:g}, $\\lambda$={lam:g})")
+                  label=f"{dyn}: m exp(1 - cos) / $\\lambda$ (m={margin:g}, $\\lambda$={lam:g})"
+                        + (", an angle" if angular else ""))
         _mark_margin_values(left, margin, lam, cos_range)
         _draw_margin_slopes(left, cos, margin, lam, cos_range)
-        right.plot(cos, cos - m_dam, color="C1", linewidth=2, label=r"DAM: cos - m$_i$")
-    left.set_ylabel("margin")
-    left.set_title("margin")
+        if angular:
+            right.plot(cos, angular_target(cos, m_dam), color="C1", linewidth=2,
+                       label=r"DAM-AAM: cos($\theta$ + m$_i$)")
+        else:
+            right.plot(cos, cos - m_dam, color="C1", linewidth=2, label=r"DAM: cos - m$_i$")
+    left.set_ylabel("angular margin (radians, added to $\\theta_y$)" if angular else
+                    "margin")
+    left.set_title("angular margin" if angular else "margin")
     right.set_ylabel("target logit / s")
     right.set_title("target logit")
     for ax in (left, right):
