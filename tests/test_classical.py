@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torchaudio
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from pytorch_modules.models import classical
 from pytorch_modules.features.spectrogram import FeatureConfigError
@@ -103,35 +104,86 @@ def test_frame_sample_is_seeded_and_takes_about_the_asked_number():
     assert len(classical.frame_sample(feats, 5000, seed=1)) == 1000   # all when fewer
 
 
-def speaker_frames(num_speakers, utts, rng, dims=6):
-    """MFCC-like frames: each speaker a mixture of two Gaussians of its own."""
-    centres = rng.normal(scale=2.0, size=(num_speakers, 2, dims))
+def speaker_frames(num_speakers, utts, rng, dims=8, frames=150):
+    """MFCC-like frames that only the right method tells apart.  Speaker s: a weak mean mu_s
+    (sd 0.3) and, in dims 3-7, frames drawn from two modes at +-b_s (b_s sd 2): the speaker
+    shows in the frames' spread and shape more than in their mean.  Each utterance (session)
+    adds a channel offset (sd 3) and a gain (log sd 0.5) to dims 0-2 and a mean jitter (sd 0.3)
+    to every dim, and 30% of its frames are background noise around a centre of its own (sd 4
+    in dims 0-2): nuisances larger than the speaker differences, which only a projection
+    fitted on the training speakers' within-speaker variation (the LDA) removes."""
     feats, speakers = [], []
     for s in range(num_speakers):
+        mu = rng.normal(scale=0.3, size=dims)
+        b = np.zeros(dims)
+        b[3:] = rng.normal(scale=2.0, size=dims - 3)
         for _ in range(utts):
-            which = rng.integers(0, 2, size=80)
-            feats.append(centres[s, which] + rng.normal(size=(80, dims)))
+            offset, gain, noise_centre = np.zeros(dims), np.ones(dims), np.zeros(dims)
+            offset[:3] = rng.normal(scale=3.0, size=3)
+            jitter = rng.normal(scale=0.3, size=dims)
+            gain[:3] = np.exp(rng.normal(scale=0.5, size=3))
+            mode = rng.choice([-1.0, 1.0], size=(frames, 1))
+            f = mu + offset + jitter + gain * (mode * b + rng.normal(size=(frames, dims)))
+            noise = rng.random(frames) < 0.3
+            noise_centre[:3] = rng.normal(scale=4.0, size=3)
+            f[noise] = offset + noise_centre + 0.5 * rng.normal(size=(noise.sum(), dims))
+            feats.append(f)
             speakers.append(f"spk{s}")
     return feats, speakers
 
 
+def cosine_eer(vectors, speakers):
+    """EER of every pair of rows scored by cosine (the test's own scoring)."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    i, j = np.triu_indices(len(speakers), 1)
+    labels = np.array([speakers[a] == speakers[b] for a, b in zip(i, j)], dtype=int)
+    return compute_eer((unit @ unit.T)[i, j], labels)[0]
+
+
+def stats(feats):
+    return np.stack([np.concatenate([f.mean(axis=0), f.std(axis=0)]) for f in feats])
+
+
 @pytest.mark.parametrize("system", classical.SYSTEMS)
-def test_each_system_separates_speakers_it_was_not_trained_on(system):
+def test_each_system_separates_unseen_speakers_where_wrong_methods_do_not(system):
+    """20 training and 10 unseen test speakers (780 trials, 60 of them target) of
+    speaker_frames.  The wrong methods are computed here with numpy and scikit-learn: cosine
+    of the system's own input vectors (utterance mean+std, or GMM supervectors) without the
+    LDA, a random projection of them to the LDA's size, and (mean+std) an LDA of the MFCC
+    means alone.  Over data seeds 4-11 (this test uses 4): mfcc_stats_lda 0-4.7%, its wrong
+    methods 33-49%; gmm_ubm 1.7-8.6%, its wrong methods 13.6-36%.  Hence < 10% for each
+    system, > 25% and > 12% for the wrong methods."""
     rng = np.random.default_rng(4)
-    train, train_spk = speaker_frames(12, 6, rng)
-    test, test_spk = speaker_frames(6, 4, rng)
-    o = classical.Options(num_gauss=4, ubm_frames=5000, pca_dim=40)
+    train, train_spk = speaker_frames(20, 6, rng)
+    test, test_spk = speaker_frames(10, 4, rng)
+    o = classical.Options(num_gauss=8, ubm_frames=5000, pca_dim=40)
     emb = classical.train_and_embed(system, train, train_spk, {"test": test}, o,
                                     log=lambda m: None)["test"]
-    assert emb.shape == (24, min(o.lda_dim, 11))
-    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    scores, labels = [], []
-    for i in range(24):
-        for j in range(i + 1, 24):
-            scores.append(unit[i] @ unit[j])
-            labels.append(int(test_spk[i] == test_spk[j]))
-    # Chance is 50%; speakers this distinct are told apart almost always.
-    assert compute_eer(np.array(scores), np.array(labels))[0] < 0.1
+    dim = min(o.lda_dim, 20 - 1, 16 if system == "mfcc_stats_lda" else o.pca_dim)
+    assert emb.shape == (40, dim)
+    assert cosine_eer(emb, test_spk) < 0.10
+
+    # The wrong methods, on the vectors the system projects: utterance statistics, or the
+    # supervectors of a UBM fitted as the system fits it (mean-normalised frames).
+    if system == "mfcc_stats_lda":
+        x_train, x_test = stats(train), stats(test)
+        means_only = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(
+            x_train[:, :8] - x_train[:, :8].mean(axis=0), train_spk)
+        wrong = {"LDA of the means alone": means_only.transform(
+            x_test[:, :8] - x_train[:, :8].mean(axis=0))}
+    else:
+        cmn = [sliding_mean_normalise(f, o.cmn_window) for f in train]
+        ubm = classical.fit_ubm(classical.frame_sample(cmn, o.ubm_frames, o.seed), o)
+        x_train, x_test = (np.stack([classical.supervector(sliding_mean_normalise(
+            f, o.cmn_window), ubm, o.relevance) for f in feats]) for feats in (train, test))
+        wrong = {}
+    centred = x_test - x_train.mean(axis=0)
+    wrong["cosine without the LDA"] = centred
+    wrong["a random projection"] = centred @ np.random.default_rng(0).normal(
+        size=(centred.shape[1], dim))
+    floor = 0.25 if system == "mfcc_stats_lda" else 0.12
+    for name, vectors in wrong.items():
+        assert cosine_eer(vectors, test_spk) > floor, name
 
 
 def test_a_ubm_with_too_few_frames_is_refused_with_the_way_out():
@@ -154,8 +206,8 @@ def write_mfcc_dir(path, feats, speakers, prefix):
 
 def test_the_entry_point_writes_scoreable_embeddings_per_evaluation_set(tmp_path):
     rng = np.random.default_rng(5)
-    train, train_spk = speaker_frames(8, 5, rng)
-    test, test_spk = speaker_frames(3, 3, rng)
+    train, train_spk = speaker_frames(20, 6, rng)
+    test, test_spk = speaker_frames(10, 4, rng)
     write_mfcc_dir(tmp_path / "train_mfcc", train, train_spk, "a")
     ids = write_mfcc_dir(tmp_path / "eval_mfcc", test, test_spk, "b")
     proc = subprocess.run(
@@ -166,8 +218,11 @@ def test_the_entry_point_writes_scoreable_embeddings_per_evaluation_set(tmp_path
     assert proc.returncode == 0, proc.stderr
     scp = tmp_path / "exp/embeddings_eval/xvector.scp"
     vectors = dict(kaldiio.load_scp(str(scp)))
-    assert sorted(vectors) == ids and {v.shape for v in vectors.values()} == {(7,)}
-    assert "wrote 7-d embeddings of eval" in proc.stdout
+    assert sorted(vectors) == ids and {v.shape for v in vectors.values()} == {(16,)}
+    assert "wrote 16-d embeddings of eval" in proc.stdout
+    # What was written is the projection that tells these speakers apart (see the test
+    # above: wrong methods give over 25%), each vector under its own utterance's id.
+    assert cosine_eer(np.stack([vectors[u] for u in ids]), [u.split("-")[0] for u in ids]) < 0.10
 
 
 def test_the_entry_point_names_a_data_dir_without_mfccs(tmp_path):
