@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_curve
 
 from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError
@@ -19,7 +20,10 @@ def test_integer_weights_give_the_curve_of_the_repeated_trials():
     scores = np.round(rng.normal(size=40), 1)          # ties included
     labels = (rng.random(40) < 0.4).astype(int)
     weights = rng.integers(0, 4, size=40)
-    weights[labels == 1][:1] = 1                        # keep targets and nontargets
+    weights[np.flatnonzero(labels == 1)[0]] = 0          # a weight-0 trial of each class ...
+    weights[np.flatnonzero(labels == 0)[0]] = 0
+    weights[np.flatnonzero(labels == 1)[1]] = 2          # ... and each class kept
+    weights[np.flatnonzero(labels == 0)[1]] = 2
     repeated = detection_error_tradeoff(np.repeat(scores, weights), np.repeat(labels, weights))
     weighted = detection_error_tradeoff(scores, labels, weights)
     # The weighted sweep has a point for every unique score, also those of weight-0 trials;
@@ -171,7 +175,46 @@ def test_paired_difference_of_seeds_is_the_difference_of_their_means():
                                             - np.mean([eer(s) for s in b]))
 
 
+def sklearn_eer_and_min_dcf(scores, labels, weights=None, p_target=0.01):
+    """EER (crossing of the segment that straddles P_miss = P_fa) and minDCF from the points
+    of scikit-learn's weighted ROC: an implementation independent of metrics.py."""
+    fpr, tpr, _ = roc_curve(labels, scores, sample_weight=weights, drop_intermediate=False)
+    miss = 1 - tpr
+    gap = miss - fpr
+    i = int(np.argmax(gap <= 0))
+    if gap[i] == 0:
+        eer = miss[i]
+    else:
+        alpha = gap[i - 1] / (gap[i - 1] - gap[i])
+        eer = fpr[i - 1] + alpha * (fpr[i] - fpr[i - 1])
+    dcf = (p_target * miss + (1 - p_target) * fpr) / min(p_target, 1 - p_target)
+    return eer, dcf.min()
+
+
+def reference_paired_test(a_sets, b_sets, labels, enroll_spk, test_spk, counts):
+    """The paired speaker bootstrap written out from its definition, for draw counts
+    `counts` (replicates, speakers): in replicate r a target trial of speaker s counts k_s
+    times and a nontarget trial of speakers a, b k_a * k_b times (the trials of a list made of
+    the drawn speakers); each replicate's statistic is the mean EER of A's seeds minus B's
+    (replicates that leave no target or no nontarget are dropped); the 95% interval is the
+    2.5th-97.5th percentile, p twice the smaller tail share at 0."""
+    diffs = []
+    for k in counts:
+        weights = np.where(labels == 1, k[enroll_spk], k[enroll_spk] * k[test_spk])
+        if weights[labels == 1].sum() == 0 or weights[labels == 0].sum() == 0:
+            continue
+        eer = lambda s: sklearn_eer_and_min_dcf(s, labels, weights)[0]
+        diffs.append(np.mean([eer(s) for s in a_sets]) - np.mean([eer(s) for s in b_sets]))
+    diffs = np.array(diffs)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
+    return low, high, p
+
+
 def test_compare_systems_prints_mean_spread_and_the_paired_test(tmp_path):
+    """Every figure of the table against an independent computation: EERs and minDCFs from
+    scikit-learn's ROC, the interval and p from the bootstrap written out in the test.  Only
+    the draws (bootstrap.draws: seeded counts, tested above) are the module's."""
     rng = np.random.default_rng(6)
     enroll, test, labels, scores, spk = synthetic_list(8, 1.5, rng)
     (tmp_path / "set").mkdir()
@@ -194,14 +237,33 @@ def test_compare_systems_prints_mean_spread_and_the_paired_test(tmp_path):
     assert proc.returncode == 0, proc.stderr
     header, _, row_a, row_b, _, note = proc.stdout.splitlines()
     assert header.startswith("| system | seeds |") and "EER - a (%)" in header
-    rounded = [np.round(s, 6) for s in systems["b"]]
-    d = bootstrap.paired_difference(rounded, [np.round(scores, 6)], labels,
-                                    bootstrap.speaker_clusters(enroll, test, labels, spk), 100)
-    cells = row_b.split(" | ")
-    eers = [100 * compute_eer(s, labels)[0] for s in rounded]
-    assert cells[1:3] == ["2", f"{np.mean(eers):.2f}"]
-    assert cells[6] == (f"{100 * d['difference']:+.2f} [{100 * d['ci_low']:+.2f}, "
-                        f"{100 * d['ci_high']:+.2f}]")
+    rounded = {name: [np.round(s, 6) for s in sets] for name, sets in systems.items()}
+    speakers = sorted(set(spk.values()))
+    enroll_spk = np.array([speakers.index(spk[u]) for u in enroll])
+    test_spk = np.array([speakers.index(spk[u]) for u in test])
+    low, high, p = reference_paired_test(rounded["b"], rounded["a"], labels, enroll_spk,
+                                         test_spk, bootstrap.draws(8, 100, seed=7))
+    for row, name in ((row_a, "a"), (row_b, "b")):
+        cells = row.split(" | ")
+        eers, dcfs = zip(*(sklearn_eer_and_min_dcf(s, labels) for s in rounded[name]))
+        eers = 100 * np.array(eers)
+        assert cells[1] == str(len(eers))
+        assert float(cells[2]) == pytest.approx(eers.mean(), abs=0.005 + 1e-9)
+        if len(eers) > 1:
+            assert float(cells[3]) == pytest.approx(eers.std(ddof=1), abs=0.005 + 1e-9)
+        low_eer, high_eer = map(float, cells[4].split("-"))
+        assert (low_eer, high_eer) == (pytest.approx(eers.min(), abs=0.005 + 1e-9),
+                                       pytest.approx(eers.max(), abs=0.005 + 1e-9))
+        assert float(cells[5]) == pytest.approx(np.mean(dcfs), abs=0.00005 + 1e-9)
+    eers = {name: np.mean([sklearn_eer_and_min_dcf(s, labels)[0] for s in rounded[name]])
+            for name in rounded}
+    difference, interval = row_b.split(" | ")[6].split(" [")
+    assert float(difference) == pytest.approx(100 * (eers["b"] - eers["a"]), abs=0.005 + 1e-9)
+    printed = [float(v) for v in interval.rstrip("]").split(", ")]
+    assert printed == [pytest.approx(100 * low, abs=0.005 + 1e-9),
+                       pytest.approx(100 * high, abs=0.005 + 1e-9)]
+    assert float(row_b.split(" | ")[7].rstrip(" |")) == pytest.approx(p, abs=0.0005 + 1e-9)
+    assert low < 0 and high <= 0   # b moves the targets up: better in (almost) every draw
     assert row_a.split(" | ")[6:] == ["-", "- |"]
     assert note == "Bootstrap: 100 replicates over 8 speakers (seed 7); the EER of a system is " \
                    "the mean over its seeds."
