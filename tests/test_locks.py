@@ -2,6 +2,7 @@
 process that holds the directory, and writes nothing (utils/lock.sh, pytorch_modules/fileio/dir_lock.py)."""
 import fcntl
 import subprocess
+import time
 
 import pytest
 
@@ -53,14 +54,22 @@ def test_a_step_inside_a_run_that_holds_the_dir_does_not_lock_it_again(recipe):
     script = ". utils/lock.sh; lock_dir data/x; steps/make_spectrogram.sh --nj 1 data/x feats"
     result = tiny_data.run_script(recipe, "bash", "-c", script)
     assert result.returncode == 0, result.stderr
+    lock = recipe / "data/x/.lock"
     with subprocess.Popen(["bash", "-c", ". utils/lock.sh; lock_dir data/x; sleep 30"],
                           cwd=recipe) as outer:
-        for _ in range(100):   # until it has the lock
-            if (recipe / "data/x/.lock").read_text().startswith(f"process {outer.pid} "):
-                break
-            subprocess.run(["sleep", "0.1"])
-        result = make_features(recipe, "1")
-        outer.kill()
+        try:
+            deadline = time.monotonic() + 30
+            # until it has the lock: a run that never takes it must not look like one refused
+            while not (lock.is_file() and lock.read_text().startswith(f"process {outer.pid} ")):
+                if outer.poll() is not None:
+                    pytest.fail(f"the outer run ended (code {outer.returncode}) without "
+                                f"holding {lock}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the outer run did not take {lock} within 30 s")
+                time.sleep(0.05)
+            result = make_features(recipe, "1")
+        finally:
+            outer.kill()
     assert result.returncode == 1 and f"process {outer.pid} (bash" in result.stderr
 
 
