@@ -161,18 +161,61 @@ def test_impossible_trial_count_is_refused(tmp_path, capsys):
     assert "more than the test set can give" in capsys.readouterr().err
 
 
-def test_proxy_eer_scores_the_trials_with_the_recipes_spectrogram(corpus, monkeypatch):
-    from pytorch_modules.scoring.metrics import compute_eer
+def sklearn_eer(scores, labels):
+    """The EER from scikit-learn's ROC points (the crossing of the segment that straddles
+    P_miss = P_fa), independent of pytorch_modules/scoring/metrics.py."""
+    from sklearn.metrics import roc_curve
 
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    gap = (1 - tpr) - fpr
+    i = int(np.argmax(gap <= 0))
+    if gap[i] == 0:
+        return 1 - tpr[i]
+    alpha = gap[i - 1] / (gap[i - 1] - gap[i])
+    return fpr[i - 1] + alpha * (fpr[i] - fpr[i - 1])
+
+
+def numpy_mean_log_spectrum(path):
+    """The mean over frames of the 161-bin log power spectrogram, written out with numpy
+    (20-ms Hamming windows every 10 ms, whole windows, 320-point FFT, log floor 1e-10)."""
+    x = sf.read(path, dtype="float64")[0]
+    count = 1 + (len(x) - 320) // 160
+    frames = np.stack([x[i * 160:i * 160 + 320] for i in range(count)]) * np.hamming(320)
+    return np.log(np.maximum(np.abs(np.fft.rfft(frames, 320)) ** 2, 1e-10)).mean(axis=0)
+
+
+def test_proxy_eer_of_one_vector_per_speaker_is_zero(corpus, monkeypatch):
     # One vector per speaker: every target scores 1 and every nontarget less, EER 0.
     def speaker_vector(spectrogram, path):
         return np.eye(161)[int(re.search(r"id(\d{5})", path).group(1)) % 161]
 
     monkeypatch.setattr(mdc, "mean_log_spectrum", speaker_vector)
+    assert mdc.proxy_eer(str(corpus)) == (0.0, 0.0)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug in local/make_demo_corpus.py proxy_eer: Spectrogram(SpectrogramOptions()) takes the "
+    "dataclass default normalize_mean=True, not conf/spectrogram.conf's false, so every "
+    "utterance's mean log spectrum is ~0 (|v| < 2e-6) and the proxy EER scores rounding noise; "
+    "SpectrogramOptions(normalize_mean=False) fixes it (then this test passes: remove the mark)"))
+def test_proxy_eer_scores_the_trials_with_the_recipes_spectrogram(corpus):
     eer, within = mdc.proxy_eer(str(corpus))
-    assert eer == 0.0 and within == 0.0
-    monkeypatch.undo()
-    eer, _ = mdc.proxy_eer(str(corpus))
-    assert 0.0 <= eer <= 1.0
-    # The same number as the recipe's EER of those scores: no second EER in the project.
-    assert compute_eer([0.1, 0.6, 0.4, 0.9], [0, 0, 1, 1])[0] == pytest.approx(0.5)
+    # Both figures recomputed from their definition: every test utterance's mean log
+    # spectrum (numpy), less their mean, cosine; EER of the trials, and of the same-session
+    # pairs against the trials' nontargets, by scikit-learn's ROC.
+    test_wav = corpus / "test" / "wav"
+    utts = sorted(all_files(test_wav))
+    vectors = np.array([numpy_mean_log_spectrum(str(test_wav / u)) for u in utts])
+    vectors -= vectors.mean(axis=0)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vector = dict(zip(utts, vectors))
+    trials = [line.split() for line in (corpus / "veri_test2.txt").read_text().splitlines()]
+    scores = [vector[a] @ vector[b] for _, a, b in trials]
+    labels = [int(label) for label, _, _ in trials]
+    assert eer == pytest.approx(sklearn_eer(scores, labels), abs=1e-9)
+    nontarget = [s for s, label in zip(scores, labels) if label == 0]
+    same_session = [vector[a] @ vector[b] for n, a in enumerate(utts) for b in utts[n + 1:]
+                    if os.path.dirname(a) == os.path.dirname(b)]
+    assert within == pytest.approx(sklearn_eer(same_session + nontarget,
+                                               [1] * len(same_session) + [0] * len(nontarget)),
+                                   abs=1e-9)
