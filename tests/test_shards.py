@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import tiny_data
+from pytorch_modules.config import AugmentConfig
 from pytorch_modules.data.training_set import CropDataset, ShardBatches, epoch_batches, read_training_set
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.fileio.shards import read_index, stream_order
@@ -108,13 +109,80 @@ def test_a_rerun_keeps_complete_shards(packed):
     assert open(tars[0], "rb").read() == before
 
 
-def test_training_from_shards_with_augmentation_runs_through_the_entry_point(packed, tmp_path):
+def test_training_from_shards_with_augmentation_trains_on_the_augmented_crops(packed, tmp_path):
+    """Through the entry point, with the config file: every step's model input is the
+    augmented crops of the shard plan for (seed, epoch, step), not the clean ones; noise on
+    half the crops leaves some crops as they were and changes the others."""
+    from train_inputs import train_recording_inputs
+
     recipe, _ = packed
     config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=1, num_workers=1)
     config.write_text(config.read_text().replace(
         "num_workers: 1}", f"num_workers: 1, features: shards, shuffle_buffer: 4, "
                            f"spectrogram_config: {SPECTROGRAM}}}\naugment: {{noise_prob: 0.5}}"))
-    result = tiny_data.train(config, recipe / "data/x", tmp_path / "exp")
+    result, steps = train_recording_inputs(config, recipe / "data/x", tmp_path / "exp")
     assert result.returncode == 0, result.stderr
     assert "training on 12 utterances of 3 speakers" in result.stdout
     assert (tmp_path / "exp/final.pt").exists()
+    data = read_training_set(str(recipe / "data/x"), "shards", SPECTROGRAM,
+                             AugmentConfig(noise_prob=0.5))
+    clean = read_training_set(str(recipe / "data/x"), "shards", SPECTROGRAM)
+    plan = epoch_batches(data, 4, 40, seed=5, shuffle_buffer=4)   # tiny_data's seed and batch
+    assert len(steps) == plan.steps_per_epoch() == 3
+    changed = []
+    for step, (feats, labels) in enumerate(steps):
+        augmented, expected_labels = CropDataset(data, plan, 1, step)[0]
+        np.testing.assert_allclose(feats, augmented.numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(labels, expected_labels.numpy())
+        plain = CropDataset(clean, plan, 1, step)[0][0].numpy()
+        changed += [not np.allclose(f, c, atol=1e-5) for f, c in zip(feats, plain)]
+    assert 0 < sum(changed) < len(changed), changed
+
+
+def test_shards_do_not_depend_on_nj_and_skip_unusable_audio(tmp_path):
+    """README "Shards for large corpora": which utterances share a shard is a seeded shuffle
+    of the whole set, independent of --nj, and unusable audio is skipped as in stage 2 (here
+    a missing, an empty and a silent file), each named in its job's log.  Every member holds
+    its wav file's 16-bit samples exactly."""
+    import io
+    import tarfile
+
+    import soundfile
+
+    recipe = tiny_data.scratch_recipe(tmp_path / "recipe")
+    sources, bad = {}, {}
+    for n, utt in enumerate(tiny_data.utt_ids(3, 5)):
+        sources[utt] = str(tiny_data.write_wav(tmp_path / f"audio/{utt}.wav",
+                                               tiny_data.tone(0.3 + 0.03 * n, seed=n)))
+    bad["spk1-001"] = str(tmp_path / "audio/gone.wav")
+    (tmp_path / "audio/empty.wav").write_bytes(b"")
+    bad["spk2-002"] = str(tmp_path / "audio/empty.wav")
+    bad["spk3-003"] = str(tiny_data.write_wav(tmp_path / "audio/silent.wav",
+                                              np.zeros(8000, np.float32)))
+    listed = {**sources, **bad}
+    members = {}
+    for name, nj in (("a", "1"), ("b", "3")):
+        tiny_data.write_audio_dir(recipe / f"data/{name}", listed)
+        result = tiny_data.run_script(recipe, "steps/make_shards.sh", "--nj", nj,
+                                      "--shard-size", "4", f"data/{name}", f"shards/{name}")
+        assert result.returncode == 0, result.stderr
+        tars = (recipe / f"data/{name}/shards.list").read_text().splitlines()
+        members[name] = [[row[:2] + (row[4],) for row in read_index(t)] for t in tars]
+        logs = "".join(p.read_text() for p in (recipe / f"shards/{name}/log").glob("*.log"))
+        for utt in bad:
+            assert f"make_shards: skipping: utterance {utt}" in logs, (utt, logs)
+        for tar in tars:   # read with Python's tarfile: the index must point at the member
+            with tarfile.open(tar) as archive:
+                for utt, spk, offset, size, samples in read_index(tar):
+                    member = archive.getmember(f"{utt}.flac")
+                    assert (member.offset_data, member.size) == (offset, size)
+                    got = soundfile.read(io.BytesIO(archive.extractfile(member).read()),
+                                         dtype="int16")[0]
+                    expected = soundfile.read(sources[utt], dtype="int16")[0]
+                    assert spk == utt.split("-")[0] and samples == len(expected)
+                    np.testing.assert_array_equal(got, expected)
+    assert members["a"] == members["b"]
+    in_shards = [utt for shard in members["a"] for utt, _, _ in shard]
+    kept = sorted(set(tiny_data.utt_ids(3, 5)) - set(bad))
+    assert sorted(in_shards) == kept and len(in_shards) == len(kept)
+    assert in_shards[:4] != kept[:4]   # shuffled, not cut from the sorted list
