@@ -103,16 +103,43 @@ def test_a_file_shorter_than_its_frame_count_names_the_utterance(recipe, tmp_pat
         audio.crop(index, int(audio.num_frames[index]) - 40, 40)
 
 
-def test_training_on_the_fly_with_augmentation_runs_through_the_entry_point(recipe, tmp_path):
-    config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=1, num_workers=1)
+def test_training_on_the_fly_with_augmentation_trains_on_the_augmented_crops(recipe, tmp_path):
+    """Through the entry point, with the config file: every step's model input is the
+    augmented crops for (seed, epoch, step), with the sped-up crops labelled as speakers of
+    their own; the head has a class per speaker and speed."""
+    from train_inputs import train_recording_inputs
+
+    from pytorch_modules.config import AugmentConfig
+    from pytorch_modules.data.training_set import CropDataset, EpochBatches
+
+    config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=2, num_workers=1)
     config.write_text(config.read_text().replace(
         "num_workers: 1}", f"num_workers: 1, features: on_the_fly, "
                            f"spectrogram_config: {SPECTROGRAM}}}\n"
                            f"augment: {{noise_prob: 0.5, babble_prob: 0.5, speed_prob: 0.5, "
                            f"speed_new_speakers: true}}"))
-    result = tiny_data.train(config, recipe / "data/x", tmp_path / "exp")
+    result, steps = train_recording_inputs(config, recipe / "data/x", tmp_path / "exp")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "exp/final.pt").exists()
+    options = AugmentConfig(noise_prob=0.5, babble_prob=0.5, speed_prob=0.5,
+                            speed_new_speakers=True)
+    data = read_training_set(str(recipe / "data/x"), "on_the_fly", str(SPECTROGRAM), options)
+    clean = read_training_set(str(recipe / "data/x"), "on_the_fly", str(SPECTROGRAM))
+    batches = EpochBatches(data.num_frames, 4, 40, seed=5)   # tiny_data's seed and batch
+    per_epoch = batches.steps_per_epoch()
+    assert len(steps) == 2 * per_epoch
+    changed, labels_seen = [], []
+    for n, (feats, labels) in enumerate(steps):
+        epoch, step = 1 + n // per_epoch, n % per_epoch
+        augmented, expected_labels = CropDataset(data, batches, epoch, step)[0]
+        np.testing.assert_allclose(feats, augmented.numpy(), rtol=1e-5, atol=1e-4)
+        np.testing.assert_array_equal(labels, expected_labels.numpy())
+        plain, speakers = CropDataset(clean, batches, epoch, step)[0]
+        np.testing.assert_array_equal(labels % 2, speakers.numpy())   # 2 speakers
+        changed += [not np.allclose(f, c, rtol=1e-5, atol=1e-3)
+                    for f, c in zip(feats, plain.numpy())]
+        labels_seen += labels.tolist()
+    assert 0 < sum(changed) < len(changed) and max(labels_seen) >= 2, (changed, labels_seen)
     # The head had a class per speaker and speed (1.0, 0.9, 1.1); the checkpoint keeps it.
     last = sorted((tmp_path / "exp/checkpoints").glob("*.pt"))[-1]
     head = torch.load(last, weights_only=True)["head"]
