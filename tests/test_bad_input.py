@@ -435,27 +435,41 @@ def test_embedding_on_cuda_without_a_gpu_says_how_to_get_one(tmp_path, monkeypat
 
 def write_embeddings(directory, utts):
     rng = np.random.default_rng(0)
+    directory.mkdir(parents=True, exist_ok=True)
     with kaldiio.WriteHelper(f"ark,scp:{directory}/xvector.ark,{directory}/xvector.scp") as w:
         for utt in utts:
             w(utt, rng.standard_normal(16).astype(np.float32))
 
 
-def score(tmp_path, trials):
+def score(tmp_path, trials, *options):
     scp = tmp_path / "xvector.scp"
     return tiny_data.run_python("-m", "pytorch_modules.bin.score", "--trials", trials,
                                 "--enroll-scp", scp, "--test-scp", scp,
                                 "--scores-out", tmp_path / "x.scores",
-                                "--results-out", tmp_path / "x.results")
+                                "--results-out", tmp_path / "x.results", *options)
 
 
-def test_scoring_names_trial_utterances_without_an_embedding(tmp_path):
+@pytest.mark.parametrize("asnorm", [False, True], ids=["cosine", "asnorm"])
+def test_scoring_names_trial_utterances_without_an_embedding(tmp_path, asnorm):
+    """The first line with an id without an embedding, its side, then the counts; the advice
+    fits a list of other utterances as well as a set that changed after extraction."""
     write_embeddings(tmp_path, ["a", "b", "c"])
-    tiny_data.write_lines(tmp_path / "trials", ["a b target", "a ghost nontarget"])
+    options = []
+    if asnorm:
+        write_embeddings(tmp_path / "cohort", ["s1", "s2", "s3", "s4"])
+        options = ["--cohort-scp", tmp_path / "cohort/xvector.scp", "--top-n", "2"]
+    tiny_data.write_lines(tmp_path / "trials", ["a b target", "", "a c nontarget",
+                                                "a ghost nontarget", "ghost2 ghost nontarget"])
     (tmp_path / "x.scores").write_text("earlier scores\n")
-    result = score(tmp_path, tmp_path / "trials")
+    result = score(tmp_path, tmp_path / "trials", *options)
     assert result.returncode == 1
+    trials = f"{tmp_path}/trials"
     assert_clean_error(result.stderr, "score",
-                       f"1 test id(s) (ghost) of {tmp_path}/trials have no embedding.")
+                       f"score: {trials}:4: test id 'ghost' has no embedding; 1 enrollment "
+                       f"id(s) (ghost2) and 1 test id(s) (ghost) of {trials} have no embedding.",
+                       "Check that the trial list names utterances of this set (the "
+                       "embeddings' xvector.scp lists every embedded utterance) or, if the set "
+                       "changed, rerun embedding extraction (stage 4).")
     assert (tmp_path / "x.scores").read_text() == "earlier scores\n"   # not overwritten
 
 

@@ -68,14 +68,29 @@ def test_unreadable_vector_names_scp_and_utterance(tmp_path):
         load_embeddings(scp)
 
 
-def test_missing_id_names_the_id_and_trials_file():
+def test_missing_id_names_the_first_trial_line_with_one_and_both_sides(tmp_path):
+    """The line is read again from the trials file (blank lines and repeats counted); where
+    there is no such file, or it holds other trials, the message counts trials instead."""
     emb = np.eye(2, dtype=np.float32)
+    advice = ("Check that the trial list names utterances of this set (the embeddings' "
+              "xvector.scp lists every embedded utterance) or, if the set changed, rerun "
+              "embedding extraction (stage 4).")
     with pytest.raises(RecipeError) as err:
         cosine_score(["a", "a"], ["b", "ghost"], {"a": 0, "b": 1}, emb,
                      trials_path="data/vox1_o/trials")
-    message = str(err.value)
-    assert "ghost" in message and "data/vox1_o/trials" in message
-    assert "Rerun embedding extraction" in message
+    assert str(err.value) == (f"data/vox1_o/trials, trial 2: test id 'ghost' has no embedding; "
+                              f"1 test id(s) (ghost) of data/vox1_o/trials have no embedding. "
+                              f"{advice}")
+    path = write_text(tmp_path / "trials", ["a b target", "", "a b target", "g1 g2 nontarget",
+                                            "a g2 target"])
+    enroll, test, _ = read_trials(path, warn=lambda message: None)
+    with pytest.raises(RecipeError) as err:
+        cosine_score(enroll, test, {"a": 0, "b": 1}, emb, trials_path=path)
+    assert str(err.value) == (f"{path}:4: enrollment id 'g1' and test id 'g2' have no "
+                              f"embedding; 1 enrollment id(s) (g1) and 1 test id(s) (g2) of "
+                              f"{path} have no embedding. {advice}")
+    with pytest.raises(RecipeError, match=rf"^{path}, trial 2: test id 'g2' has no embedding"):
+        cosine_score(["a", "a"], ["b", "g2"], {"a": 0, "b": 1}, emb, trials_path=path)
 
 
 def test_read_trials(tmp_path):
@@ -225,7 +240,8 @@ def test_score_entry_point_reports_missing_id_without_traceback(tmp_path):
                       "--results-out", str(tmp_path / "r"))
     assert proc.returncode == 1
     # both sides' missing ids, in one sentence
-    assert proc.stderr.startswith(f"score: 1 enrollment id(s) (ghost) and 2 test id(s) "
+    assert proc.stderr.startswith(f"score: {trials}:1: test id 'nobody' has no embedding; "
+                                  f"1 enrollment id(s) (ghost) and 2 test id(s) "
                                   f"(nobody, nobody2) of {trials} have no embedding.")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
@@ -334,8 +350,9 @@ def test_trials_skip_blank_lines_and_count_a_repeated_trial_once(tmp_path):
     path = write_text(tmp_path / "trials", ["a b target", "", "a c nontarget", "  ",
                                             "a b target", "a c nontarget", ""])
     warnings = []
-    enroll, test, labels = read_trials(path, warn=warnings.append)
+    enroll, test, labels, lines = read_trials(path, warn=warnings.append, with_lines=True)
     assert (enroll, test, labels.tolist()) == (["a", "a"], ["b", "c"], [1, 0])
+    assert lines.tolist() == [1, 3]
     assert warnings == [f"warning: {path} lists 2 trial(s) again (first: line 5, the trial "
                         f"of line 1); each trial is scored and counted once."]
 
@@ -345,6 +362,138 @@ def test_a_trial_listed_with_both_labels_is_an_error_naming_both_lines(tmp_path)
     with pytest.raises(RecipeError, match=rf"{path}:3: trial 'a b' is nontarget here but "
                                           rf"target on line 1"):
         read_trials(path)
+
+
+def reference_read_trials(path):
+    """The trials reader's rules, line by line (the reader before it was vectorised):
+    (enroll, test, labels, line numbers, warnings) or the error's message."""
+    enroll, test, labels, lines, warnings = [], [], [], [], []
+    n_fields, first_line, repeats = None, {}, []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if n_fields is None:
+                n_fields = len(fields)
+            if len(fields) != n_fields or n_fields not in (2, 3) or (
+                    n_fields == 3 and fields[2] not in ("target", "nontarget")):
+                return (f"{path}:{line_no}: malformed trial {line.rstrip()!r}; expected "
+                        f"'ENROLL TEST target|nontarget' (or 'ENROLL TEST' on every line for "
+                        f"unlabelled trials).")
+            pair, label = (fields[0], fields[1]), fields[2:]
+            if pair in first_line:
+                first_no, first_label = first_line[pair]
+                if first_label != label:
+                    return (f"{path}:{line_no}: trial '{pair[0]} {pair[1]}' is {label[0]} here "
+                            f"but {first_label[0]} on line {first_no}; a trial has one label, "
+                            f"correct the list.")
+                repeats.append((line_no, first_no))
+                continue
+            first_line[pair] = (line_no, label)
+            enroll.append(fields[0])
+            test.append(fields[1])
+            lines.append(line_no)
+            if n_fields == 3:
+                labels.append(int(fields[2] == "target"))
+    if not enroll:
+        return f"{path} holds no trials."
+    if repeats:
+        warnings.append(f"warning: {path} lists {len(repeats)} trial(s) again (first: line "
+                        f"{repeats[0][0]}, the trial of line {repeats[0][1]}); each trial is "
+                        f"scored and counted once.")
+    return enroll, test, (labels if n_fields == 3 else None), lines, warnings
+
+
+def read_trials_outcome(path):
+    warnings = []
+    try:
+        enroll, test, labels, lines = read_trials(path, warn=warnings.append, with_lines=True)
+    except RecipeError as err:
+        return str(err)
+    assert labels is None or labels.dtype == np.int8
+    return (enroll, test, None if labels is None else labels.tolist(), lines.tolist(),
+            warnings)
+
+
+# Separators and line ends that text files and str.split() know, and ids with wide characters.
+SEPARATORS = [" ", " ", " ", "\t", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2003",
+              "\u3000", "\u2028"]
+LINE_ENDS = ["\n", "\n", "\n", "\r\n", "\r"]
+WORDS = ["a", "b", "é", "x\u00e9y", "ä中", "target", "nontarget", "Target", "targets", "1"]
+
+
+def random_trial_file(rng, path):
+    n_fields = rng.choice([2, 3, 3])
+    text = ""
+    for _ in range(rng.integers(0, 12)):
+        if rng.random() < 0.1:
+            line = rng.choice(["", " ", "\t", "\xa0"])
+        else:
+            count = n_fields if rng.random() < 0.9 else rng.integers(1, 5)
+            fields = list(rng.choice(WORDS[:5], size=min(count, 2)))
+            if count >= 3:
+                fields.append(rng.choice(WORDS[5:] if rng.random() < 0.1 else WORDS[5:7]))
+            fields += ["extra"] * (count - 3)
+            separators = rng.choice(SEPARATORS, size=len(fields) + 1)
+            line = "".join(s + f for s, f in zip(separators, fields)) + (
+                rng.choice(SEPARATORS) if rng.random() < 0.2 else "")
+            line = line[1:] if rng.random() < 0.7 else line
+        text += line + rng.choice(LINE_ENDS)
+    path.write_bytes(text.encode("utf-8")[:-1] if rng.random() < 0.2 else text.encode("utf-8"))
+    return str(path)
+
+
+def test_the_trials_reader_follows_the_line_by_line_rules_on_any_list(tmp_path):
+    """Random lists (blank lines, repeats, both labels, malformed lines, \\r\\n and \\r line
+    ends, every whitespace str.split() knows): the same trials, lines, warning or error."""
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        path = random_trial_file(rng, tmp_path / "trials")
+        assert read_trials_outcome(path) == reference_read_trials(path), open(path, "rb").read()
+
+
+def test_the_trials_reader_knows_the_whitespace_of_str_split():
+    from pytorch_modules.fileio import kaldi_data
+    wide = {c for c in map(chr, range(128, 0x110000)) if c.isspace()}
+    assert set(kaldi_data._ASCII_SPACE) == {c for c in range(128) if chr(c).isspace()}
+    assert {s.decode("utf-8") for s in kaldi_data._WIDE_SPACE} == wide
+
+
+@pytest.mark.parametrize("lines, outcome", [
+    # the first problem in file order is the one reported
+    (["a b target", "a b nontarget", "x"], "{path}:2: trial 'a b' is nontarget here"),
+    (["a b target", "x", "a b nontarget"], "{path}:2: malformed trial 'x'"),
+    (["", "a b c d"], "{path}:2: malformed trial 'a b c d'"),
+    (["", "  "], "{path} holds no trials."),
+    ([], "{path} holds no trials."),
+])
+def test_the_trials_reader_reports_the_first_problem(tmp_path, lines, outcome):
+    path = write_text(tmp_path / "trials", lines)
+    with pytest.raises(RecipeError) as err:
+        read_trials(path)
+    assert str(err.value).startswith(outcome.format(path=path))
+
+
+def test_repeated_trials_are_found_when_the_ids_hashes_collide(tmp_path, monkeypatch):
+    """Ids of one length hash alike here: trials are still told apart by their ids."""
+    from pytorch_modules.fileio import kaldi_data
+    monkeypatch.setattr(kaldi_data, "_id_hash", len)
+    path = write_text(tmp_path / "trials", ["ab cd target", "ba dc nontarget", "ab dc target",
+                                            "ab cd target", "ba dc nontarget"])
+    assert read_trials_outcome(path) == reference_read_trials(path)
+    assert read_trials_outcome(path)[3] == [1, 2, 3]
+    path = write_text(tmp_path / "trials", ["ab cd target", "ba dc nontarget", "ba dc target"])
+    assert read_trials_outcome(path).startswith(f"{path}:3: trial 'ba dc' is target here but "
+                                                f"nontarget on line 2")
+
+
+def test_unlabelled_repeats_are_kept_once(tmp_path):
+    path = write_text(tmp_path / "trials", ["a b", "a c", "a b"])
+    warnings = []
+    assert read_trials(path, warn=warnings.append) == (["a", "a"], ["b", "c"], None)
+    assert warnings == [f"warning: {path} lists 1 trial(s) again (first: line 3, the trial of "
+                        f"line 1); each trial is scored and counted once."]
 
 
 def test_fused_scores_are_the_mean_of_the_systems_and_evaluated_alike(scored, tmp_path):

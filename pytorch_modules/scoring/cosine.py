@@ -14,7 +14,7 @@ import numpy as np
 
 from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.fileio.kaldi_data import read_scp_lines
+from pytorch_modules.fileio.kaldi_data import read_scp_lines, read_trials
 from pytorch_modules.scoring.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
                                              detection_error_tradeoff)
 
@@ -66,23 +66,49 @@ def _rows(ids, id_to_row):
 
 
 def trial_rows(enroll_ids, test_ids, id_to_row, trials_path="the trials"):
-    """(enroll rows, test rows) of the trials' ids in the embedding matrix; ids without an
-    embedding, on either side, fail with a list of both sides' missing ids."""
+    """(enroll rows, test rows) of the trials' ids in the embedding matrix.  Ids without an
+    embedding fail with one message (cosine and AS-norm scoring alike): the first trial line
+    with one, that id and its side, then both sides' missing ids."""
     enroll_rows, test_rows = _rows(enroll_ids, id_to_row), _rows(test_ids, id_to_row)
     if (enroll_rows < 0).any() or (test_rows < 0).any():
-        parts = []
-        for side, ids, rows in (("enrollment", enroll_ids, enroll_rows),
-                                ("test", test_ids, test_rows)):
-            missing = sorted({ids[i] for i in np.flatnonzero(rows < 0)})
-            if missing:
-                shown = ", ".join(missing[:MAX_LISTED_IDS])
-                more = (f" and {len(missing) - MAX_LISTED_IDS} more"
-                        if len(missing) > MAX_LISTED_IDS else "")
-                parts.append(f"{len(missing)} {side} id(s) ({shown}{more})")
-        raise RecipeError(
-            f"{' and '.join(parts)} of {trials_path} have no embedding. Rerun embedding "
-            f"extraction for the set these trials belong to.")
+        raise RecipeError(_missing_ids_message(enroll_ids, test_ids, enroll_rows, test_rows,
+                                               trials_path))
     return enroll_rows, test_rows
+
+
+def _missing_ids_message(enroll_ids, test_ids, enroll_rows, test_rows, trials_path):
+    first = int(np.flatnonzero((enroll_rows < 0) | (test_rows < 0))[0])
+    named, parts = [], []
+    for side, ids, rows in (("enrollment", enroll_ids, enroll_rows),
+                            ("test", test_ids, test_rows)):
+        if rows[first] < 0:
+            named.append(f"{side} id '{ids[first]}'")
+        missing = sorted({ids[i] for i in np.flatnonzero(rows < 0)})
+        if missing:
+            shown = ", ".join(missing[:MAX_LISTED_IDS])
+            more = (f" and {len(missing) - MAX_LISTED_IDS} more"
+                    if len(missing) > MAX_LISTED_IDS else "")
+            parts.append(f"{len(missing)} {side} id(s) ({shown}{more})")
+    line = _trial_line(trials_path, enroll_ids, test_ids, first)
+    where = f"{trials_path}:{line}" if line else f"{trials_path}, trial {first + 1}"
+    return (f"{where}: {' and '.join(named)} {'has' if len(named) == 1 else 'have'} no "
+            f"embedding; {' and '.join(parts)} of {trials_path} have no embedding. Check that "
+            f"the trial list names utterances of this set (the embeddings' xvector.scp lists "
+            f"every embedded utterance) or, if the set changed, rerun embedding extraction "
+            f"(stage 4).")
+
+
+def _trial_line(trials_path, enroll_ids, test_ids, index):
+    """The line of trial `index` in the file trials_path, read again (only a failure needs
+    it); None when that is not a readable trial list holding these trials."""
+    try:
+        enroll, test, _, lines = read_trials(trials_path, warn=lambda _: None, with_lines=True)
+    except (OSError, ValueError, RecipeError):  # no such file, not UTF-8, malformed
+        return None
+    if len(enroll) != len(enroll_ids) or (enroll[index], test[index]) != (enroll_ids[index],
+                                                                           test_ids[index]):
+        return None
+    return int(lines[index])
 
 
 def row_norms(emb, id_to_row, used_rows):
