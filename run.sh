@@ -33,6 +33,7 @@ num_gpus=0
 nproc_per_node=1
 embed_use_gpu=auto
 embedding_layer=bn
+embed_min_frames=32
 demo_root=corpora/demo
 demo_seed=777
 demo_options=
@@ -68,6 +69,9 @@ Options:
                             job (auto: when --num-gpus > 0; default: $embed_use_gpu)
   --embedding-layer <bn|fc> the vector scored: the embedding BatchNorm's output (bn) or the
                             FC output in front of it (fc) (default: $embedding_layer)
+  --embed-min-frames <n>    stage 4: utterances shorter than n frames are repeated up to n
+                            before embedding, and counted (default: $embed_min_frames: 0.32 s,
+                            the least the networks take)
   --asnorm <true|false>     also score with AS-norm against training-speaker cohorts, which
                             embeds the training set too (default: $asnorm)
   --asnorm-top-n <n>        AS-norm: cohort scores per side (default: $asnorm_top_n)
@@ -114,6 +118,7 @@ whole_number nj "$nj" 1
 whole_number num-gpus "$num_gpus" 0
 whole_number nproc-per-node "$nproc_per_node" 1
 whole_number asnorm-top-n "$asnorm_top_n" 1
+whole_number embed-min-frames "$embed_min_frames" 32
 whole_number cohort-utts-per-spk "$cohort_utts_per_spk" 0
 whole_number demo-seed "$demo_seed" 0
 for root in $musan_root $rirs_root; do
@@ -299,7 +304,8 @@ if run_stage 4; then
   lock_dir "$exp_dir"
   embed_cmd=$train_cmd
   [ "$embed_use_gpu" = false ] || embed_cmd=$cuda_cmd
-  embed_opts=(--nj "$nj" --cmd "$embed_cmd" --use-gpu "$embed_use_gpu" --layer "$embedding_layer")
+  embed_opts=(--nj "$nj" --cmd "$embed_cmd" --use-gpu "$embed_use_gpu" --layer "$embedding_layer"
+              --min-frames "$embed_min_frames")
   for set in $(embed_sets); do
     steps/extract_embeddings.sh "${embed_opts[@]}" "$exp_dir/final.pt" \
       "data/$set" "$exp_dir/embeddings_$set"

@@ -30,6 +30,10 @@ import sys
 import time
 from dataclasses import dataclass
 
+import recipe_env  # says what to do when the environment is not active
+
+recipe_env.require("numpy", "soundfile")
+
 import numpy as np
 import soundfile as sf
 

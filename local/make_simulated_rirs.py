@@ -18,6 +18,10 @@ import argparse
 import os
 import sys
 
+import recipe_env  # says what to do when the environment is not active
+
+recipe_env.require("numpy", "soundfile", "pyroomacoustics")
+
 import numpy as np
 import soundfile
 

@@ -16,6 +16,10 @@ import argparse
 import os
 import sys
 
+import recipe_env  # says what to do when the environment is not active
+
+recipe_env.require()
+
 from pytorch_modules.fileio.atomic import write_lines
 
 PROG = "prepare_augment_lists.py"

@@ -31,7 +31,12 @@ import os
 import sys
 from collections import namedtuple
 
-from pytorch_modules.data.corpus_prep import (PrepareError, argument_parser, count_line,
+import recipe_env  # says what to do when the environment is not active
+
+recipe_env.require()
+
+from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.data.corpus_prep import (argument_parser, count_line,
                                               speaker_files, write_sets)
 
 PROG = "prepare_sitw.py"
@@ -61,10 +66,10 @@ def file_id(rel_path):
 def part_dir(sitw_root, part):
     """SITW_ROOT/<part>, which must hold the core lists and key."""
     if not os.path.isdir(sitw_root):
-        raise PrepareError(f"SITW root {sitw_root} does not exist. {layout_help(sitw_root)}")
+        raise RecipeError(f"SITW root {sitw_root} does not exist. {layout_help(sitw_root)}")
     path = os.path.join(sitw_root, part)
     if not os.path.isdir(path):
-        raise PrepareError(f"{sitw_root} has no {part}/ folder. {layout_help(sitw_root)}")
+        raise RecipeError(f"{sitw_root} has no {part}/ folder. {layout_help(sitw_root)}")
     return path
 
 
@@ -80,7 +85,7 @@ def read_list(directory, name, num_fields, form, extra_fields_ok=False):
     and the second one otherwise."""
     path = os.path.join(directory, name)
     if not os.path.isfile(path):
-        raise PrepareError(f"{path} not found; every SITW part has {name}. {SITW_SOURCE}.")
+        raise RecipeError(f"{path} not found; every SITW part has {name}. {SITW_SOURCE}.")
     rows = []
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
@@ -91,11 +96,11 @@ def read_list(directory, name, num_fields, form, extra_fields_ok=False):
                 fields = fields[:num_fields]
             audio_field = 0 if num_fields == 1 else 1
             if len(fields) != num_fields or not fields[audio_field].endswith(".flac"):
-                raise PrepareError(f"{path}:{line_no}: malformed line {line.strip()!r}; "
+                raise RecipeError(f"{path}:{line_no}: malformed line {line.strip()!r}; "
                                    f"expected '{form}'.")
             rows.append((line_no, fields))
     if not rows:
-        raise PrepareError(f"{path} is empty; expected lines like '{form}'.")
+        raise RecipeError(f"{path} is empty; expected lines like '{form}'.")
     return path, rows
 
 
@@ -105,7 +110,7 @@ def read_key(directory):
     path, rows = read_list(directory, KEY_FILE, 3, form)
     for line_no, (_, _, label) in rows:
         if label not in KEY_LABELS:
-            raise PrepareError(f"{path}:{line_no}: label '{label}' is neither tgt nor imp; "
+            raise RecipeError(f"{path}:{line_no}: label '{label}' is neither tgt nor imp; "
                                f"expected '{form}'.")
     return path, [(line_no, model, rel, label) for line_no, (model, rel, label) in rows]
 
@@ -118,12 +123,12 @@ def check_audio(directory, list_path, rows):
         shown = "; ".join(f"line {n}: {paths[rel]}" for n, rel in missing[:MAX_LISTED_MISSING])
         more = len(missing) - MAX_LISTED_MISSING
         shown += f"; and {more} more" if more > 0 else ""
-        raise PrepareError(f"{list_path}: {len(missing)} listed audio file(s) do not exist "
+        raise RecipeError(f"{list_path}: {len(missing)} listed audio file(s) do not exist "
                            f"({shown}); check that the SITW archive was fully unpacked.")
     for path in paths.values():
         if any(c.isspace() for c in path):
             # wav.scp is 'utt path' split at whitespace: a path with a space cannot be written.
-            raise PrepareError(
+            raise RecipeError(
                 f"the audio path {path} contains whitespace, which Kaldi's wav.scp cannot hold; "
                 f"make a symbolic link without spaces to SITW_ROOT and pass that instead.")
     return paths
@@ -135,7 +140,7 @@ def unique_ids(list_path, rows, id_of):
     for row in rows:
         utt = id_of(row)
         if utt in seen:
-            raise PrepareError(f"{list_path}:{row[0]}: utterance {utt} is already given on line "
+            raise RecipeError(f"{list_path}:{row[0]}: utterance {utt} is already given on line "
                                f"{seen[utt][0]}; remove the repeated line.")
         seen[utt] = row
     return seen
@@ -167,11 +172,11 @@ def build_test_set(part, directory, models):
     trials = []
     for line_no, model, rel, label in key:
         if model not in models:
-            raise PrepareError(f"{key_path}:{line_no}: model {model} is not enrolled in "
+            raise RecipeError(f"{key_path}:{line_no}: model {model} is not enrolled in "
                                f"{os.path.join(directory, ENROLL_LIST)}; the key and the lists "
                                f"must come from the same SITW release.")
         if file_id(rel) not in wavs:
-            raise PrepareError(f"{key_path}:{line_no}: test file {rel} is not in "
+            raise RecipeError(f"{key_path}:{line_no}: test file {rel} is not in "
                                f"{path}; the key and the lists must come from the same SITW "
                                f"release.")
         trials.append(f"{model} {file_id(rel)} {KEY_LABELS[label]}")
@@ -221,15 +226,11 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        datasets = prepare(args.sitw_root, args.data_dir)
-    except (PrepareError, OSError) as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
-        return 1
+    datasets = prepare(args.sitw_root, args.data_dir)
     for dataset in datasets:
         print(f"{PROG}: wrote {os.path.join(args.data_dir, dataset.name)}: {summary(dataset)}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_entry_point(main, PROG)

@@ -50,7 +50,12 @@ DATA_DIR and renamed into place, so an interrupted run never leaves half-written
 import os
 import sys
 
-from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, PrepareError, Trial,
+import recipe_env  # says what to do when the environment is not active
+
+recipe_env.require()
+
+from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, Trial,
                                               argument_parser, speaker_of_utt, summary,
                                               training_set_warning, utt_id, voxceleb_files,
                                               write_sets)
@@ -84,7 +89,7 @@ def find_audio_roots(vox1_root):
 
     layout is "split" (parts "dev" and "test") or "merged" (part "all")."""
     if not os.path.isdir(vox1_root):
-        raise PrepareError(
+        raise RecipeError(
             f"VoxCeleb1 root {vox1_root} does not exist. {layout_help(vox1_root)}")
     dev = os.path.join(vox1_root, "dev", "wav")
     test = os.path.join(vox1_root, "test", "wav")
@@ -93,7 +98,7 @@ def find_audio_roots(vox1_root):
         return "split", {"dev": dev, "test": test}
     if os.path.isdir(merged):
         return "merged", {"all": merged}
-    raise PrepareError(f"no VoxCeleb1 audio found in {vox1_root}. {layout_help(vox1_root)}")
+    raise RecipeError(f"no VoxCeleb1 audio found in {vox1_root}. {layout_help(vox1_root)}")
 
 
 def layout_help(vox1_root):
@@ -107,7 +112,7 @@ def scan_wavs(wav_dir):
     wav_dir = os.path.abspath(wav_dir)
     if any(c.isspace() for c in wav_dir):
         # wav.scp is 'utt path' split at whitespace: a path with a space cannot be written.
-        raise PrepareError(
+        raise RecipeError(
             f"the audio folder {wav_dir} contains whitespace, which Kaldi's wav.scp cannot "
             f"hold; make a symbolic link without spaces to VOX1_ROOT and pass that instead.")
     found = {}
@@ -123,7 +128,7 @@ def scan_wavs(wav_dir):
                 if name.endswith(".wav"):
                     found[f"{spk}/{session}/{name}"] = os.path.join(session_dir, name)
     if not found:
-        raise PrepareError(
+        raise RecipeError(
             f"{wav_dir} holds no wav files (expected idNNNNN/<session>/NNNNN.wav below it); "
             f"check that the VoxCeleb1 archives were fully unpacked.")
     return found
@@ -135,7 +140,7 @@ def merge_audio(parts):
     for wavs in parts.values():
         for rel, path in wavs.items():
             if rel in merged:
-                raise PrepareError(
+                raise RecipeError(
                     f"{rel} exists twice, as {merged[rel]} and {path}; remove one copy so that "
                     f"each utterance has exactly one file.")
             merged[rel] = path
@@ -149,9 +154,9 @@ def parse_trials_option(spec):
     """'vox1_o=veri_test2.txt' -> ('vox1_o', 'veri_test2.txt')."""
     name, sep, path = spec.partition("=")
     if not sep or not name or not path:
-        raise PrepareError(f"--trials {spec}: expected NAME=FILE, e.g. --trials {DEFAULT_TRIALS}.")
+        raise RecipeError(f"--trials {spec}: expected NAME=FILE, e.g. --trials {DEFAULT_TRIALS}.")
     if "/" in name or name.startswith(".") or name == TRAIN_SET:
-        raise PrepareError(
+        raise RecipeError(
             f"--trials {spec}: NAME becomes the folder DATA_DIR/{name}, so it must be a plain "
             f"folder name other than {TRAIN_SET}, e.g. vox1_o.")
     return name, path
@@ -178,7 +183,7 @@ def locate_trial_list(vox1_root, path):
     if found:
         return found
     candidates = trial_list_candidates(vox1_root, path)
-    raise PrepareError(
+    raise RecipeError(
         f"trial list {path} not found; looked for {', '.join(candidates)}. The lists "
         f"(veri_test2.txt for Vox1-O, list_test_all2.txt for Vox1-E, list_test_hard2.txt for "
         f"Vox1-H) are on {VOX1_URL}; put them in {vox1_root}.")
@@ -194,13 +199,13 @@ def read_trial_list(path):
                 continue
             if (len(fields) != 3 or fields[0] not in ("0", "1")
                     or not all(is_rel_wav(p) for p in fields[1:])):
-                raise PrepareError(
+                raise RecipeError(
                     f"{path}:{line_no}: malformed trial {line.strip()!r}; expected "
                     f"'LABEL ENROLL TEST' with LABEL 1 (target) or 0 (nontarget) and wav paths "
                     f"of the form speaker/session/utt.wav, e.g. '{TRIAL_LINE_EXAMPLE}'.")
             trials.append(Trial(line_no, fields[0] == "1", fields[1], fields[2]))
     if not trials:
-        raise PrepareError(f"{path} holds no trials; expected lines like '{TRIAL_LINE_EXAMPLE}'.")
+        raise RecipeError(f"{path} holds no trials; expected lines like '{TRIAL_LINE_EXAMPLE}'.")
     return trials
 
 
@@ -218,7 +223,7 @@ def check_trial_audio(path, trials, audio):
     shown = "; ".join(f"line {line_no}: {rel}" for line_no, rel in missing[:MAX_LISTED_MISSING])
     more = len(missing) - MAX_LISTED_MISSING
     shown += f"; and {more} more" if more > 0 else ""
-    raise PrepareError(
+    raise RecipeError(
         f"{path}: {len(missing)} trial wav reference(s) have no file in the VoxCeleb1 audio "
         f"({shown}). Check that the archives were fully unpacked and that the list belongs to "
         f"VoxCeleb1.")
@@ -250,14 +255,14 @@ def dev_count_warning(num_speakers, num_utterances):
 def read_speaker_list(path):
     """(line number, entry) for each speaker of an --exclude-speakers file."""
     if not os.path.isfile(path):
-        raise PrepareError(f"--exclude-speakers {path}: no such file; give a file with one "
+        raise RecipeError(f"--exclude-speakers {path}: no such file; give a file with one "
                            f"VoxCeleb1 id (id10001) or vox1_meta.csv name per line.")
     entries = []
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             fields = line.split("#", 1)[0].split()
             if len(fields) > 1:
-                raise PrepareError(
+                raise RecipeError(
                     f"{path}:{line_no}: {line.strip()!r} holds {len(fields)} words; put one "
                     f"speaker id or name on each line ('#' starts a comment).")
             if fields:
@@ -288,14 +293,14 @@ def resolve_speakers(vox1_root, path):
     meta_path = next((p for p in meta_candidates if os.path.isfile(p)), None)
     if meta_path is None:
         line_no, name = named[0]
-        raise PrepareError(
+        raise RecipeError(
             f"{path}:{line_no}: '{name}' is a speaker name, which needs {META_FILE} to find its "
             f"id, but there is none at {' or '.join(meta_candidates)}; download {META_FILE} from "
             f"{VOX1_URL} into {vox1_root}, or list ids (id10001) instead of names.")
     names = read_meta(meta_path)
     for line_no, name in named:
         if name not in names:
-            raise PrepareError(
+            raise RecipeError(
                 f"{path}:{line_no}: '{name}' is neither a VoxCeleb1 id (id10001) nor a name in "
                 f"{meta_path}; correct or remove the line.")
         ids.add(names[name])
@@ -306,7 +311,7 @@ def exclude_speakers(dataset, speakers):
     """(dataset without `speakers`, number of speakers removed, number of utterances removed)."""
     kept = {utt: p for utt, p in dataset.wavs.items() if speaker_of_utt(utt) not in speakers}
     if not kept:
-        raise PrepareError(f"--exclude-speakers removes every speaker of {TRAIN_SET}; check that "
+        raise RecipeError(f"--exclude-speakers removes every speaker of {TRAIN_SET}; check that "
                            f"the file lists the speakers to leave out, not those to keep.")
     removed = {speaker_of_utt(utt) for utt in dataset.wavs} & speakers
     return dataset._replace(wavs=kept), len(removed), len(dataset.wavs) - len(kept)
@@ -323,7 +328,7 @@ def build_train_set(layout, parts, held_out_speakers):
         wavs = {rel: p for rel, p in parts["all"].items()
                 if speaker_of(rel) not in held_out_speakers}
     if not wavs:
-        raise PrepareError(
+        raise RecipeError(
             "no training speakers are left: every speaker in the audio appears in the held-out "
             "trial list; pass the Vox1-O list (veri_test2.txt) as --held-out-list.")
     return DataSet(TRAIN_SET, {utt_id(rel): p for rel, p in wavs.items()}, None)
@@ -343,7 +348,7 @@ def trial_lists(vox1_root, trials_specs, optional_specs):
     for spec, required in specs:
         name, path = parse_trials_option(spec)
         if name in (n for n, _ in lists):
-            raise PrepareError(f"trial set NAME {name} is given twice; each NAME is one folder.")
+            raise RecipeError(f"trial set NAME {name} is given twice; each NAME is one folder.")
         found = locate_trial_list(vox1_root, path) if required else find_trial_list(vox1_root, path)
         if found:
             lists.append((name, found))
@@ -357,7 +362,7 @@ def trial_lists(vox1_root, trials_specs, optional_specs):
 def prepare(vox1_root, data_dir, trials_specs, held_out_list="veri_test2.txt", optional_specs=(),
             exclude_list=None, check_counts=True):
     """Prepare all sets; return (the DataSets written, messages for the log: notes and warnings).
-    Raises PrepareError on bad input."""
+    Raises RecipeError on bad input."""
     layout, wav_dirs = find_audio_roots(vox1_root)
     parts = {part: scan_wavs(d) for part, d in wav_dirs.items()}
     audio = merge_audio(parts)
@@ -421,13 +426,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        datasets, messages = prepare(args.vox1_root, args.data_dir, args.trials,
-                                     args.held_out_list, args.optional_trials,
-                                     args.exclude_speakers, args.check_counts)
-    except (PrepareError, OSError) as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
-        return 1
+    datasets, messages = prepare(args.vox1_root, args.data_dir, args.trials,
+                                 args.held_out_list, args.optional_trials,
+                                 args.exclude_speakers, args.check_counts)
     for message in messages:
         stream = sys.stderr if message.startswith("warning") else sys.stdout
         print(f"{PROG}: {message}", file=stream)
@@ -437,4 +438,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_entry_point(main, PROG)

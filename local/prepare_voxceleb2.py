@@ -38,7 +38,12 @@ import shutil
 import sys
 
 # The ids have VoxCeleb1's form, so the set is written as the VoxCeleb1 preparation writes its.
-from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, PrepareError, argument_parser,
+import recipe_env  # says what to do when the environment is not active
+
+recipe_env.require()
+
+from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, argument_parser,
                                               speaker_of_utt, summary, training_set_warning,
                                               voxceleb_files, write_sets)
 
@@ -64,12 +69,12 @@ def ffmpeg_command(path):
 def find_audio_dir(vox2_root):
     """(audio folder, extension) of the dev set: converted wav first, then the m4a."""
     if not os.path.isdir(vox2_root):
-        raise PrepareError(f"VoxCeleb2 root {vox2_root} does not exist. {layout_help(vox2_root)}")
+        raise RecipeError(f"VoxCeleb2 root {vox2_root} does not exist. {layout_help(vox2_root)}")
     for dev_dir in (os.path.join(vox2_root, "dev"), vox2_root):
         for sub, ext in (("wav", ".wav"), ("aac", ".m4a")):
             if os.path.isdir(os.path.join(dev_dir, sub)):
                 return os.path.join(dev_dir, sub), ext
-    raise PrepareError(f"no VoxCeleb2 dev audio found in {vox2_root}. {layout_help(vox2_root)}")
+    raise RecipeError(f"no VoxCeleb2 dev audio found in {vox2_root}. {layout_help(vox2_root)}")
 
 
 def layout_help(vox2_root):
@@ -87,7 +92,7 @@ def scan_audio(audio_dir, ext):
             continue
         if not SPEAKER_ID.fullmatch(spk.name):
             # The speaker is read back from the id up to its first '-': other names break that.
-            raise PrepareError(
+            raise RecipeError(
                 f"{spk.path} is not a VoxCeleb2 speaker folder (idNNNNN); move it out of "
                 f"{audio_dir}.")
         for session in os.scandir(spk.path):
@@ -97,7 +102,7 @@ def scan_audio(audio_dir, ext):
                 if f.name.endswith(ext) and not f.name.startswith("."):
                     found[f"{spk.name}-{session.name}-{f.name[:-len(ext)]}"] = f.path
     if not found:
-        raise PrepareError(
+        raise RecipeError(
             f"{audio_dir} holds no {ext} files (expected idNNNNN/<session>/NNNNN{ext} below it); "
             f"check that the VoxCeleb2 archive was fully unpacked.")
     return found
@@ -110,7 +115,7 @@ def wav_scp_entries(files, ext):
     for path in files.values():
         if any(c.isspace() for c in path):
             # A plain path is the rest of the wav.scp line, split at whitespace by Kaldi tools.
-            raise PrepareError(
+            raise RecipeError(
                 f"{path} contains whitespace, which a wav.scp path cannot hold; make a symbolic "
                 f"link without spaces to VOX2_ROOT and pass that instead.")
     return files
@@ -118,7 +123,7 @@ def wav_scp_entries(files, ext):
 
 def check_ffmpeg():
     if shutil.which("ffmpeg") is None:
-        raise PrepareError(
+        raise RecipeError(
             "the VoxCeleb2 audio is m4a, which is read through ffmpeg, but ffmpeg is not on "
             "PATH; run local/install_ffmpeg.sh (as root) or install ffmpeg with your package "
             "manager, or point VOX2_ROOT at a copy converted to wav (dev/wav/idNNNNN/...).")
@@ -134,7 +139,7 @@ def count_warning(num_speakers, num_utterances):
 
 def prepare(vox2_root, data_dir, check_counts=True):
     """Write DATA_DIR/voxceleb2_dev; return (its DataSet, the audio format, a warning or None).
-    Raises PrepareError on bad input."""
+    Raises RecipeError on bad input."""
     audio_dir, ext = find_audio_dir(vox2_root)
     if ext == ".m4a":
         check_ffmpeg()  # before anything is written: the set would be unusable without it
@@ -159,11 +164,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        dataset, ext, warning = prepare(args.vox2_root, args.data_dir, args.check_counts)
-    except (PrepareError, OSError) as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
-        return 1
+    dataset, ext, warning = prepare(args.vox2_root, args.data_dir, args.check_counts)
     if warning:
         print(f"{PROG}: {warning}", file=sys.stderr)
     how = "m4a decoded by ffmpeg pipes" if ext == ".m4a" else "wav files"
@@ -173,4 +174,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_entry_point(main, PROG)

@@ -13,6 +13,7 @@ nj=2
 cmd=utils/launch_local.py
 use_gpu=false
 layer=bn
+min_frames=32
 help_message="Usage: $0 [options] <model.pt> <data-dir> <out-dir>
 e.g.: $0 --nj 8 exp/rescnn_dam/final.pt data/vox1_o exp/rescnn_dam/embeddings_vox1_o
 Options:
@@ -21,7 +22,10 @@ Options:
   --use-gpu <bool>     true: each job embeds on a GPU (adds --gpu 1 to the launcher; give
                        it \$cuda_cmd) (default: $use_gpu)
   --layer <bn|fc>      bn: the output of the embedding BatchNorm; fc: the FC output in
-                       front of it (default: $layer)"
+                       front of it (default: $layer)
+  --min-frames <n>     utterances shorter than n frames are repeated up to n before
+                       embedding, and counted (default: $min_frames, the least the networks
+                       take: 0.32 s)"
 
 . ./path.sh
 . utils/parse_options.sh
@@ -36,6 +40,8 @@ dir=$3
 device=cpu   # parse_options.sh has checked that --use-gpu is true or false
 [ "$use_gpu" = false ] || { device=cuda; cmd="$cmd --gpu 1"; }
 [[ "$layer" =~ ^(bn|fc)$ ]] || { echo "$0: --layer takes bn or fc, not '$layer'" >&2; exit 1; }
+[[ "$min_frames" =~ ^[0-9]+$ ]] && [ "$min_frames" -ge 32 ] ||
+  { echo "$0: --min-frames takes a whole number of at least 32, not '$min_frames'" >&2; exit 1; }
 utils/validate_data_dir.sh --no-wav "$data"
 lock_dir "$dir"
 mkdir -p "$dir/log"
@@ -48,9 +54,18 @@ forget_other_nj "$dir/xvector" "$nj"
 
 utils/run_pending_jobs.sh --cmd "$cmd" "$dir" "$nj" "$dir/xvector.JOB.scp" \
   "$sdata/JOB/feats.scp $model" "$dir/log/extract.JOB.log" \
-  python -m pytorch_modules.bin.extract_embeddings --device "$device" --layer "$layer" "$model" \
-    "$sdata/JOB/feats.scp" "$dir/xvector.JOB"
+  python -m pytorch_modules.bin.extract_embeddings --device "$device" --layer "$layer" \
+    --min-frames "$min_frames" "$model" "$sdata/JOB/feats.scp" "$dir/xvector.JOB"
 
 gather "$dir/xvector.JOB.scp" "$nj" "$dir/xvector.scp"
+gather "$dir/xvector.JOB.padded" "$nj" "$dir/padded"
+mv "$dir/padded.tmp" "$dir/padded"
 mv "$dir/xvector.scp.tmp" "$dir/xvector.scp"
-echo "$0: $(wc -l < "$dir/xvector.scp") embeddings in $dir/xvector.scp"
+total=$(wc -l < "$dir/xvector.scp")
+echo "$0: $total embeddings in $dir/xvector.scp"
+padded=$(wc -l < "$dir/padded")
+if [ "$padded" -gt 0 ]; then
+  echo "$0: $padded of the $total utterances of $data are shorter than $min_frames frames" \
+    "($(awk -v f="$min_frames" 'BEGIN { printf "%.2f", f / 100 }') s) and were repeated up to" \
+    "it before embedding (listed with their frames in $dir/padded)" >&2
+fi

@@ -12,6 +12,7 @@ nj=2
 cmd=utils/launch_local.py
 use_gpu=false
 layer=bn
+min_frames=32
 help_message="Usage: $0 [options] <model> <cohort-data-dir> <embedding-dir> <cohort-dir>
 e.g.: $0 --nj 8 exp/rescnn_dam/final.pt data/voxceleb2_dev_cohort3 \\
         exp/rescnn_dam/embeddings_voxceleb2_dev_cohort3 exp/rescnn_dam/cohort_voxceleb2_dev_cohort3
@@ -19,7 +20,8 @@ Options (passed to steps/extract_embeddings.sh):
   --nj <n>                 parallel jobs (default: $nj)
   --cmd <launcher>         job launcher (default: $cmd)
   --use-gpu <true|false>   extract on a GPU (default: $use_gpu)
-  --layer <bn|fc>          which vector is the embedding (default: $layer)"
+  --layer <bn|fc>          which vector is the embedding (default: $layer)
+  --min-frames <n>         shorter utterances are repeated up to n frames (default: $min_frames)"
 
 . ./path.sh
 . utils/parse_options.sh
@@ -30,5 +32,6 @@ emb=$3
 cohort=$4
 
 steps/extract_embeddings.sh --nj "$nj" --cmd "$cmd" --use-gpu "$use_gpu" --layer "$layer" \
+  --min-frames "$min_frames" \
   "$model" "$data" "$emb"
 python -m pytorch_modules.bin.make_cohort "$data/spk2utt" "$emb/xvector.scp" "$cohort"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+import yaml
 
 import tiny_data
 from pytorch_modules.data.training_set import EpochBatches
@@ -336,6 +337,28 @@ def test_the_same_data_resumes_and_old_checkpoints_are_judged_by_their_speakers(
     torch.save(state, checkpoint)
     code, _, err = train_in_process(config, tmp_path, monkeypatch, capsys)
     assert code == 1 and "was trained on other data" in err
+
+
+def test_an_exp_dir_of_another_config_is_refused_but_not_for_keys_added_since(
+        tmp_path, monkeypatch, capsys):
+    """README: 'config.yaml differs from the config given now'.  A key the recipe added later
+    (absent from an older config.yaml, read with its default) is not a difference."""
+    tiny_data.write_feature_dir(tmp_path / "data", 2, 4)
+    config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=1)
+    assert train_in_process(config, tmp_path, monkeypatch, capsys)[0] == 0
+    recorded = tmp_path / "exp/config.yaml"
+    older = yaml.safe_load(recorded.read_text())
+    del older["optim"]["average_last"]
+    recorded.write_text(yaml.safe_dump(older))
+    code, out, err = train_in_process(config, tmp_path, monkeypatch, capsys)
+    assert code == 0 and "resuming from" in out, err
+    assert "average_last" in recorded.read_text()
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(config.read_text().replace("lr: 0.01", "lr: 0.02"))
+    code, _, err = train_in_process(changed, tmp_path, monkeypatch, capsys)
+    assert code == 1
+    assert_clean_error(err, "train", f"{recorded} differs from the config given now: this exp "
+                                     f"dir was trained with another config")
 
 
 def test_a_batch_larger_than_the_training_set_is_refused(tmp_path, monkeypatch, capsys):

@@ -58,7 +58,8 @@ def test_setting_another_type_starts_the_section_from_its_defaults_and_says_so(t
     config.write_text(TINY + "loss: {type: dam_softmax, margin: 0.3, scale: 20, lambda: 3}\n")
     notes = []
     loaded = load_config(config, ["loss.scale=25", "loss.type=am_softmax"], notes)
-    assert loaded.to_dict()["loss"] == {"type": "am_softmax", "margin": 0.2, "scale": 25.0}
+    assert loaded.to_dict()["loss"] == {"type": "am_softmax", "margin": 0.2, "scale": 25.0,
+                                        "sub_centers": 1}
     assert notes == [f"--set loss.type=am_softmax: {config}'s loss section (dam_softmax: "
                      f"margin 0.3, scale 20, lambda 3) is replaced by am_softmax's defaults"]
     # the same type keeps the file's options
@@ -97,7 +98,8 @@ def test_the_model_and_loss_keys_are_the_registered_classes_arguments():
         assert {"embedding_dim", "input_bins"} <= set(class_options(backbone))
     dam = config_from_dict({}).loss
     assert (dam.type, dam.options) == ("dam_softmax", {"margin": 0.2, "scale": 30.0,
-                                                       "lam": 2.0, "margin_grad": True})
+                                                       "lam": 2.0, "margin_grad": True,
+                                                       "sub_centers": 1})
     for name, head in HEADS.items():
         assert "embedding_dim" not in class_options(head)
         loaded = config_from_dict({"loss": {"type": name}})

@@ -41,7 +41,9 @@ def test_every_shipped_config_loads():
                                                              "margin": 0.2, "scale": 30.0})])
 def test_the_paper_configs_keep_the_papers_values(name, loss):
     config = load(name)
-    assert {k: v for k, v in config["loss"].items() if k != "margin_grad"} == loss
+    assert {k: v for k, v in config["loss"].items()
+            if k not in ("margin_grad", "sub_centers")} == loss
+    assert config["loss"].get("sub_centers", 1) == 1
     assert (config["optim"]["lr"], config["data"]["batch_size"]) == (0.1, 64)
     assert config["model"]["widths"] == [64, 128, 256, 512]
     assert config["model"]["blocks"] == [3, 4, 6, 3]

@@ -148,5 +148,5 @@ def test_training_on_the_fly_with_augmentation_trains_on_the_augmented_crops(rec
     config.write_text(config.read_text().replace("on_the_fly", "from_audio"))
     result = tiny_data.train(config, recipe / "data/x", tmp_path / "exp2")
     assert result.returncode == 1
-    assert ("data.features must be one of precomputed, on_the_fly, shards, got 'from_audio'"
+    assert ("data.features is 'from_audio', but it must be one of precomputed, on_the_fly, shards"
             in result.stderr)

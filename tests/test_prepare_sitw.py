@@ -6,6 +6,8 @@ import subprocess
 
 import numpy as np
 import pytest
+
+from pytorch_modules.errors import run_entry_point
 import soundfile
 
 from pytorch_modules.fileio.audio import load_audio
@@ -153,9 +155,17 @@ def test_rerun_replaces_the_old_sets(tmp_path):
     assert sorted(os.listdir(data)) == sorted(EXPECTED)
 
 
+def exit_code(argv):
+    """The exit status of the script run with argv: a RecipeError becomes a sentence on stderr
+    and status 1 (errors.run_entry_point, as when the script runs)."""
+    with pytest.raises(SystemExit) as exited:
+        run_entry_point(lambda: prep.main(argv), "prepare_sitw.py")
+    return exited.value.code
+
+
 def fails_with(capsys, argv, *fragments):
     """main(argv) exits 1 with one 'prepare_sitw.py: ...' message holding all fragments."""
-    assert prep.main(argv) == 1
+    assert exit_code(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("prepare_sitw.py: ")
     for fragment in fragments:

@@ -5,6 +5,8 @@ import subprocess
 
 import numpy as np
 import pytest
+
+from pytorch_modules.errors import run_entry_point
 import soundfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -146,9 +148,17 @@ def test_rerun_replaces_the_old_sets(tmp_path):
     assert sorted(os.listdir(data)) == ["vox1_o", "voxceleb1_dev"]
 
 
+def exit_code(argv):
+    """The exit status of the script run with argv: a RecipeError becomes a sentence on stderr
+    and status 1 (errors.run_entry_point, as when the script runs)."""
+    with pytest.raises(SystemExit) as exited:
+        run_entry_point(lambda: prep.main(argv), "prepare_voxceleb1.py")
+    return exited.value.code
+
+
 def fails_with(capsys, argv, *fragments):
     """main(argv) exits 1 with one 'prepare_voxceleb1.py: ...' message holding all fragments."""
-    assert prep.main(argv) == 1
+    assert exit_code(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("prepare_voxceleb1.py: ")
     for fragment in fragments:

@@ -11,6 +11,8 @@ import sys
 import kaldiio
 import numpy as np
 import pytest
+
+from pytorch_modules.errors import run_entry_point
 import soundfile
 
 from pytorch_modules.fileio.audio import AudioError, fix_streamed_wav_sizes, load_audio
@@ -201,15 +203,23 @@ def test_path_with_spaces_is_quoted_in_the_pipe(tmp_path, ffmpeg):
 
 def test_missing_ffmpeg_fails_before_writing(vox2, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no ffmpeg on PATH
-    assert prep.main([str(vox2[0]), str(tmp_path / "data")]) == 1
+    assert exit_code([str(vox2[0]), str(tmp_path / "data")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("prepare_voxceleb2.py: ") and "ffmpeg is not on PATH" in err
     assert "local/install_ffmpeg.sh" in err and "dev/wav/" in err
     assert not (tmp_path / "data").exists()
 
 
+def exit_code(argv):
+    """The exit status of the script run with argv: a RecipeError becomes a sentence on stderr
+    and status 1 (errors.run_entry_point, as when the script runs)."""
+    with pytest.raises(SystemExit) as exited:
+        run_entry_point(lambda: prep.main(argv), "prepare_voxceleb2.py")
+    return exited.value.code
+
+
 def fails_with(capsys, argv, *fragments):
-    assert prep.main(argv) == 1
+    assert exit_code(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("prepare_voxceleb2.py: ")
     for fragment in fragments:

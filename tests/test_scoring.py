@@ -112,6 +112,15 @@ def test_malformed_trial_names_file_and_line(tmp_path, bad_line):
         read_trials(path)
 
 
+def test_a_trial_list_that_is_not_utf8_names_its_line(tmp_path):
+    """It used to end in a UnicodeDecodeError traceback."""
+    path = tmp_path / "trials"
+    path.write_bytes(b"a b target\na c nontarget\n\xff\xfe d nontarget\n")
+    with pytest.raises(RecipeError, match=r"trials:3: byte 25 is not UTF-8 text \(invalid "
+                                          r"start byte\); a trial list is text"):
+        read_trials(path)
+
+
 def run_module(module, *args):
     env = dict(os.environ, PYTHONPATH=REPO)
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,

@@ -290,6 +290,36 @@ def test_averaging_resumes_exactly_from_a_checkpoint_inside_its_epochs(tiny_data
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_averaging_checkpoints_afterwards_gives_the_trained_average(tiny_data, tmp_path,
+                                                                     monkeypatch):
+    """bin/average_checkpoints over the kept epoch checkpoints of a run without averaging gives
+    what optim.average_last would have written (the same trajectory: averaging does not touch
+    training), and refuses checkpoints of two runs."""
+    import runpy
+    import sys
+    options = dict(training={"seed": 3, "device": "cpu", "keep_checkpoints": 5,
+                             "log_every_steps": 100})
+    for name, average_last in (("plain", 1), ("averaged", 2)):
+        config = tiny_config(optim={"epochs": 3, "average_last": average_last}, **options)
+        trainer = Trainer(config, tiny_data, str(tmp_path / name), log=lambda *_: None)
+        trainer.train()
+        trainer.write_final_model(tmp_path / name / "final.pt")
+    kept = [str(tmp_path / f"plain/checkpoints/epoch_00{e}.pt") for e in (2, 3)]
+    monkeypatch.setattr(sys, "argv", ["average_checkpoints", "--out", str(tmp_path / "avg.pt"),
+                                      *kept])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("pytorch_modules.bin.average_checkpoints", run_name="__main__")
+    assert exited.value.code == 0
+    made = torch.load(tmp_path / "avg.pt", weights_only=True)["model"]
+    trained = torch.load(tmp_path / "averaged/final.pt", weights_only=True)["model"]
+    assert all(torch.allclose(made[k].double(), trained[k].double(), atol=1e-7) for k in made)
+    monkeypatch.setattr(sys, "argv", ["average_checkpoints", "--out", str(tmp_path / "x.pt"),
+                                      kept[0], str(tmp_path / "averaged/checkpoints/epoch_003.pt")])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("pytorch_modules.bin.average_checkpoints", run_name="__main__")
+    assert exited.value.code == 1 and not (tmp_path / "x.pt").exists()
+
+
 def test_averaging_more_epochs_than_trained_is_refused():
     with pytest.raises(ConfigError, match="optim.average_last is 5, but there are only 3 epochs"):
         tiny_config(optim={"epochs": 3, "average_last": 5})

@@ -357,4 +357,4 @@ def test_the_tools_run_with_the_system_python_and_no_environment(tmp_path):
     result = subprocess.run([str(UTILS / "filter_scp.py"), str(data / "utt2spk")], env=bare,
                             input="", capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "run `. ./path.sh` in the recipe dir first" in result.stderr
+    assert "run `. ./path.sh` in the recipe folder first" in result.stderr

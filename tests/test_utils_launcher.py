@@ -52,6 +52,22 @@ def test_one_of_three_failed(tmp_path):
     assert log_lines(tmp_path / "log/t.3.log")[-1].startswith("# Ended (code 0) at ")
 
 
+@pytest.mark.parametrize("signum, words", [
+    (signal.SIGKILL, "killed by signal 9 (SIGKILL): often the kernel's out-of-memory killer "
+                     "(check `dmesg`"),
+    (signal.SIGTERM, "killed by signal 15 (SIGTERM): stopped from outside"),
+    (signal.SIGSEGV, "killed by signal 11 (SIGSEGV): it crashed"),
+])
+def test_a_job_killed_by_a_signal_is_said_in_words(tmp_path, signum, words):
+    """A trainer killed by the kernel for memory leaves no message of its own: the launcher's
+    failure message says what its exit code means."""
+    result = launch(tmp_path, "log/train.log", "bash", "-c", f"echo step 1; kill -{int(signum)} $$")
+    assert result.returncode == 1
+    assert log_lines(tmp_path / "log/train.log")[-1].startswith(f"# Ended (code {128 + signum})")
+    assert f"log/train.log: {words}" in result.stderr, result.stderr
+    assert "log/train.log: step 1" in result.stderr
+
+
 def test_several_failed_and_single_job_failed_messages(tmp_path):
     result = launch(tmp_path, "JOB=1:3", "log/t.JOB.log", "exit JOB")
     assert result.returncode == 1

@@ -51,7 +51,8 @@ def test_embedder_equals_the_recipe_pipeline(setup):
 
 
 def test_8khz_stereo_is_mixed_down_and_resampled(setup):
-    samples, notes = read_audio_file(setup["stereo8k"], 16000)
+    options = parse_options_file("conf/spectrogram.conf")
+    samples, notes = read_audio_file(setup["stereo8k"], options, "conf/spectrogram.conf")
     assert len(samples) == pytest.approx(1.2 * 16000, abs=2)
     assert notes == [f"{setup['stereo8k']}: mixed 2 channels down to mono",
                      f"{setup['stereo8k']}: resampled from 8000 Hz to 16000 Hz"]
@@ -92,13 +93,14 @@ def test_missing_model_and_audio_are_sentences(setup, tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"verify: {tmp_path / 'none.pt'} does not exist or is not a "
                                   f"file; give the final.pt that training wrote")
+    options = parse_options_file("conf/spectrogram.conf")
     with pytest.raises(RecipeError, match=r"audio file .*nothing.wav' does not exist"):
         Embedder(setup["model"]).embed_file(tmp_path / "nothing.wav")
     (tmp_path / "junk.wav").write_bytes(b"not audio at all")
     with pytest.raises(RecipeError, match=r"cannot read audio file .*junk.wav"):
-        read_audio_file(tmp_path / "junk.wav", 16000)
+        read_audio_file(tmp_path / "junk.wav", options, "conf/spectrogram.conf")
     with pytest.raises(RecipeError, match=r"cannot read audio file .*Is a directory"):
-        read_audio_file(tmp_path, 16000)
+        read_audio_file(tmp_path, options, "conf/spectrogram.conf")
     import torch
     torch.save({"weights": {}}, tmp_path / "other.pt")
     with pytest.raises(RecipeError, match="is not a model written by training"):

@@ -382,7 +382,7 @@ class TaskWatch:
         """Codes from the logs of tasks with no marker (their log was removed before submit,
         so a footer there is this run's)."""
         for task in self.pending():
-            code = log_exit_code(self.request.log_path(task))
+            code = lc.log_exit_code(self.request.log_path(task))
             if code is not None:
                 self.codes[task] = code
 
@@ -404,15 +404,6 @@ def _read_code(path):
     except FileNotFoundError:
         return None
     return int(text) if re.fullmatch(r"[0-9]+", text) else None
-
-
-def log_exit_code(log_path):
-    """The code in a log's '# Ended (code N)' footer, or None when it has none."""
-    tail = lc.log_tail(log_path)
-    if tail is None:
-        return None
-    match = re.match(r"# Ended \(code ([0-9]+)\)", tail.rstrip("\n").split("\n")[-1])
-    return int(match.group(1)) if match else None
 
 
 def wait_for_tasks(watch, interrupt):

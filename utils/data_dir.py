@@ -29,19 +29,20 @@ import os
 import shutil
 import sys
 
-try:  # the recipe root is on PYTHONPATH: path.sh and utils/data_dir.sh put it there
-    from pytorch_modules.errors import RecipeError
-    from pytorch_modules.fileio.atomic import write_lines
-    from pytorch_modules.fileio.kaldi_data import (PER_UTT_FILES, SPECS, TEXT, DataError, c_key,
-                                                   c_sorted, first_few, input_name, iter_lines,
-                                                   line_problem, open_input, plural, read_ids,
-                                                   read_spk2utt, read_utt2spk, scan_file,
-                                                   spk2utt_lines, summarize, write_stdout)
-    # A sibling module: this script's folder is on sys.path when it runs.
-    from data_dir_split import run_split
-except ModuleNotFoundError as missing:
-    sys.exit(f"{sys.argv[0]}: cannot import {missing.name}: run `. ./path.sh` in the recipe "
-             f"dir first (it puts the recipe's Python modules on PYTHONPATH).")
+import recipe_env  # says what to do when the environment is not active
+
+recipe_env.require()
+
+from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio.atomic import write_lines
+from pytorch_modules.fileio.kaldi_data import (PER_UTT_FILES, SPECS, TEXT, DataError, c_key,
+                                               c_sorted, first_few, input_name, iter_lines,
+                                               line_problem, open_input, plural, read_ids,
+                                               read_spk2utt, read_utt2spk, scan_file,
+                                               spk2utt_lines, summarize, write_stdout)
+
+# A sibling module: this script's folder is on sys.path when it runs.
+from data_dir_split import run_split
 
 # Kaldi names of the subcommands, used in messages since those are what users type.
 PROGS = {
@@ -83,7 +84,9 @@ def validate_data_dir(data_dir, need_feats=True, need_wav=True):
             agreement += speaker_file_problems(data_dir, utt2spk, scan.rows)
         elif name in PER_UTT_FILES and utt2spk is not None:
             agreement += same_utterance_problems(data_dir, name, utt2spk, scan.ids)
-    problems += agreement
+    # Files that disagree because one of them is malformed would only repeat its problem.
+    if not problems:
+        problems += agreement
     if any("C order" in p or "duplicate id" in p for p in problems):
         problems.append(f"sort the files and drop duplicates with: "
                         f"utils/fix_data_dir.sh {data_dir}")

@@ -324,10 +324,31 @@ def failure_message(prog, request, failed):
         message = f"{prog}: {len(failed)} / {request.num_jobs} failed, log is in {where}"
     quoted = []
     for job in failed[:MAX_SHOWN_ERRORS]:
-        line = last_output_line(request.log_path(job))
-        if line:
-            quoted.append(f"  {request.log_path(job)}: {line}")
+        for line in (last_output_line(request.log_path(job)),
+                     signal_sentence(log_exit_code(request.log_path(job)))):
+            if line:
+                quoted.append(f"  {request.log_path(job)}: {line}")
     return "\n".join([message] + quoted)
+
+
+def signal_sentence(code):
+    """What a job's exit code says when a signal ended it (bash's 128 + N), in words; None
+    for an ordinary exit.  A job killed by the kernel leaves no message of its own."""
+    if code is None or code <= 128:
+        return None
+    try:
+        name = signal.Signals(code - 128).name
+    except ValueError:
+        return None
+    if name == "SIGKILL":
+        why = ("often the kernel's out-of-memory killer (check `dmesg` or the scheduler's "
+               "accounting): give the job more memory (--mem) or make it need less (for "
+               "training, a smaller data.batch_size or fewer data.num_workers)")
+    elif name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        why = "stopped from outside: by a user, or by the scheduler (a time limit, a cancel)"
+    else:
+        why = "it crashed; rerun it to see whether it happens again"
+    return f"killed by signal {code - 128} ({name}): {why}"
 
 
 def log_tail(log_path):
@@ -351,6 +372,15 @@ def last_output_line(log_path):
         if line.strip() and not line.startswith("# "):
             return line.strip()
     return None
+
+
+def log_exit_code(log_path):
+    """The code in a log's '# Ended (code N)' footer, or None when it has none."""
+    tail = log_tail(log_path)
+    if tail is None:
+        return None
+    match = re.match(r"# Ended \(code ([0-9]+)\)", tail.rstrip("\n").split("\n")[-1])
+    return int(match.group(1)) if match else None
 
 
 def exit_code(returncode):

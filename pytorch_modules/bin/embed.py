@@ -1,13 +1,17 @@
 """Embeds audio files with a trained model, on the CPU: Kaldi ark/scp or a .npy matrix.
 
     python -m pytorch_modules.bin.embed --model exp/demo_dam/final.pt --out-dir my_embeddings \
-        [--list files.txt] [--format ark|npy] [FILE ...]
+        [--list files.txt] [--format ark|npy] [--min-frames 32] [FILE ...]
 
-Files come from --list (lines `ID PATH`, or a bare `PATH`, whose id is then the path itself)
-and from the command line (ids are the paths).  --format ark (default) writes
-OUT_DIR/xvector.ark + xvector.scp, the layout of the recipe's embedding dirs, so
+Files come from --list (lines `ID PATH`, or a bare `PATH`) and from the command line.  A file
+without an ID gets its path as id, with any whitespace turned into '_' (Kaldi tables end an id
+at the first space; a note says so); two files with one id are refused.  --format ark (default)
+writes OUT_DIR/xvector.ark + xvector.scp, the layout of the recipe's embedding dirs, so
 pytorch_modules.bin.score can score them; npy writes OUT_DIR/embeddings.npy (files x dim,
-float32) and OUT_DIR/ids.txt (one id per row).  Audio is read as by pytorch_modules.bin.verify.
+float32) and OUT_DIR/ids.txt (one id per row).  Audio is read as by pytorch_modules.bin.verify:
+audio that cannot give an embedding (no samples, NaN, shorter than a frame, silent) is refused
+naming the file, and a recording shorter than --min-frames frames is repeated up to it, with a
+note.
 """
 import argparse
 import os
@@ -20,19 +24,38 @@ from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.fileio.embedding_io import write_vectors
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.deploy.verification import Embedder
+from pytorch_modules.fileio.kaldi_data import safe_id
+from pytorch_modules.models.embedding import MIN_FRAMES
 
 PROG = "embed"
 
 
 def read_file_list(path):
-    """[(id, audio path)] of a list file: `ID PATH` lines, or a bare `PATH` (id = the path)."""
+    """[(id, audio path)] of a list file: `ID PATH` lines, or a bare `PATH` (a line that is
+    one existing file, spaces and all, is a bare path)."""
     entries = []
     with open(path, encoding="utf-8") as f:
         for line in f:
-            fields = line.strip().split(None, 1)
-            if fields:
-                entries.append((fields[0], fields[-1]))
+            text = line.strip()
+            fields = text.split(None, 1)
+            if not fields:
+                continue
+            bare = len(fields) == 1 or (os.path.isfile(text) and not os.path.isfile(fields[1]))
+            entries.append((None, text) if bare else (fields[0], fields[1]))
     return entries
+
+
+def with_ids(entries):
+    """The entries with an id for each path given without one (safe_id of the path), and a
+    note for each id that differs from its path."""
+    named, notes = [], []
+    for utt, path in entries:
+        if utt is None:
+            utt = safe_id(path)
+            if utt != path:
+                notes.append(f"{path!r} has the id {utt} (whitespace in ids becomes '_')")
+        named.append((utt, path))
+    return named, notes
 
 
 def unique_entries(entries, source):
@@ -69,6 +92,9 @@ def main():
     parser.add_argument("--format", choices=("ark", "npy"), default="ark")
     parser.add_argument("--feat-config", help="feature options (default: spectrogram.conf beside "
                         "the model, else the one its training config names)")
+    parser.add_argument("--min-frames", type=int, default=MIN_FRAMES,
+                        help=f"recordings shorter than this many frames are repeated up to it "
+                             f"(default {MIN_FRAMES})")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     parser.add_argument("files", nargs="*", metavar="FILE")
     args = parser.parse_args()
@@ -76,10 +102,13 @@ def main():
         torch.set_num_threads(args.threads)
     if args.list and not os.path.isfile(args.list):
         raise RecipeError(f"file list {args.list} does not exist.")
-    entries = (read_file_list(args.list) if args.list else []) + [(p, p) for p in args.files]
+    entries, notes = with_ids((read_file_list(args.list) if args.list else [])
+                              + [(None, p) for p in args.files])
     entries = unique_entries(entries, args.list or "the arguments")
+    for note in notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
 
-    embedder = Embedder(args.model, args.feat_config)
+    embedder = Embedder(args.model, args.feat_config, args.min_frames)
     vectors = []
     for utt, path in entries:
         vector, notes = embedder.embed_file(path)

@@ -27,6 +27,7 @@ Results then add the keys mean_subtracted, and with AS-norm cohort_size and top_
 """
 import argparse
 import os
+import sys
 
 from pytorch_modules.scoring import trial_outputs
 from pytorch_modules.scoring.asnorm import DEFAULT_TOP_N, asnorm_score, effective_top_n, speaker_cohort
@@ -99,8 +100,11 @@ def main():
     if mean is not None or args.cohort_scp:
         extra["mean_subtracted"] = str(mean is not None).lower()
     if args.cohort_scp:
-        extra.update(cohort_size=str(len(cohort)),
-                     top_n=str(effective_top_n(args.top_n, len(cohort))))
+        top_n = effective_top_n(args.top_n, len(cohort))
+        extra.update(cohort_size=str(len(cohort)), top_n=str(top_n))
+        if top_n < args.top_n:
+            print(f"{PROG}: note: --top-n {args.top_n} is more than the cohort's {len(cohort)} "
+                  f"speakers: AS-norm uses all {top_n}", file=sys.stderr)
     trial_outputs.write(args, enroll_ids, test_ids, labels, scores, clusters, extra)
 
 

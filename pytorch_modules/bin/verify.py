@@ -21,6 +21,7 @@ import torch
 
 from pytorch_modules.errors import run_entry_point
 from pytorch_modules.deploy.verification import Embedder, cosine, read_threshold, threshold_path
+from pytorch_modules.models.embedding import MIN_FRAMES
 
 PROG = "verify"
 
@@ -44,6 +45,9 @@ def main():
                         help="accept when score >= this (default: the model's .threshold sidecar)")
     parser.add_argument("--feat-config", help="feature options (default: spectrogram.conf beside "
                         "the model, else the one its training config names)")
+    parser.add_argument("--min-frames", type=int, default=MIN_FRAMES,
+                        help=f"recordings shorter than this many frames are repeated up to it "
+                             f"(default {MIN_FRAMES})")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     parser.add_argument("enroll_audio")
     parser.add_argument("test_audio")
@@ -51,7 +55,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    embedder = Embedder(args.model, args.feat_config)
+    embedder = Embedder(args.model, args.feat_config, args.min_frames)
     threshold, source = decision_threshold(args)
     (a, notes_a), (b, notes_b) = (embedder.embed_file(p) for p in (args.enroll_audio, args.test_audio))
     for note in notes_a + notes_b:

@@ -1,5 +1,5 @@
 """What the corpus preparations share (local/prepare_voxceleb1.py, prepare_voxceleb2.py,
-prepare_sitw.py): their error, VoxCeleb's ids, the speaker files of a set and the writing of
+prepare_sitw.py): VoxCeleb's ids, the speaker files of a set and the writing of
 Kaldi data dirs, each set swapped in whole.  Standard library only: preparing data needs no
 torch.
 """
@@ -10,7 +10,8 @@ import shutil
 import tempfile
 from collections import namedtuple
 
-from pytorch_modules.fileio.kaldi_data import c_sorted, spk2utt_lines
+from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio.kaldi_data import c_sorted, id_problem, spk2utt_lines
 
 
 def argument_parser(prog, doc):
@@ -20,10 +21,6 @@ def argument_parser(prog, doc):
     return argparse.ArgumentParser(prog=prog, description=paragraphs[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="\n\n".join(paragraphs[2:]))
-
-
-class PrepareError(Exception):
-    """Bad input: the message is a sentence for the user, printed without a traceback."""
 
 
 # ---------------------------------------------------------------- VoxCeleb's ids
@@ -89,7 +86,16 @@ def training_set_warning(name, speakers, utterances, corpus, published, hint):
 
 def speaker_files(wavs, utt2spk):
     """{wav.scp, utt2spk, spk2utt: lines} of utterance -> wav.scp entry and utterance ->
-    speaker, each sorted in C order (Python's order on these ASCII ids is LC_ALL=C sort's)."""
+    speaker, each sorted in C order (Python's order on these ASCII ids is LC_ALL=C sort's).
+    Ids made from folder and file names that a Kaldi table cannot hold (a space in a session
+    folder, say) are refused here, naming the audio, before anything is written."""
+    for utt, source in wavs.items():
+        for what, key in (("utterance", utt), ("speaker", utt2spk[utt])):
+            problem = id_problem(key)
+            if problem:
+                raise RecipeError(f"{source}: its {what} id {key!r} is made from its folder and "
+                                  f"file names, and {problem}; rename them (e.g. replace spaces "
+                                  f"with '_') and rerun data preparation")
     utts = c_sorted(wavs)
     return {
         "wav.scp": [f"{utt} {wavs[utt]}" for utt in utts],

@@ -236,12 +236,14 @@ class EpochBatches:
     """
 
     def __init__(self, num_frames: np.ndarray, batch_size: int, crop_frames: int, seed: int):
+        if batch_size > len(num_frames):   # the trainer says so in words first
+            raise ValueError(f"batch of {batch_size} from {len(num_frames)} utterances")
         self.num_frames, self.batch_size = num_frames, batch_size
         self.crop_frames, self.seed = crop_frames, seed
 
     def steps_per_epoch(self) -> int:
         # Drop the last partial batch: BatchNorm and the per-step lr rule assume full batches.
-        return max(1, len(self.num_frames) // self.batch_size)
+        return len(self.num_frames) // self.batch_size
 
     def order(self, epoch: int) -> np.ndarray:
         """The utterances (indices) in the order the epoch takes them."""
@@ -250,8 +252,6 @@ class EpochBatches:
     def batch(self, epoch: int, step: int, rank: int = 0, world_size: int = 1):
         order = self.order(epoch)
         chosen = order[step * self.batch_size:(step + 1) * self.batch_size]
-        if len(chosen) < self.batch_size:  # corpus smaller than one batch: wrap around
-            chosen = np.resize(order, self.batch_size)
         rng = np.random.default_rng([self.seed, epoch, step, 1])
         slack = np.maximum(self.num_frames[chosen] - self.crop_frames, 0)
         starts = (rng.random(len(chosen)) * (slack + 1)).astype(np.int64)

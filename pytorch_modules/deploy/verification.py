@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from pytorch_modules.fileio.audio import read_file, resample
-from pytorch_modules.models.embedding import embed, load_trained_model
+from pytorch_modules.features.usable_audio import check_usable
+from pytorch_modules.models.embedding import (MIN_FRAMES, check_min_frames, embed,
+                                              load_trained_model, padding_note)
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
 from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf
@@ -46,53 +48,56 @@ def locate_feature_config(model_path, feat_config=None, trained_with=None) -> Pa
                       f"--feat-config with the spectrogram.conf the model was trained with.")
 
 
-def read_audio_file(path, sample_rate):
-    """Mono float32 samples of an audio file at `sample_rate`, and notes on what was changed
-    (mixed down, resampled) for the user.  Unlike the corpus stages (load_audio), a user's
-    recording may have several channels or another rate: it is adapted, and the user told."""
+def read_audio_file(path, options, config):
+    """Mono float32 samples of an audio file at the feature options' rate, and notes on what
+    was changed (mixed down, resampled) for the user.  Unlike the corpus stages (load_audio), a
+    user's recording may have several channels or another rate: it is adapted, and the user
+    told.  Audio that cannot give an embedding is refused as the feature stage refuses it
+    (features/usable_audio.py), naming the file."""
     path = str(path)
     samples, rate = read_file(path)
-    if samples.shape[0] == 0:
-        raise RecipeError(f"audio file {path} holds no samples.")
     notes = []
     if samples.shape[1] > 1:
         # The channels of a recording hold the same speaker; their average keeps all of them.
         notes.append(f"{path}: mixed {samples.shape[1]} channels down to mono")
     mono = samples.mean(axis=1)
-    if rate != sample_rate:
-        notes.append(f"{path}: resampled from {rate} Hz to {sample_rate} Hz")
-        mono = resample(mono, rate, sample_rate)
-    if not np.any(mono):
-        raise RecipeError(f"audio file {path} is digital silence; there is no voice to embed.")
+    if rate != options.sample_frequency and mono.size:
+        notes.append(f"{path}: resampled from {rate} Hz to {options.sample_frequency} Hz")
+        mono = resample(mono, rate, options.sample_frequency)
+    check_usable(mono, options, f"audio file '{path}'", config)
     return mono, notes
 
 
 class Embedder:
-    """A trained model with its feature pipeline: audio file -> embedding, on the CPU."""
+    """A trained model with its feature pipeline: audio file -> embedding, on the CPU.
+    Shorter recordings than min_frames of features are repeat-padded to it, with a note (the
+    rule of embedding extraction, models/embedding.py)."""
 
-    def __init__(self, model_path, feat_config=None):
+    def __init__(self, model_path, feat_config=None, min_frames=MIN_FRAMES):
         self.model_path = Path(model_path)
         self.model, config = load_trained_model(self.model_path)
         self.feat_config = locate_feature_config(self.model_path, feat_config,
                                                  config.data.spectrogram_config)
         self.options = parse_options_file(self.feat_config)
         self.spectrogram = Spectrogram(self.options)
+        self.min_frames = check_min_frames(min_frames)
 
     def embed_file(self, path):
         """(embedding (dim,) float32, notes) of a whole audio file."""
-        samples, notes = read_audio_file(path, self.options.sample_frequency)
-        if len(samples) < self.options.window_samples:
-            raise RecipeError(f"audio file {path} lasts {len(samples)} samples, shorter than "
-                              f"one {self.options.frame_length:g}-ms analysis window.")
-        return embed(self.model, self.spectrogram(samples)), notes
+        samples, notes = read_audio_file(path, self.options, self.feat_config)
+        feats = self.spectrogram(samples)
+        if feats.shape[0] < self.min_frames:
+            notes.append(f"{path}: {padding_note(feats.shape[0], self.min_frames)}")
+        return embed(self.model, feats, min_frames=self.min_frames), notes
 
 
 def cosine(a, b):
     """Cosine similarity of two embeddings (the recipe's back-end)."""
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
     if not np.isfinite(norm) or norm == 0:
+        # Unusable audio is refused before (check_usable): this is the model's own doing.
         raise RecipeError("an embedding is zero or not finite, so the cosine score is "
-                          "undefined; check the audio.")
+                          "undefined; the model's weights may be damaged: check the model.")
     return float(np.dot(a, b) / norm)
 
 

@@ -12,7 +12,8 @@ import sys
 import time
 
 from pytorch_modules.fileio import atomic, kaldi_compress
-from pytorch_modules.fileio.audio import AudioError, load_audio, rms_dbfs
+from pytorch_modules.features.usable_audio import check_usable
+from pytorch_modules.fileio.audio import AudioError, load_audio
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.fileio.kaldi_data import read_scp_lines
 
@@ -42,18 +43,10 @@ def add_job_arguments(parser) -> None:
 
 
 def usable_samples(utt: str, source: str, options, config: str):
-    """The utterance's samples, or an AudioError saying why it cannot be used."""
+    """The utterance's samples, or an AudioError saying why it cannot be used
+    (features/usable_audio.py)."""
     samples = load_audio(utt, source, options.sample_frequency, options.allow_resample)
-    if options.num_frames(len(samples)) == 0:
-        raise AudioError(f"utterance {utt}: '{source}' is only {len(samples)} samples, "
-                         f"shorter than one {options.frame_length:g}-ms frame")
-    level = rms_dbfs(samples)
-    if level < options.min_rms_dbfs:
-        # Silence gives the log floor in every bin: features that say nothing of the speaker,
-        # and an embedding that scores the same against everyone.
-        raise AudioError(f"utterance {utt}: '{source}' is silent (RMS level {level:.1f} dBFS, "
-                         f"below --min-rms-dbfs={options.min_rms_dbfs:g} in {config}); check the "
-                         f"recording, or lower --min-rms-dbfs to keep it")
+    check_usable(samples, options, f"utterance {utt}: '{source}'", config)
     return samples
 
 

@@ -18,7 +18,8 @@ sample rate and channel count can still be checked, and any tool that writes wav
 Bad audio is an AudioError naming the utterance and the source: a missing, empty or unreadable
 file, a wav file cut short (its header promises more samples than it holds: a broken copy,
 which libsndfile would read silently up to the cut), a sample rate other than the feature
-config's (unless resampling is allowed), several channels, no samples, or NaN/inf samples.
+config's (unless resampling is allowed) or several channels.  Whether the samples can give
+features (none, NaN, too few, silent) is features/usable_audio.py's rule.
 """
 import io
 import math
@@ -155,12 +156,7 @@ def load_audio(utt: str, source: str, sample_rate: int, allow_resample: bool = F
     if samples.shape[1] != 1:
         raise AudioError(f"utterance {utt}: '{source}' has {samples.shape[1]} channels; the recipe "
                          f"needs mono audio (select one channel in wav.scp, e.g. with sox ... remix 1 |)")
-    if samples.shape[0] == 0:
-        raise AudioError(f"utterance {utt}: '{source}' holds no samples")
-    if not np.isfinite(samples).all():  # float wav files can hold NaN or inf
-        raise AudioError(f"utterance {utt}: '{source}' holds NaN or infinite samples; "
-                         f"check the program that wrote it")
-    if rate != sample_rate:
+    if rate != sample_rate and samples.shape[0]:
         if not allow_resample:
             raise AudioError(f"utterance {utt}: '{source}' has sample rate {rate} Hz, but the "
                              f"feature config expects {sample_rate} Hz; resample the corpus, or "

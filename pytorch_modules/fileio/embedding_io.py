@@ -10,7 +10,7 @@ import numpy as np
 
 from pytorch_modules.fileio import fast_ark
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.fileio.kaldi_data import read_spk2utt_rows
+from pytorch_modules.fileio.kaldi_data import id_problem, read_spk2utt_rows
 
 
 def _scp_keys(scp_path):
@@ -89,7 +89,13 @@ def load_embeddings(scp_path):
 
 def write_vectors(ark, scp, ids, vectors) -> str:
     """The vectors as a Kaldi ark and scp (float32); the scp is written as SCP.tmp and renamed
-    once the ark is complete, so a finished scp always points at whole vectors.  Returns scp."""
+    once the ark is complete, so a finished scp always points at whole vectors.  Returns scp.
+    An id that a Kaldi table cannot hold is refused before anything is written."""
+    for key in ids:
+        problem = id_problem(key)
+        if problem:
+            raise RecipeError(f"cannot write the embedding of {key!r} to {scp}: as an id, "
+                              f"{problem}; give it an id without spaces")
     with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}.tmp") as writer:
         for key, vec in zip(ids, vectors):
             writer(key, np.asarray(vec, dtype=np.float32))

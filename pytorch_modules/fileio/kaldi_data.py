@@ -29,6 +29,24 @@ class DataError(RecipeError):
     """Bad input; the message names the file or line and says what to do."""
 
 
+# ---- ids ------------------------------------------------------------------------------------
+
+def id_problem(key) -> str | None:
+    """Why `key` cannot be an id (the first field) of a Kaldi table, else None: every table
+    the recipe writes must be readable by the recipe, so ids are checked where they are made
+    (data preparation, embed), not when a later stage reads them."""
+    if not key:
+        return "it is empty"
+    if any(c.isspace() for c in key):
+        return "it holds whitespace, which ends an id in Kaldi tables"
+    return None
+
+
+def safe_id(text: str) -> str:
+    """An id made from `text` (e.g. a file path): its whitespace runs turned into '_'."""
+    return "_".join(text.split())
+
+
 # ---- reading and writing -------------------------------------------------------------------
 
 def c_key(text):
@@ -114,7 +132,8 @@ def line_problem(fields, text, spec):
     if n < spec.min_fields or (spec.max_fields and n > spec.max_fields):
         want = (f"{spec.min_fields}" if spec.max_fields == spec.min_fields
                 else f"at least {spec.min_fields}")
-        return f"has {n} fields, expected {want} ('{spec.form}'): '{text}'"
+        spaced = " (an id with a space in it?)" if spec.max_fields and n > spec.max_fields else ""
+        return f"has {n} fields, expected {want} ('{spec.form}'): '{text}'{spaced}"
     if spec.value_ok and not spec.value_ok(fields[1]):
         return f"value '{fields[1]}' for '{fields[0]}' is not {spec.value_kind}"
     if spec is SPECS["trials"] and fields[2] not in ("target", "nontarget"):
@@ -280,7 +299,12 @@ def read_trials(path, warn=None, with_lines=False):
     import numpy as np  # here, not at the top: the utils/ tools run without numpy
     with open(path, "rb") as f:
         data = f.read()
-    text = data.decode("utf-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}:{line}: byte {e.start} is not UTF-8 text ({e.reason}); a trial "
+                        f"list is text: check the file's encoding") from None
     lay = _trial_layout(data)
     n_fields = int(lay.counts[0]) if len(lay.counts) else 0  # the first trial decides
     wrong = np.flatnonzero(lay.counts != n_fields)

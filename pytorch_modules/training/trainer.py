@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pytorch_modules.training import checkpoints, distributed
 from pytorch_modules.reports.cos_histogram import CosThetaHistogram, write_epoch
-from pytorch_modules.config import Config, margin_warmup_unused
+from pytorch_modules.config import Config, config_from_dict, load_yaml, margin_warmup_unused
 from pytorch_modules.data.training_set import TrainingSet, epoch_batches, epoch_loader
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.heads import HeadOutput, build_head, scheduled_margin_types
@@ -273,9 +273,12 @@ class Trainer:
     def train(self) -> None:
         c = self.config
         total_steps = c.optim.epochs * self.steps_per_epoch
+        left_out = len(self.data) - self.steps_per_epoch * c.data.batch_size
         self.log(f"training on {len(self.data)} utterances of {len(self.data.speakers)} speakers: "
                  f"{c.optim.epochs} epochs of {self.steps_per_epoch} steps, batch "
-                 f"{c.data.batch_size}, crops of {c.data.crop_frames} frames")
+                 f"{c.data.batch_size}, crops of {c.data.crop_frames} frames"
+                 + (f" (each epoch leaves out {left_out} utterances, a partial batch; other "
+                    f"ones each epoch)" if left_out else ""))
         self.log(f"model: {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M "
                  f"parameters; head {c.loss.type} {c.loss.options}")
         self.log(self.setup_summary())
@@ -476,11 +479,18 @@ def format_duration(seconds: float) -> str:
 
 
 def write_config_copy(config: Config, exp_dir) -> None:
-    """exp/<model>/config.yaml: what this model was trained with; a resume must match it."""
+    """exp/<model>/config.yaml: what this model was trained with; a resume must match it.
+    Compared as configs, not as text, so that a key added to the recipe since (read with its
+    default) does not make an unchanged config differ."""
     path = Path(exp_dir) / "config.yaml"
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
-    if path.exists() and path.read_text() != text:
-        raise RecipeError(f"{path} differs from the config given now: this exp dir was trained "
-                          f"with another config. Use a new exp dir, or delete {exp_dir} to "
-                          f"start over")
-    path.write_text(text)
+    if path.exists():
+        try:
+            recorded = config_from_dict(load_yaml(path.read_text(), str(path)), str(path))
+        except RecipeError as e:
+            recorded = e
+        if recorded != config:
+            why = (f" ({recorded})" if isinstance(recorded, RecipeError) else "")
+            raise RecipeError(f"{path} differs from the config given now{why}: this exp dir was "
+                              f"trained with another config. Use a new exp dir, or delete "
+                              f"{exp_dir} to start over")
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None))

@@ -1,0 +1,1 @@
+../utils/recipe_env.py
