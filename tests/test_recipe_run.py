@@ -79,17 +79,52 @@ def test_model_and_embeddings(recipe):
     assert all(v.shape == (32,) and np.isfinite(v).all() for v in vectors.values())
 
 
+def speakers_of(data: Path) -> dict:
+    return {utt: spk.strip() for utt, spk in read_table(data / "utt2spk").items()}
+
+
 def test_scores_and_results(recipe):
+    """Every score and figure recomputed from what the stage before wrote
+    (tests/reference_metrics.py): cosine scores from the embeddings, AS-norm from the
+    training embeddings by its formula, EER, minDCF and the bootstrap interval of every
+    results file (the model's and the baselines') from the scores."""
+    import reference_metrics as reference
+    from pytorch_modules.scoring.bootstrap import draws
+
     work, stdout = recipe
-    trials = (work / "data/vox1_o/trials").read_text().splitlines()
-    scores = (work / "exp/tiny/scores/vox1_o.scores").read_text().splitlines()
+    data = work / "data/vox1_o"
+    trials = reference.read_trials(data / "trials")
+    embedding = reference.vectors(work / "exp/tiny/embeddings_voxceleb1_eval/xvector.scp")
+    scores = reference.read_scores(work / "exp/tiny/scores/vox1_o.scores")
     assert len(trials) == len(scores) == 40
-    for trial, score in zip(trials, scores):
-        enroll, test, _ = trial.split()
-        s_enroll, s_test, value = score.split()
-        assert (s_enroll, s_test) == (enroll, test) and -1.0 <= float(value) <= 1.0
+    for (enroll, test, _), (s_enroll, s_test, value) in zip(trials, scores):
+        assert (s_enroll, s_test) == (enroll, test)
+        assert value == pytest.approx(reference.cosine(embedding[enroll], embedding[test]),
+                                      abs=2e-6)
+    # AS-norm: the training-set mean subtracted, a cohort of each training speaker's mean
+    # length-normalised embedding, the top 300 capped at its 4 speakers.
+    train = reference.vectors(work / "exp/tiny/embeddings_voxceleb1_dev/xvector.scp")
+    train_speaker = speakers_of(work / "data/voxceleb1_dev")
+    mean = np.mean(list(train.values()), axis=0)
+    unit = lambda v: v / np.linalg.norm(v)
+    cohort = [np.mean([unit(v - mean) for u, v in train.items() if train_speaker[u] == spk],
+                      axis=0) for spk in sorted(set(train_speaker.values()))]
+    for enroll, test, value in reference.read_scores(
+            work / "exp/tiny/scores/vox1_o_asnorm.scores"):
+        assert value == pytest.approx(reference.asnorm(
+            embedding[enroll] - mean, embedding[test] - mean, cohort, 4), abs=1e-4)
+    utt2spk = speakers_of(data)
+    same_draws = lambda clusters: draws(clusters, 1000, 7)   # the results files' bootstrap
+    eers = {}
+    for name, folder in (("tiny", "exp/tiny/scores"),
+                         ("tiny_asnorm", "exp/tiny/scores"),
+                         ("mfcc_stats_lda", "exp/classical_voxceleb1_dev/mfcc_stats_lda/scores"),
+                         ("gmm_ubm", "exp/classical_voxceleb1_dev/gmm_ubm/scores")):
+        stem = "vox1_o_asnorm" if name == "tiny_asnorm" else "vox1_o"
+        eers[name] = reference.check_results_file(work / folder / f"{stem}.results",
+                                                  work / folder / f"{stem}.scores",
+                                                  data / "trials", utt2spk, same_draws)
     results = read_table(work / "exp/tiny/scores/vox1_o.results")
-    assert 0.0 <= float(results["eer_percent"]) <= 100.0
     assert "| exp/tiny/scores/vox1_o.results | vox1_o | veri_test2.txt | 40 |" in stdout
     text = (work / "exp/tiny/results.md").read_text()
     table = text.split("\n\n")[0].splitlines()
@@ -99,11 +134,18 @@ def test_scores_and_results(recipe):
         ("exp/tiny/scores/vox1_o_asnorm.results", "vox1_o_asnorm"),
         ("exp/classical_voxceleb1_dev/mfcc_stats_lda/scores/vox1_o.results", "vox1_o"),
         ("exp/classical_voxceleb1_dev/gmm_ubm/scores/vox1_o.results", "vox1_o")]
+    for row, name in zip(table[2:], eers):   # each row's EER is its scores' EER
+        assert float(row.split("|")[5].split()[0]) == pytest.approx(eers[name], abs=0.005)
     assert all(row.rstrip().endswith("| - |") for row in table[2:])  # no paper figure: demo
     # The paired test of each baseline against the model uses the EER of the results files
     comparison = text.split("Paired comparison on vox1_o (cosine scores):")[1]
-    model_row = next(r for r in comparison.splitlines() if r.startswith("| tiny |"))
-    assert model_row.split("|")[3].strip() == f"{float(results['eer_percent']):.2f}"
+    rows = {r.split("|")[1].strip(): r.split("|") for r in comparison.splitlines()
+            if r.startswith("| ")}
+    for name in ("tiny", "mfcc_stats_lda", "gmm_ubm"):
+        assert float(rows[name][3]) == pytest.approx(eers[name], abs=0.005)
+    assert float(rows["mfcc_stats_lda"][7].split()[0]) == pytest.approx(
+        eers["mfcc_stats_lda"] - eers["tiny"], abs=0.01)
+    assert rows["tiny"][3].strip() == f"{float(results['eer_percent']):.2f}"
     assert (work / "exp/tiny/results.md").read_text() in stdout
 
 
@@ -132,7 +174,14 @@ def test_figures_threshold_and_export(recipe):
     per_epoch = {e: sum(int(n) for ep, _, _, n in hist if ep == e) for e in ("1", "2")}
     assert len(hist) == 200 and per_epoch["1"] == per_epoch["2"] > 0
     threshold = read_table(work / "exp/tiny/final.threshold")
-    assert threshold["operating_point"] == "eer" and -1.0 <= float(threshold["threshold"]) <= 1.0
+    # the EER point of Vox1-O's cosine scores (README, "Verifying"), one of those scores
+    results = read_table(work / "exp/tiny/scores/vox1_o.results")
+    assert threshold["operating_point"] == "eer"
+    assert float(threshold["threshold"]) == pytest.approx(float(results["eer_threshold"]),
+                                                          abs=1e-6)
+    scores = [float(line.split()[2]) for line in
+              (work / "exp/tiny/scores/vox1_o.scores").read_text().splitlines()]
+    assert min(abs(float(threshold["threshold"]) - s) for s in scores) < 1e-6
     assert (work / "exp/tiny/export/embedding.onnx").is_file()
     assert (work / "exp/tiny/export/embedding.ts.pt").is_file()
 
@@ -162,47 +211,109 @@ def test_training_from_shards_writes_no_arks_of_the_training_set(recipe, tmp_pat
     for data in (cohort, tmp_path / "data/voxceleb1_eval"):
         assert {m.shape[1] for _, m in kaldiio.load_scp(str(data / "feats.scp")).items()} == {80}
     assert (tmp_path / "exp/shards/cohort_voxceleb1_dev_cohort2").is_dir()
-    results = read_table(tmp_path / "exp/shards/scores/vox1_o_asnorm.results")
-    assert 0.0 <= float(results["eer_percent"]) <= 100.0
+    import reference_metrics as reference
+    for name in ("vox1_o", "vox1_o_asnorm"):
+        reference.check_results_file(tmp_path / f"exp/shards/scores/{name}.results",
+                                     tmp_path / f"exp/shards/scores/{name}.scores",
+                                     tmp_path / "data/vox1_o/trials")
+    embedding = reference.vectors(tmp_path / "exp/shards/embeddings_voxceleb1_eval/xvector.scp")
+    for enroll, test, value in reference.read_scores(tmp_path / "exp/shards/scores/vox1_o.scores"):
+        assert value == pytest.approx(reference.cosine(embedding[enroll], embedding[test]),
+                                      abs=2e-6)
     assert "=== stage 5:" in stdout
 
 
-def test_loss_comparison_trains_each_loss_with_each_seed_alike(recipe):
+def summary_rows(lines, title):
+    """The rows of compare_systems' table under `title` in results.md, by system name."""
+    table = lines[lines.index(title) + 2:]
+    rows = {}
+    for row in table[2:]:
+        if not row.startswith("| "):
+            break
+        rows[row.split(" | ")[0][2:]] = row.split(" | ")
+    return table[0], rows
+
+
+def test_loss_comparison_of_one_loss_with_seeds_then_of_losses_with_one_seed(recipe):
+    """README: the seed ensemble, local/compare_losses.sh --losses dam_softmax --seeds "1 2
+    3", writes the three models and their fusion beside them; then two losses with one seed
+    in the same out-dir: the DAM-Softmax seed-1 model is reused, AM-Softmax trained alike,
+    and with one seed nothing is fused.  Every EER of the tables is recomputed from the
+    scores (tests/reference_metrics.py)."""
+    import reference_metrics as reference
+
     work, _ = recipe
-    result = subprocess.run(["local/compare_losses.sh", "--base-config", "tiny.yaml",
-                             "--out-dir", "exp/compare", "--losses", "am_softmax dam_softmax",
-                             "--seeds", "1 2"], cwd=work, capture_output=True, text=True)
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+    def compare(*args):
+        result = subprocess.run(["local/compare_losses.sh", "--base-config", "tiny.yaml",
+                                 "--out-dir", "exp/compare", *args], cwd=work,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+        return (work / "exp/compare/results.md").read_text().splitlines()
+
+    trials = work / "data/vox1_o/trials"
+    labels = np.array([label for _, _, label in reference.read_trials(trials)])
+
+    def eer(scores_file):
+        return 100 * reference.eer_and_min_dcf(np.loadtxt(scores_file, usecols=2), labels)[0]
+
+    # 1. one loss, three seeds: the README's seed-ensemble command
+    lines = compare("--losses", "dam_softmax", "--seeds", "1 2 3")
+    seed_scores = [work / f"exp/compare/dam_softmax_seed{s}/scores/vox1_o.scores"
+                   for s in (1, 2, 3)]
+    assert [line.split(" | ")[0] for line in lines if line.startswith("| exp/compare/")] == [
+        f"| exp/compare/dam_softmax_seed{s}/scores/vox1_o.results" for s in (1, 2, 3)] + [
+        "| exp/compare/dam_softmax_fused/scores/vox1_o.results"]
+    header, rows = summary_rows(lines, "Seeds 1 2 3 on vox1_o:")
+    assert header.startswith("| system | seeds | EER (%) mean | EER sd ")
+    assert "EER - dam_softmax (%) [95% CI]" in header   # the one loss is the reference
+    assert list(rows) == ["dam_softmax", "dam_softmax_fused"]
+    seed_eers = [eer(f) for f in seed_scores]
+    assert rows["dam_softmax"][1] == "3" and rows["dam_softmax"][6:] == ["-", "- |"]
+    assert float(rows["dam_softmax"][2]) == pytest.approx(np.mean(seed_eers), abs=0.005)
+    # the fusion scores each trial with the mean of the three seeds' scores
+    fused = work / "exp/compare/dam_softmax_fused/scores/vox1_o.scores"
+    np.testing.assert_allclose(np.loadtxt(fused, usecols=2),
+                               np.mean([np.loadtxt(f, usecols=2) for f in seed_scores], axis=0),
+                               atol=1e-6)
+    reference.check_results_file(fused.with_suffix(".results"), fused, trials)
+    assert read_table(fused.with_suffix(".results"))["fused_systems"] == "3"
+    assert rows["dam_softmax_fused"][1] == "1"
+    assert float(rows["dam_softmax_fused"][2]) == pytest.approx(eer(fused), abs=0.005)
+    assert float(rows["dam_softmax_fused"][6].split()[0]) == pytest.approx(
+        eer(fused) - np.mean(seed_eers), abs=0.01)
+    fused_written = fused.stat().st_mtime_ns
+
+    # 2. two losses, one seed: dam_softmax_seed1 is reused, nothing is fused
+    lines = compare("--losses", "am_softmax dam_softmax", "--seeds", "1")
+    log = (work / "exp/compare/dam_softmax_seed1/log/train.log").read_text()
+    assert "resuming from" in log and "epoch 1/2" not in log
+    assert [line.split(" | ")[0] for line in lines if line.startswith("| exp/compare/")] == [
+        "| exp/compare/am_softmax_seed1/scores/vox1_o.results",
+        "| exp/compare/dam_softmax_seed1/scores/vox1_o.results"]
+    assert not any("fused" in line for line in lines)
+    assert fused.stat().st_mtime_ns == fused_written and not (
+        work / "exp/compare/am_softmax_fused").exists()
+    header, rows = summary_rows(lines, "Seeds 1 on vox1_o:")
+    assert "EER - am_softmax (%) [95% CI]" in header and list(rows) == ["am_softmax",
+                                                                        "dam_softmax"]
+    am_eer = eer(work / "exp/compare/am_softmax_seed1/scores/vox1_o.scores")
+    assert rows["am_softmax"][1] == "1" and rows["am_softmax"][6:] == ["-", "- |"]
+    assert float(rows["am_softmax"][2]) == pytest.approx(am_eer, abs=0.005)
+    assert float(rows["dam_softmax"][6].split()[0]) == pytest.approx(seed_eers[0] - am_eer,
+                                                                     abs=0.01)
+    # every run is the base config with only the loss and the seed replaced
     configs = {}
-    for loss in ("am_softmax", "dam_softmax"):
-        for seed in (1, 2):
-            run = f"{loss}_seed{seed}"
-            configs[run] = yaml.safe_load((work / f"exp/compare/{run}/config.yaml").read_text())
-            assert configs[run]["loss"]["type"] == loss
-            assert configs[run]["training"]["seed"] == seed
-            assert (work / f"exp/compare/{run}/final.pt").is_file()
-    # everything but the loss and the seed is the base config's
+    for run in ("am_softmax_seed1", "dam_softmax_seed1", "dam_softmax_seed2",
+                "dam_softmax_seed3"):
+        configs[run] = yaml.safe_load((work / f"exp/compare/{run}/config.yaml").read_text())
+        assert configs[run]["loss"]["type"] == run.rsplit("_seed", 1)[0]
+        assert configs[run]["training"]["seed"] == int(run[-1])
+        assert (work / f"exp/compare/{run}/final.pt").is_file()
     rest = [{k: v for k, v in c.items() if k != "loss"} for c in configs.values()]
     for c in rest:
         c["training"] = {k: v for k, v in c["training"].items() if k != "seed"}
     assert all(c == rest[0] for c in rest)
-    lines = (work / "exp/compare/results.md").read_text().splitlines()
-    assert len([line for line in lines if line.startswith("| exp/compare/")]) == 4 + 2
-    # the seeds' summary: one row per loss, DAM tested against AM-Softmax, then the fusions
-    summary = lines[lines.index("Seeds 1 2 on vox1_o:") + 2:]
-    assert summary[0].startswith("| system | seeds | EER (%) mean | EER sd ")
-    assert "EER - am_softmax (%) [95% CI]" in summary[0]
-    rows = {row.split(" | ")[0][2:]: row.split(" | ") for row in summary[2:6]}
-    assert set(rows) == {"am_softmax", "dam_softmax", "am_softmax_fused", "dam_softmax_fused"}
-    assert rows["am_softmax"][6:] == ["-", "- |"] and rows["dam_softmax"][1] == "2"
-    assert rows["dam_softmax_fused"][1] == "1"
-    # a fused system scores each trial with the mean of its seeds' scores
-    seeds = [np.loadtxt(work / f"exp/compare/dam_softmax_seed{s}/scores/vox1_o.scores",
-                        usecols=2) for s in (1, 2)]
-    fused = work / "exp/compare/dam_softmax_fused/scores/vox1_o.scores"
-    np.testing.assert_allclose(np.loadtxt(fused, usecols=2), np.mean(seeds, axis=0), atol=1e-6)
-    fused_results = read_table(fused.with_suffix(".results"))
-    assert fused_results["fused_systems"] == "2" and "eer_percent_ci_low" in fused_results
     assert (work / "exp/compare/det_vox1_o.png").read_bytes()[:4] == b"\x89PNG"
 
 
