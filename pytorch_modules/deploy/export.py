@@ -1,9 +1,12 @@
 """Export of a trained embedding network for use without this recipe: TorchScript and ONNX.
 
-Both take log-spectrogram batches `feats` of shape (batch, bins, frames), float32, with any
-number of frames (at least MIN_FRAMES; pad shorter input by repeating it, as
-pytorch_modules/models/embedding.py does), and return `embedding` (batch, embedding_dim).  The
-features must be the training features: the export dir keeps a copy of spectrogram.conf.
+Both take feature batches `feats` of shape (batch, bins, frames), float32 (the 161-bin log
+spectrogram, or the 80-bin log mel filterbank of conf/fbank.conf: whatever the model was
+trained on), with any number of frames (at least MIN_FRAMES; pad shorter input by repeating it,
+as pytorch_modules/models/embedding.py does), and return `embedding` (batch, embedding_dim).
+Any backbone of models.BACKBONES exports (ResCNN, ResNet34, ECAPA-TDNN).  The features must be
+the training features: the export dir keeps a copy of spectrogram.conf, and a feature config
+whose number of bins is not the model's model.input_bins is refused.
 
 The network is exported in eval mode: its BatchNorm layers (the embedding BatchNorm too) use the
 running statistics of training, so an utterance's embedding does not depend on its batch.
@@ -19,12 +22,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pytorch_modules.errors import RecipeError
 from pytorch_modules.models.embedding import MIN_FRAMES
 
 ONNX_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "feats", "embedding"
 # Lengths the exported files are checked at after export: a 3-s crop and a longer odd length.
 CHECK_FRAMES = (300, 437)
+
+
+def check_num_bins(model, num_bins):
+    """Refuses features of another height than the model was trained on (model.input_bins):
+    the stats-pooling backbones would fail inside the exporter, and an average-pooling ResCNN
+    would export but be checked on features it never saw."""
+    trained = getattr(model, "input_bins", None)
+    if trained is not None and trained != num_bins:
+        raise RecipeError(f"the feature options give {num_bins}-bin features, but the model was "
+                          f"trained on {trained} bins (model.input_bins); give --feat-config "
+                          f"with the feature options the model was trained with")
 
 
 def example_input(model, num_bins, frames=CHECK_FRAMES[0], batch=2, seed=0):
@@ -48,6 +63,7 @@ def export_torchscript(model, path):
 
 def export_onnx(model, path, num_bins, opset=ONNX_OPSET):
     """Exports the eval-mode network to ONNX with dynamic batch and frame dimensions."""
+    check_num_bins(model, num_bins)
     batch = torch.export.Dim("batch", min=1)
     frames = torch.export.Dim("frames", min=MIN_FRAMES)
     tmp = Path(path).with_name(f".{Path(path).name}.tmp")

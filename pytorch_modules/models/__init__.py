@@ -7,11 +7,14 @@ are the config's `model:` keys (config.py reads them from the signature): `embed
 `options_problem(options)` checks combinations.  A new backbone is one file here and one line
 in BACKBONES.
 """
+from pytorch_modules.models.ecapa_tdnn import ECAPATDNN
 from pytorch_modules.models.rescnn import INPUT_NORMS, POOLINGS, ResCNN
+from pytorch_modules.models.resnet import ResNet34
 
-BACKBONES = {"rescnn": ResCNN}
+BACKBONES = {"rescnn": ResCNN, "resnet34": ResNet34, "ecapa_tdnn": ECAPATDNN}
 
-__all__ = ["BACKBONES", "INPUT_NORMS", "POOLINGS", "ResCNN", "build_model"]
+__all__ = ["BACKBONES", "ECAPATDNN", "INPUT_NORMS", "POOLINGS", "ResCNN", "ResNet34",
+           "build_model"]
 
 
 def build_model(model_config):
