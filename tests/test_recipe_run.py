@@ -9,6 +9,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
+import soundfile
 import torch
 import yaml
 
@@ -63,6 +64,16 @@ def test_features_cover_every_utterance_with_161_bins(recipe):
         assert sorted(feats) == utts
         for utt in utts:
             assert feats[utt].shape == (int(frames[utt]), 161)
+    # The features are the spectrogram of the audio, recomputed with numpy (Hamming 20 ms
+    # every 10 ms, 320-point FFT, log power floored at 1e-10).
+    wav = read_table(work / "data/voxceleb1_eval/wav.scp")
+    for utt in sorted(wav)[:3]:
+        x = soundfile.read(wav[utt].strip(), dtype="float64")[0]
+        count = 1 + (len(x) - 320) // 160
+        frames = np.stack([x[i * 160:i * 160 + 320] for i in range(count)]) * np.hamming(320)
+        expected = np.log(np.maximum(np.abs(np.fft.rfft(frames, 320)) ** 2, 1e-10))
+        difference = np.abs(feats[utt] - expected)   # float32 against float64
+        assert difference.mean() < 1e-4 and difference.max() < 2e-2, (utt, difference.max())
 
 
 def test_model_and_embeddings(recipe):
@@ -77,6 +88,17 @@ def test_model_and_embeddings(recipe):
     utts = [line.split()[0] for line in (work / "data/voxceleb1_eval/utt2spk").read_text().splitlines()]
     assert sorted(vectors) == utts
     assert all(v.shape == (32,) and np.isfinite(v).all() for v in vectors.values())
+    # Each is the trained network (in eval mode) applied to the whole utterance's features.
+    from pytorch_modules.config import config_from_dict
+    from pytorch_modules.models import build_model
+    model = build_model(config_from_dict(state["config"]).model)
+    model.load_state_dict(state["model"])
+    model.eval()
+    feats = dict(kaldiio.load_scp(str(work / "data/voxceleb1_eval/feats.scp")))
+    with torch.no_grad():
+        for utt in utts[:3]:
+            got = model(torch.from_numpy(feats[utt].T.copy())[None])[0].numpy()
+            np.testing.assert_allclose(vectors[utt], got, rtol=1e-4, atol=1e-5, err_msg=utt)
 
 
 def speakers_of(data: Path) -> dict:
@@ -172,7 +194,8 @@ def test_figures_threshold_and_export(recipe):
     hist = [line.split("\t") for line in
             (work / "exp/tiny/cos_theta_hist.tsv").read_text().splitlines()[1:]]
     per_epoch = {e: sum(int(n) for ep, _, _, n in hist if ep == e) for e in ("1", "2")}
-    assert len(hist) == 200 and per_epoch["1"] == per_epoch["2"] > 0
+    # 24 training utterances in batches of 8: 3 steps, 24 crops an epoch
+    assert len(hist) == 200 and per_epoch["1"] == per_epoch["2"] == 24
     threshold = read_table(work / "exp/tiny/final.threshold")
     # the EER point of Vox1-O's cosine scores (README, "Verifying"), one of those scores
     results = read_table(work / "exp/tiny/scores/vox1_o.results")

@@ -98,17 +98,61 @@ def test_vox1_sets_share_one_embedded_union(run):
 
 
 def test_sitw_models_are_scored_with_averaged_enrollment(run):
+    """Every SITW score recomputed: a model's embedding is the mean of its enrollment
+    utterances' length-normalised embeddings, scored by cosine against the test file's."""
     work, _ = run
-    scores = [line.split() for line in
-              (work / EXP / "scores/sitw_dev.scores").read_text().splitlines()]
-    assert [s[:2] for s in scores] == [["10001", "xolmb"], ["10001", "cefrt"],
-                                       ["10002", "cefrt"], ["10002", "xolmb"]]
-    enroll = dict(kaldiio.load_scp(str(work / EXP / "embeddings_sitw_dev_enroll/xvector.scp")))
-    test = dict(kaldiio.load_scp(str(work / EXP / "embeddings_sitw_dev_test/xvector.scp")))
-    unit = {k: v / np.linalg.norm(v) for k, v in enroll.items()}
-    model = (unit["10001_aahtm"] + unit["10001_aaxyz"]) / 2
-    expected = model @ test["xolmb"] / np.linalg.norm(model) / np.linalg.norm(test["xolmb"])
-    assert float(scores[0][2]) == pytest.approx(expected, abs=2e-6)
+    for name in ("sitw_dev", "sitw_eval"):
+        scores = [line.split() for line in
+                  (work / EXP / f"scores/{name}.scores").read_text().splitlines()]
+        trials = [line.split() for line in
+                  (work / f"data/{name}_test/trials").read_text().splitlines()]
+        assert [s[:2] for s in scores] == [t[:2] for t in trials]
+        enroll = dict(kaldiio.load_scp(str(work / EXP / f"embeddings_{name}_enroll/xvector.scp")))
+        test = dict(kaldiio.load_scp(str(work / EXP / f"embeddings_{name}_test/xvector.scp")))
+        for model, utt, value in scores:
+            files = [v / np.linalg.norm(v) for k, v in enroll.items() if k.startswith(f"{model}_")]
+            mean = np.mean(files, axis=0)
+            expected = mean @ test[utt] / np.linalg.norm(mean) / np.linalg.norm(test[utt])
+            assert float(value) == pytest.approx(expected, abs=2e-6), (name, model, utt)
+    assert [s[:2] for s in (line.split() for line in (work / EXP / "scores/sitw_dev.scores")
+                            .read_text().splitlines())] == [
+        ["10001", "xolmb"], ["10001", "cefrt"], ["10002", "cefrt"], ["10002", "xolmb"]]
+    assert len([k for k in dict(kaldiio.load_scp(str(
+        work / EXP / "embeddings_sitw_dev_enroll/xvector.scp"))) if k.startswith("10001_")]) == 2
+
+
+def test_vox1_scores_are_the_cosines_and_as_norms_of_the_embeddings(run):
+    """Every Vox1 score recomputed from the embeddings (tests/reference_metrics.py): cosine,
+    and AS-norm with the training-set mean subtracted and a cohort of each VoxCeleb2 training
+    speaker's mean length-normalised embedding (top 300 capped at its 2 speakers)."""
+    import reference_metrics as reference
+
+    work, _ = run
+    embedding = reference.vectors(work / EXP / "embeddings_voxceleb1_eval/xvector.scp")
+    train = reference.vectors(work / EXP / "embeddings_voxceleb2_dev/xvector.scp")
+    mean = np.mean(list(train.values()), axis=0)
+    unit = lambda v: v / np.linalg.norm(v)
+    speaker = {u: spk.strip() for u, spk in
+               read_table(work / "data/voxceleb2_dev/utt2spk").items()}
+    cohort = [np.mean([unit(v - mean) for u, v in train.items() if speaker[u] == spk], axis=0)
+              for spk in sorted(set(speaker.values()))]
+    assert len(cohort) == 2
+    for name in ("vox1_o", "vox1_o_orig", "vox1_e", "vox1_h"):
+        trials = reference.read_trials(work / f"data/{name}/trials")
+        plain = reference.read_scores(work / EXP / f"scores/{name}.scores")
+        normed = reference.read_scores(work / EXP / f"scores/{name}_asnorm.scores")
+        assert [(e, t) for e, t, _ in plain] == [(e, t) for e, t, _ in trials]
+        assert [(e, t) for e, t, _ in normed] == [(e, t) for e, t, _ in trials]
+        for (e, t, value), (_, _, value_norm) in zip(plain, normed):
+            assert value == pytest.approx(reference.cosine(embedding[e], embedding[t]),
+                                          abs=2e-6)
+            assert value_norm == pytest.approx(reference.asnorm(
+                embedding[e] - mean, embedding[t] - mean, cohort, 2), abs=1e-4)
+
+
+def trials_of(work, name):
+    """A set's trials: data/<set>/trials, SITW's beside its test files."""
+    return work / "data" / (f"{name}_test" if name.startswith("sitw") else name) / "trials"
 
 
 def test_table_has_every_evaluation_set_next_to_the_paper(run):
@@ -128,9 +172,13 @@ def test_table_has_every_evaluation_set_next_to_the_paper(run):
     assert "trained-on-test" not in table   # VoxCeleb2 speakers are not VoxCeleb1's
     assert rows["sitw_eval"].rstrip(" |").endswith("3.64")
     assert rows["sitw_dev"].rstrip(" |").endswith("-")
-    for name in rows:
-        results = read_table(work / EXP / f"scores/{name}.results")
-        assert 0.0 <= float(results["eer_percent"]) <= 100.0
+    # every row's EER and minDCF are those of its scores (tests/reference_metrics.py)
+    import reference_metrics as reference
+    for name, row in rows.items():
+        eer = reference.check_results_file(work / EXP / f"scores/{name}.results",
+                                           work / EXP / f"scores/{name}.scores",
+                                           trials_of(work, name.replace("_asnorm", "")))
+        assert float(row.split("|")[5].split()[0]) == pytest.approx(eer, abs=0.005)
 
 
 def test_trained_on_vox1_dev_the_sets_that_share_its_speakers_are_flagged_at_stage_1(
