@@ -52,7 +52,8 @@ The data loader alone (data.CropDataset through data.epoch_loader, num_workers a
 says, and 0) reads random crops from a generated feats.scp of 161-bin features (float32 arks,
 as the recipe writes by default, and Kaldi-compressed ones); its utterances/s is set against
 the demo and paper models'.
-The whole run takes about 12 minutes on 2 cores (the paper model about 5 of them).
+The whole run should take about 12 minutes on 2 idle cores (estimated from its parts, the
+paper model about 5 of them; on a shared machine far longer).
 """
 import argparse
 import json
