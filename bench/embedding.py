@@ -1,6 +1,6 @@
 """Embedding extraction speed on full-length utterances: real-time factor (processing seconds
 per audio second) of the paper's ResCNN and the demo model, one utterance at a time (what
-pytorch_modules.models.embedding.embed does for each utterance of an extraction job) against
+pytorch_modules.inference.embed does for each utterance of an extraction job) against
 length-bucketed batches.
 
     python bench/embedding.py [--utts 24] [--threads 1] [--bucket 8] [--quick]
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from pytorch_modules.config import load_config
-from pytorch_modules.models.embedding import embed
+from pytorch_modules.inference import embed
 from pytorch_modules.models import build_model
 
 BINS = 161

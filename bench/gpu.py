@@ -23,7 +23,7 @@ more) over a generated data dir of --loader-utts utterances in float32 arks (/tm
 utterances/s of a whole epoch after a first one, and the loader alone at several worker
 counts, against what the model consumes (issue target: the loader >= 3x).
 Last, embedding extraction on the GPU: full-length utterances (4-20 s), one at a time (as
-pytorch_modules.models.embedding.embed does on the CPU) against buckets of --bucket cropped to their
+pytorch_modules.inference.embed does on the CPU) against buckets of --bucket cropped to their
 shortest (bench/embedding.py), float32 and bf16.
 """
 import argparse

@@ -14,10 +14,9 @@ import torch
 
 from pytorch_modules.config import ConfigError, config_from_dict
 from pytorch_modules.deploy.export import onnx_embeddings, torchscript_embeddings
-from pytorch_modules.deploy.verification import Embedder
 from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
 from pytorch_modules.models import BACKBONES, ECAPATDNN, ResNet34, build_model
-from pytorch_modules.models.embedding import MIN_FRAMES, embed, load_embedding_model
+from pytorch_modules.inference import MIN_FRAMES, Embedder, embed, load_embedding_model
 from pytorch_modules.training import checkpoints
 from pytorch_modules.training.trainer import Trainer
 from test_training import BINS as TRAINING_BINS

@@ -592,12 +592,12 @@ def test_a_full_disk_fails_the_stage_and_a_rerun_finishes_it(tmp_path, small_dis
 
 
 def test_a_full_disk_while_writing_a_checkpoint_is_a_sentence_and_leaves_nothing(small_disk):
-    from pytorch_modules.training import checkpoints
+    from pytorch_modules.fileio import checkpoint_file
     from pytorch_modules.errors import RecipeError
-    checkpoints.save_atomic({"w": torch.zeros(10)}, small_disk / "epoch_001.pt")
+    checkpoint_file.save_atomic({"w": torch.zeros(10)}, small_disk / "epoch_001.pt")
     target = small_disk / "epoch_002.pt"
     with pytest.raises(RecipeError) as error:   # 1 MB on a 300 KiB disk
-        checkpoints.save_atomic({"w": torch.zeros(256 * 1024)}, target)
+        checkpoint_file.save_atomic({"w": torch.zeros(256 * 1024)}, target)
     assert str(error.value) == (f"the disk is full: {target} could not be written; the "
                                 f"previous checkpoints are intact: free some space and rerun "
                                 f"to resume")
@@ -624,7 +624,7 @@ def test_written_outputs_have_the_mode_of_the_users_umask(tmp_path, umask, mode)
 
     from matplotlib.figure import Figure
 
-    from pytorch_modules.training import checkpoints
+    from pytorch_modules.fileio import checkpoint_file
     from pytorch_modules.reports import cos_histogram, plots
     from pytorch_modules.fileio.atomic import write_lines
     old = os.umask(umask)
@@ -633,7 +633,7 @@ def test_written_outputs_have_the_mode_of_the_users_umask(tmp_path, umask, mode)
         plots.save_figure(Figure(), tmp_path / "det.png")
         cos_histogram.write_epoch(tmp_path / "hist.tsv", 1, np.array([0.0, 0.5, 1.0]),
                                   np.array([1, 2]))
-        checkpoints.save_atomic({"w": torch.zeros(2)}, tmp_path / "epoch_001.pt")
+        checkpoint_file.save_atomic({"w": torch.zeros(2)}, tmp_path / "epoch_001.pt")
     finally:
         os.umask(old)
     for name in ("s.scores", "det.png", "hist.tsv", "epoch_001.pt"):

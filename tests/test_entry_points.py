@@ -136,7 +136,7 @@ def test_extraction_counts_the_utterances_it_pads(tmp_path, model):
             "50 frames (0.50 s) and were repeated up to it before embedding") in result.stderr
     assert (recipe / "emb/padded").read_text() == "s1-short 10\ns2-short 40\n"
     # repeated up to 50 frames: the embedding of the features tiled to 50 frames
-    from pytorch_modules.models.embedding import embed, load_embedding_model
+    from pytorch_modules.inference import embed, load_embedding_model
     network = load_embedding_model(model)
     got = dict(kaldiio.load_scp(str(recipe / "emb/xvector.scp")))
     tiled = np.concatenate([feats["s1-short"]] * 5).astype(np.float32)

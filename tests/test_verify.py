@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_modules.models.embedding import embed, load_embedding_model
+from pytorch_modules.inference import Embedder, embed, load_embedding_model, read_audio_file
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
 from pytorch_modules.fileio.kaldi_data import read_trials
 from pytorch_modules.scoring.cosine import read_scores
-from pytorch_modules.deploy.verification import (Embedder, operating_threshold, read_audio_file,
+from pytorch_modules.deploy.verification import (operating_threshold,
                                                  read_threshold, threshold_path, write_threshold)
 from tiny_model import make_model_file, run_module, write_voice
 

@@ -12,7 +12,7 @@ and embed take.  Keep the epochs' checkpoints with training.keep_checkpoints.
 import argparse
 
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.training import checkpoints
+from pytorch_modules.fileio import checkpoint_file
 from pytorch_modules.training.averaging import WeightAverage
 
 PROG = "average_checkpoints"
@@ -25,7 +25,7 @@ def main():
     args = parser.parse_args()
     average, last = WeightAverage(len(args.checkpoints), len(args.checkpoints)), None
     for number, path in enumerate(args.checkpoints, 1):
-        state = checkpoints.load(path, "give checkpoints that training wrote")
+        state = checkpoint_file.load(path, "give checkpoints that training wrote")
         if not {"model", "config"} <= state.keys():
             raise RecipeError(f"{path} is not a checkpoint written by training (it lacks the "
                               f"'model' and 'config' entries).")
@@ -36,7 +36,7 @@ def main():
                               f"average checkpoints of one run.")
         average.add(number, state["model"])
         last = state
-    checkpoints.save_atomic({"model": average.mean(last["model"]), "config": last["config"],
+    checkpoint_file.save_atomic({"model": average.mean(last["model"]), "config": last["config"],
                              "speakers": last["speakers"],
                              "data_fingerprint": last.get("data_fingerprint")}, args.out)
     print(f"{PROG}: the mean of {len(args.checkpoints)} checkpoints -> {args.out}")

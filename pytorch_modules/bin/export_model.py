@@ -18,13 +18,14 @@ import argparse
 import shutil
 from pathlib import Path
 
-from pytorch_modules.models.embedding import MIN_FRAMES, load_trained_model
+from pytorch_modules.inference import MIN_FRAMES, load_trained_model, locate_feature_config
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.deploy.export import (INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, export_onnx,
+from pytorch_modules.deploy.export import (INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, check_num_bins,
+                                           export_onnx,
                                            export_torchscript, max_differences)
 from pytorch_modules.features.spectrogram import parse_options_file
 from pytorch_modules.fileio.atomic import write_lines
-from pytorch_modules.deploy.verification import locate_feature_config, threshold_path
+from pytorch_modules.deploy.verification import threshold_path
 
 PROG = "export_model"
 
@@ -44,8 +45,9 @@ def main():
 
     model, config = load_trained_model(args.model)
     feat_config = locate_feature_config(args.model, args.feat_config,
-                                        config.data.spectrogram_config)
+                                        config.get("data", {}).get("spectrogram_config"))
     num_bins = parse_options_file(feat_config).num_bins
+    check_num_bins(model, num_bins)   # before anything is written
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ts_path, onnx_path = out / "embedding.ts.pt", out / "embedding.onnx"

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from pytorch_modules.fileio import atomic
-from pytorch_modules.models.embedding import (LAYERS, MIN_FRAMES, check_min_frames, embed,
-                                              load_embedding_model)
+from pytorch_modules.inference import (LAYERS, MIN_FRAMES, check_min_frames, embed,
+                                       load_embedding_model)
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.fileio.kaldi_data import read_scp_lines
 

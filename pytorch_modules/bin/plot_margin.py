@@ -14,7 +14,7 @@ angle m for reference, an aam_softmax config the constant angle alone.
 import argparse
 import os
 
-from pytorch_modules.training import checkpoints
+from pytorch_modules.fileio import checkpoint_file
 from pytorch_modules.config import config_from_dict, load_config
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.reports.plots import dam_margin, plot_margin
@@ -35,7 +35,7 @@ def margin_options(args):
     if args.margin is not None:
         return args.margin, args.lam, args.angular, "--margin/--lambda"
     if args.model:
-        state = checkpoints.load(args.model, "give the final.pt that training wrote, or "
+        state = checkpoint_file.load(args.model, "give the final.pt that training wrote, or "
                                  "--config")
         if not isinstance(state, dict) or "config" not in state:
             raise RecipeError(f"{args.model} holds no training config; give the final.pt that "

@@ -20,8 +20,8 @@ import sys
 import torch
 
 from pytorch_modules.errors import run_entry_point
-from pytorch_modules.deploy.verification import Embedder, cosine, read_threshold, threshold_path
-from pytorch_modules.models.embedding import MIN_FRAMES
+from pytorch_modules.deploy.verification import cosine, read_threshold, threshold_path
+from pytorch_modules.inference import MIN_FRAMES, Embedder
 
 PROG = "verify"
 

@@ -6,7 +6,7 @@ window_samples + (crop_frames - 1) * shift_samples samples its frames cover, so 
 the options of conf/spectrogram.conf), so on clean audio a crop equals the ark features of the
 same frames: frame i of an utterance covers samples [i * shift, i * shift + window), whether the
 utterance or the crop is analysed.  An utterance shorter than the crop is read whole and its
-frames repeated, as the ark path pads it (data.crop_or_pad).
+frames repeated, as the ark path pads it (features.frames.crop_or_pad).
 """
 import dataclasses
 

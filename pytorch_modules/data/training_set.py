@@ -23,6 +23,7 @@ from pytorch_modules.data import audio_crops, augment
 from pytorch_modules.fileio import shards
 from pytorch_modules.data.augment_sources import AugmentSources, read_lists
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.features.frames import crop_or_pad
 from pytorch_modules.features.spectrogram import SpectrogramOptions
 from pytorch_modules.fileio.kaldi_data import read_scp_lines
 
@@ -209,14 +210,6 @@ def read_shards(data_dir: str, spectrogram: SpectrogramOptions, **augment_option
         num_frames=np.array([spectrogram.num_frames(n) for n in samples], dtype=np.int64),
         labels=np.array([index[s] for s in spks], dtype=np.int64), speakers=speakers,
         spectrogram=spectrogram, shard_sizes=sizes, **augment_options)
-
-
-def crop_or_pad(feats: np.ndarray, start: int, length: int) -> np.ndarray:
-    """`length` frames from `start`; an utterance shorter than that is repeated to fill it."""
-    if feats.shape[0] >= length:
-        return feats[start:start + length]
-    reps = -(-length // feats.shape[0])
-    return np.concatenate([feats] * reps)[:length]
 
 
 def epoch_batches(data: TrainingSet, batch_size: int, crop_frames: int, seed: int,

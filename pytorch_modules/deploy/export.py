@@ -3,7 +3,7 @@
 Both take feature batches `feats` of shape (batch, bins, frames), float32 (the 161-bin log
 spectrogram, or the 80-bin log mel filterbank of conf/fbank.conf: whatever the model was
 trained on), with any number of frames (at least MIN_FRAMES; pad shorter input by repeating it,
-as pytorch_modules/models/embedding.py does), and return `embedding` (batch, embedding_dim).
+as pytorch_modules/inference.py does), and return `embedding` (batch, embedding_dim).
 Any backbone of models.BACKBONES exports (ResCNN, ResNet34, ECAPA-TDNN).  The features must be
 the training features: the export dir keeps a copy of spectrogram.conf, and a feature config
 whose number of bins is not the model's model.input_bins is refused.
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.models.embedding import MIN_FRAMES
+from pytorch_modules.inference import MIN_FRAMES
 
 ONNX_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "feats", "embedding"

@@ -19,6 +19,7 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from pytorch_modules.fileio import checkpoint_file
 from pytorch_modules.training import checkpoints, distributed
 from pytorch_modules.reports.cos_histogram import CosThetaHistogram, write_epoch
 from pytorch_modules.config import Config, config_from_dict, load_yaml, margin_warmup_unused
@@ -234,7 +235,7 @@ class Trainer:
             p = self.position
             name = (checkpoints.checkpoint_name(p.epoch - 1) if finished_epoch
                     else checkpoints.checkpoint_name(p.epoch, p.step))
-            checkpoints.save_atomic(self.state(), self.ckpt_dir / name)
+            checkpoint_file.save_atomic(self.state(), self.ckpt_dir / name)
             checkpoints.prune(self.ckpt_dir, self.config.training.keep_checkpoints)
         distributed.barrier(self.ctx)
 
@@ -243,7 +244,7 @@ class Trainer:
         found = checkpoints.list_checkpoints(self.ckpt_dir)
         if not found:
             return
-        state = checkpoints.load(found[-1], f"delete it to resume from {found[-2].name}"
+        state = checkpoint_file.load(found[-1], f"delete it to resume from {found[-2].name}"
                                  if len(found) > 1 else "delete it to train from the start")
         # Checkpoints written before fingerprints were recorded say only their speakers.
         recorded = state.get("data_fingerprint")
@@ -406,7 +407,7 @@ class Trainer:
             weights = self.model.state_dict()
             if self.average is not None:
                 weights = self.average.mean(weights)
-            checkpoints.save_atomic({
+            checkpoint_file.save_atomic({
                 "model": weights,
                 "config": self.config.to_dict(),
                 "speakers": self.data.speakers,
