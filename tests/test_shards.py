@@ -132,10 +132,10 @@ def test_training_from_shards_with_augmentation_trains_on_the_augmented_crops(pa
     changed = []
     for step, (feats, labels) in enumerate(steps):
         augmented, expected_labels = CropDataset(data, plan, 1, step)[0]
-        np.testing.assert_allclose(feats, augmented.numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(feats, augmented.numpy(), rtol=1e-5, atol=1e-4)
         np.testing.assert_array_equal(labels, expected_labels.numpy())
         plain = CropDataset(clean, plan, 1, step)[0][0].numpy()
-        changed += [not np.allclose(f, c, atol=1e-5) for f, c in zip(feats, plain)]
+        changed += [not np.allclose(f, c, rtol=1e-5, atol=1e-3) for f, c in zip(feats, plain)]
     assert 0 < sum(changed) < len(changed), changed
 
 
