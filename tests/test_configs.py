@@ -98,3 +98,22 @@ def test_the_augmented_paper_config_is_the_paper_config_with_shards_and_augmenta
     assert aug["data"]["features"] == "shards"
     assert all(aug["augment"][f"{kind}_prob"] > 0 for kind in ("reverb", "noise", "music", "babble"))
     assert aug["augment"]["noise_list"] == "data/musan/noise.list"
+
+
+@pytest.mark.parametrize("a, b", [("resnet34_aam.yaml", "resnet34_dam.yaml"),
+                                  ("resnet34_aam.yaml", "resnet34_dam_aam.yaml"),
+                                  ("ecapa_tdnn_aam.yaml", "ecapa_tdnn_dam.yaml")])
+def test_each_networks_configs_differ_only_in_the_loss(a, b):
+    assert without(load(a), "loss") == without(load(b), "loss")
+    assert load(a)["loss"]["type"] != load(b)["loss"]["type"]
+
+
+def test_the_networks_aam_configs_differ_only_in_the_network_and_keep_wespeakers_schedule():
+    resnet, ecapa = load("resnet34_aam.yaml"), load("ecapa_tdnn_aam.yaml")
+    assert without(resnet, "model") == without(ecapa, "model")
+    o = resnet["optim"]
+    assert (o["epochs"], o["lr"], o["final_lr"], o["warmup_epochs"], o["average_last"]) == \
+        (150, 0.1, 0.00005, 6, 10)
+    assert (o["margin_warmup_start"], o["margin_warmup_epochs"]) == (20, 20)
+    assert (resnet["loss"]["margin"], resnet["loss"]["scale"]) == (0.2, 32.0)
+    assert resnet["data"]["batch_size"] == 256 and resnet["data"]["crop_frames"] == 200
