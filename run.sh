@@ -27,6 +27,9 @@ stop_stage=6
 corpus=demo
 config=
 set=()
+overlay=
+init_model=
+lm=false
 exp_dir=
 nj=2
 num_gpus=0
@@ -59,6 +62,13 @@ Options:
                             (repeatable; checked like the file; the exp dir's config.yaml
                             records the result, and the default exp dir name gets the
                             overrides: exp/<config name>_loss.type-aam_softmax)
+  --overlay <yaml>          a partial config whose keys override the config's, as --set does
+                            (e.g. conf/finetune.yaml); the exp dir name gets its name
+  --init-model <final.pt>   start training from this model (training.init_model): its
+                            network, and its head on the same speakers (fine-tuning)
+  --lm <true|false>         after stage 3, large-margin fine-tuning (conf/lm.yaml: 6-s crops,
+                            margin 0.5, lr 1e-4, 5 epochs) of the trained model into
+                            <exp-dir>_lm, which stages 4-6 then use (default: $lm)
   --exp-dir <dir>           experiment dir (default: exp/<config name> for the demo,
                             exp/<train-set>_<config name> for voxceleb)
   --nj <n>                  parallel jobs for features and embeddings (default: $nj)
@@ -170,6 +180,16 @@ case $embed_use_gpu in
   *) die "--embed-use-gpu takes auto, true or false, not '$embed_use_gpu'" ;;
 esac
 [[ "$embedding_layer" =~ ^(bn|fc)$ ]] || die "--embedding-layer takes bn or fc, not '$embedding_layer'"
+[[ "$lm" =~ ^(true|false)$ ]] || die "--lm takes true or false, not '$lm'"
+# An overlay is a set of --set options, read from a file; --init-model one more.
+named_sets=("${set[@]}")
+if [ -n "$overlay" ]; then
+  [ -f "$overlay" ] || die "no overlay file $overlay"
+  mapfile -t overlay_sets < <(python -m pytorch_modules.bin.config_value --as-overrides "$overlay")
+  [ "${#overlay_sets[@]}" -gt 0 ] || die "the overlay $overlay sets no keys (or could not be read: see above)"
+  set=("${overlay_sets[@]}" "${set[@]}")
+fi
+[ -z "$init_model" ] || set+=("training.init_model=$init_model")
 overrides=()
 for o in "${set[@]}"; do overrides+=(--set "$o"); done
 if [ -z "$exp_dir" ]; then
@@ -177,7 +197,17 @@ if [ -z "$exp_dir" ]; then
   # mix, and neither do variants of one config.
   exp_dir=exp/$(basename "$config" .yaml)
   [ "$corpus" = demo ] || exp_dir=exp/${train_set}_$(basename "$config" .yaml)
-  for o in "${set[@]}"; do exp_dir+=_$(printf '%s' "${o/=/-}" | tr -c 'A-Za-z0-9._-' '_'); done
+  [ -z "$overlay" ] || exp_dir+=_$(basename "$overlay" .yaml)
+  for o in "${named_sets[@]}"; do exp_dir+=_$(printf '%s' "${o/=/-}" | tr -c 'A-Za-z0-9._-' '_'); done
+fi
+# Large-margin fine-tuning: the same config with conf/lm.yaml's keys, from the trained model.
+lm_exp_dir=${exp_dir}_lm
+lm_overrides=()
+if [ "$lm" = true ]; then
+  mapfile -t lm_sets < <(python -m pytorch_modules.bin.config_value --as-overrides conf/lm.yaml)
+  for o in "${lm_sets[@]}" "training.init_model=$exp_dir/final.pt"; do lm_overrides+=(--set "$o"); done
+  python -m pytorch_modules.bin.config_value "${overrides[@]}" "${lm_overrides[@]}" "$config" \
+    >/dev/null || exit 1
 fi
 # The whole config is checked now, not when training starts: a bad value stops here.
 values=$(python -m pytorch_modules.bin.config_value "${overrides[@]}" "$config" loss.type \
@@ -286,7 +316,15 @@ if run_stage 3; then
   lock_dir "$exp_dir"
   steps/train.sh --cmd "$cuda_cmd" --num-gpus "$num_gpus" --nproc-per-node "$nproc_per_node" \
     --config "$config" "${overrides[@]}" "data/$train_data" "$exp_dir"
+  if [ "$lm" = true ]; then
+    banner 3 "large-margin fine-tuning of $exp_dir into $lm_exp_dir"
+    lock_dir "$lm_exp_dir"
+    steps/train.sh --cmd "$cuda_cmd" --num-gpus "$num_gpus" --nproc-per-node "$nproc_per_node" \
+      --config "$config" "${overrides[@]}" "${lm_overrides[@]}" "data/$train_data" "$lm_exp_dir"
+  fi
 fi
+# With --lm true, stages 4-6 work on the fine-tuned model.
+[ "$lm" = false ] || exp_dir=$lm_exp_dir
 
 # The AS-norm cohort: training speakers' mean embeddings (and the training-set mean), from the
 # embeddings of data/<cohort_data>, the training set or a few utterances of each of its speakers.

@@ -16,6 +16,7 @@ are applied to the file's values and checked exactly as the file is (apply_overr
 """
 import dataclasses
 import inspect
+import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,11 +203,19 @@ class OptimConfig:
     average_last: int = key(
         1, "ours: final.pt holds the mean of the last N epochs' weights, BatchNorm statistics "
         "included (WeSpeaker averages 10); 1 = the last epoch's", POSITIVE)
+    freeze_backbone_epochs: float = key(
+        0.0, "ours: the network's weights and BatchNorm statistics stay as training.init_model "
+        "has them for this many epochs, while the head learns (fine-tuning on other speakers)",
+        NON_NEGATIVE)
 
 
 @dataclass
 class TrainingConfig:
     seed: int = key(777, "the seed of the initial weights, the data order and the crops")
+    init_model: str = key(
+        "", "ours: a trained model (a final.pt or a checkpoint) to start from: its network's "
+        "weights, and its head when trained on the same speakers (large-margin fine-tuning; "
+        "training/initial_model.py); empty: random initialisation")
     threads: int = key(0, "torch intra-op threads", (lambda v: v >= 0, ">= 0 (0: all cores)"))
     log_every_steps: int = key(20, "a log line every N steps", POSITIVE)
     checkpoint_every_steps: int = key(
@@ -382,6 +391,9 @@ def _check_together(config: Config, source: str) -> None:
          "augment: noise, music, babble, reverb and speed need the crops computed from the "
          "audio (data.features: on_the_fly or shards); the arks of data.features: precomputed "
          "hold clean features"),
+        (not config.optim.freeze_backbone_epochs or config.training.init_model,
+         "optim.freeze_backbone_epochs keeps the network of training.init_model fixed, but "
+         "training.init_model is empty: there is no trained network to keep"),
         (config.optim.average_last <= config.optim.epochs,
          f"optim.average_last is {config.optim.average_last}, but there are only "
          f"{config.optim.epochs} epochs (optim.epochs) to average"),
@@ -467,6 +479,18 @@ def apply_overrides(data, overrides, source: str) -> tuple[dict, list[str]]:
                 data[section] = values = {}
         values[name] = value
     return data, notes
+
+
+def overlay_overrides(path) -> list[str]:
+    """The `section.key=VALUE` overrides of an overlay: a YAML file of the sections and keys to
+    change (conf/lm.yaml), each VALUE written back as YAML (JSON is YAML's flow form)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read overlay {path}: {e.strerror}") from None
+    data = _mapping(load_yaml(text, str(path)), str(path))
+    return [f"{section}.{name}={json.dumps(value)}" for section, values in data.items()
+            for name, value in _mapping(values, f"{path}: {section}").items()]
 
 
 def _parse_override(item: str):

@@ -325,6 +325,88 @@ def test_averaging_more_epochs_than_trained_is_refused():
         tiny_config(optim={"epochs": 3, "average_last": 5})
 
 
+# -- starting from a trained model (training.init_model) -------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    """A final.pt of the tiny config, trained 1 epoch on tiny_data."""
+    exp = tmp_path_factory.mktemp("trained")
+    trainer = Trainer(tiny_config(optim={"epochs": 1}), tiny_data, str(exp), log=lambda *_: None)
+    trainer.train()
+    trainer.write_final_model(exp / "final.pt")
+    return exp / "final.pt"
+
+
+def test_a_model_on_the_same_speakers_gives_its_network_and_its_head(tiny_data, trained,
+                                                                      tmp_path):
+    """Large-margin fine-tuning starts from the model as it was, head included."""
+    config = tiny_config(training={"seed": 9, "device": "cpu", "init_model": str(trained)},
+                         loss={"margin": 0.5})
+    messages = []
+    trainer = Trainer(config, tiny_data, str(tmp_path), log=messages.append)
+    trainer.resume()
+    saved = torch.load(trained, weights_only=True)
+    assert all(torch.equal(v, saved["model"][k]) for k, v in trainer.model.state_dict().items())
+    assert all(torch.equal(v, saved["head"][k]) for k, v in trainer.head.state_dict().items())
+    assert messages == [f"initialised from {trained}: its network and its dam_softmax head "
+                        f"(the same 4 speakers)"]
+
+
+def test_a_model_of_other_speakers_gives_its_network_and_a_new_head(tmp_path, trained):
+    other = read_training_set(str(write_tiny_data_dir(tmp_path / "other", speakers=3, seed=4)))
+    config = tiny_config(training={"seed": 9, "device": "cpu", "init_model": str(trained)})
+    messages = []
+    trainer = Trainer(config, other, str(tmp_path / "exp"), log=messages.append)
+    fresh_head = {k: v.clone() for k, v in trainer.head.state_dict().items()}
+    trainer.resume()
+    saved = torch.load(trained, weights_only=True)
+    assert all(torch.equal(v, saved["model"][k]) for k, v in trainer.model.state_dict().items())
+    assert all(torch.equal(v, fresh_head[k]) for k, v in trainer.head.state_dict().items())
+    assert trainer.head.weight.shape[0] == 3
+    assert messages == [f"initialised from {trained}: its network; a new dam_softmax head, "
+                        f"since its 4 training speakers are not these 3"]
+
+
+def test_a_model_of_another_network_is_refused_naming_what_differs(tiny_data, trained, tmp_path):
+    config = tiny_config(model={"embedding_dim": 32},
+                         training={"device": "cpu", "init_model": str(trained)})
+    trainer = Trainer(config, tiny_data, str(tmp_path), log=lambda *_: None)
+    with pytest.raises(RecipeError, match=r"is another network than this config's \(model."
+                                          r"embedding_dim: 16 there, 32 here\)"):
+        trainer.resume()
+
+
+def test_a_frozen_network_keeps_its_weights_and_statistics_while_the_head_learns(
+        tmp_path, trained):
+    other = read_training_set(str(write_tiny_data_dir(tmp_path / "other", speakers=3, seed=4)))
+    config = tiny_config(optim={"epochs": 2, "freeze_backbone_epochs": 1},
+                         training={"seed": 9, "device": "cpu", "init_model": str(trained),
+                                   "keep_checkpoints": 5, "log_every_steps": 100})
+    trainer = Trainer(config, other, str(tmp_path / "exp"), log=lambda *_: None)
+    trainer.resume()
+    start = torch.load(trained, weights_only=True)["model"]
+    head_start = {k: v.clone() for k, v in trainer.head.state_dict().items()}
+    trainer.train()
+    after_one = torch.load(tmp_path / "exp/checkpoints/epoch_001.pt", weights_only=True)
+    assert all(torch.equal(v, start[k]) for k, v in after_one["model"].items()), \
+        "the network (BatchNorm statistics included) moved while frozen"
+    assert not torch.equal(after_one["head"]["weight"], head_start["weight"])
+    after_two = torch.load(tmp_path / "exp/checkpoints/epoch_002.pt", weights_only=True)
+    assert not torch.equal(after_two["model"]["fc.weight"], start["fc.weight"])
+    # the frozen weights got no momentum either (SGD's state holds buffers for the head's
+    # parameters only, which come after the network's): the first thawed step starts at rest
+    network_params = sum(1 for _ in trainer.model.parameters())
+    assert after_one["optimizer"]["state"] and \
+        min(after_one["optimizer"]["state"]) >= network_params
+
+
+def test_freezing_needs_a_model_to_start_from():
+    with pytest.raises(ConfigError, match="optim.freeze_backbone_epochs keeps the network of "
+                                          "training.init_model fixed, but training.init_model "
+                                          "is empty"):
+        tiny_config(optim={"freeze_backbone_epochs": 1})
+
+
 # -- GPU-only options on the CPU ------------------------------------------------------------
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

@@ -8,12 +8,14 @@ asked for, one per line, so that run.sh can refuse a bad config before stage 0.
     am_softmax
 
 --set section.key=VALUE overrides a key as training's --set does (notes on stderr).
+--as-overrides OVERLAY prints an overlay's keys (a partial config, e.g. conf/lm.yaml) as
+section.key=VALUE lines, the --set options run.sh passes on.
 """
 import argparse
 import sys
 from pathlib import Path
 
-from pytorch_modules.config import load_config
+from pytorch_modules.config import load_config, overlay_overrides
 from pytorch_modules.features.spectrogram import parse_options_file
 from pytorch_modules.errors import RecipeError, run_entry_point
 
@@ -44,9 +46,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config key (repeatable)")
-    parser.add_argument("config")
+    parser.add_argument("--as-overrides", metavar="OVERLAY",
+                        help="print the overlay's keys as section.key=VALUE lines, and nothing "
+                             "else")
+    parser.add_argument("config", nargs="?")
     parser.add_argument("keys", nargs="*", metavar="section.key")
     args = parser.parse_args()
+    if args.as_overrides:
+        print("\n".join(overlay_overrides(args.as_overrides)))
+        return
+    if args.config is None:
+        parser.error("give a CONFIG (or --as-overrides OVERLAY)")
     notes = []
     config = load_config(args.config, args.set, notes)
     for note in notes:

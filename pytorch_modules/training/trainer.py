@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from pytorch_modules.fileio import checkpoint_file
-from pytorch_modules.training import checkpoints, distributed
+from pytorch_modules.training import checkpoints, distributed, initial_model
 from pytorch_modules.reports.cos_histogram import CosThetaHistogram, write_epoch
 from pytorch_modules.config import Config, config_from_dict, load_yaml, margin_warmup_unused
 from pytorch_modules.data.training_set import TrainingSet, epoch_batches, epoch_loader
@@ -240,9 +240,13 @@ class Trainer:
         distributed.barrier(self.ctx)
 
     def resume(self) -> None:
-        """Every process loads the newest checkpoint (nobody writes while they look)."""
+        """Every process loads the newest checkpoint (nobody writes while they look); without
+        one, training starts from training.init_model when the config names one."""
         found = checkpoints.list_checkpoints(self.ckpt_dir)
         if not found:
+            if self.config.training.init_model:
+                initial_model.initialise(self.model, self.head, self.config, self.data.speakers,
+                                         self.data.num_classes, self.log)
             return
         state = checkpoint_file.load(found[-1], f"delete it to resume from {found[-2].name}"
                                  if len(found) > 1 else "delete it to train from the start")
@@ -285,6 +289,10 @@ class Trainer:
         self.log(self.setup_summary())
         if margin_warmup_unused(c):
             self.log(margin_warmup_unused(c))
+        self.log(self.margin_schedule())
+        if c.optim.freeze_backbone_epochs:
+            self.log(f"the network is frozen (weights and BatchNorm statistics) for the first "
+                     f"{c.optim.freeze_backbone_epochs:g} epochs; the head learns alone")
         if self.average is not None:
             self.log(f"final.pt will be the mean of the weights at the end of epochs "
                      f"{self.average.first_epoch}-{c.optim.epochs} (optim.average_last "
@@ -298,9 +306,20 @@ class Trainer:
             self.train_epoch(clock)
             self.write_cos_histogram()
             if self.average is not None:
-                self.average.add(self.position.epoch, self.model.state_dict())
+                self.average.add(self.position.epoch, self.weights())
             self.position = Position(self.position.epoch + 1, 0)
             self.save(finished_epoch=True)
+
+    def margin_schedule(self) -> str:
+        """The margin the head trains with, in one line of the log."""
+        c = self.config
+        if c.loss.type not in scheduled_margin_types():
+            return f"margin: {c.loss.type} has no additive margin to schedule"
+        o, m = c.optim, c.loss.options["margin"]
+        if not (o.margin_warmup_start or o.margin_warmup_epochs):
+            return f"margin {m:g} from the first step (no margin warm-up)"
+        return (f"margin 0 for {o.margin_warmup_start:g} epochs, then rising linearly to {m:g} "
+                f"over {o.margin_warmup_epochs:g} epochs")
 
     def write_cos_histogram(self) -> None:
         """Adds this epoch's cos(theta_y) histogram, summed over processes, to the exp dir."""
@@ -333,7 +352,12 @@ class Trainer:
         sums = RunningSums()
         unread = []   # ((epoch, step, global step), global sums on the device) per step
         warmed_margin = c.loss.type in scheduled_margin_types()
+        freeze_steps = c.optim.freeze_backbone_epochs * self.steps_per_epoch
         for feats, labels in loader:
+            # Frozen: eval mode keeps the network's BatchNorm statistics too; a function of
+            # the step, so a resumed run freezes and thaws at the same step.
+            frozen = self.global_step() < freeze_steps
+            self.model.train(not frozen)
             feats = feats.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             lr = learning_rate(c, self.global_step(), self.steps_per_epoch)
@@ -355,6 +379,9 @@ class Trainer:
             self.cos_hist.add(out.target_cos)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out.loss).backward()
+            if frozen:   # no gradient: SGD leaves the network's weights and momenta as they are
+                for p in self.model.parameters():
+                    p.grad = None
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.position.step += 1
@@ -400,15 +427,24 @@ class Trainer:
                 f"({last[-1] if last else 'none yet'}) was saved. Lower optim.lr or check "
                 f"the features, then rerun to resume")
 
+    def weights(self) -> dict:
+        """The network's and the head's weights in one dict, keys prefixed model. and head."""
+        return {**{f"model.{k}": v for k, v in self.model.state_dict().items()},
+                **{f"head.{k}": v for k, v in self.head.state_dict().items()}}
+
     def write_final_model(self, path) -> None:
-        """The embedding network alone, for extraction and verification (rank 0 writes):
-        its last weights, or their mean over the last epochs (optim.average_last)."""
+        """The trained network, for extraction and verification, with its head, for
+        fine-tuning (rank 0 writes): the last weights, or their mean over the last epochs
+        (optim.average_last)."""
         if self.ctx.is_main:
-            weights = self.model.state_dict()
+            weights = self.weights()
             if self.average is not None:
                 weights = self.average.mean(weights)
+            part = {name: {k.split(".", 1)[1]: v for k, v in weights.items()
+                           if k.startswith(f"{name}.")} for name in ("model", "head")}
             checkpoint_file.save_atomic({
-                "model": weights,
+                "model": part["model"],
+                "head": part["head"],
                 "config": self.config.to_dict(),
                 "speakers": self.data.speakers,
                 "data_fingerprint": self.data_fingerprint,
