@@ -326,11 +326,11 @@ fi
 # With --lm true, stages 4-6 work on the fine-tuned model.
 [ "$lm" = false ] || exp_dir=$lm_exp_dir
 
-# The AS-norm cohort: training speakers' mean embeddings (and the training-set mean), from the
-# embeddings of data/<cohort_data>, the training set or a few utterances of each of its speakers.
-cohort_data=$train_data
-[ "$cohort_utts_per_spk" -eq 0 ] || cohort_data=${train_data}_cohort$cohort_utts_per_spk
-cohort_dir=$exp_dir/cohort_$cohort_data
+# The back-ends learn from training speakers' embeddings: those of data/<backend_data>, the
+# training set or a few utterances of each of its speakers (--cohort-utts-per-spk).
+backend_data=$train_data
+[ "$cohort_utts_per_spk" -eq 0 ] || backend_data=${train_data}_cohort$cohort_utts_per_spk
+cohort_dir=$exp_dir/cohort_$backend_data
 # The classical baselines: trained once per training set, shared by every config.
 classical_dir=exp/classical_$train_data
 classical_systems="mfcc_stats_lda gmm_ubm"
@@ -340,28 +340,21 @@ if run_stage 4; then
   need "$exp_dir/final.pt" 4 3
   need data/voxceleb1_eval/feats.scp 4 2
   lock_dir "$exp_dir"
+  embed_sets_now=$(embed_sets)
+  if [ "$asnorm" = true ]; then
+    steps/make_training_subset.sh --nj "$nj" --cmd "$train_cmd" --feat-config "$feat_config" \
+      "data/$train_data" "$cohort_utts_per_spk" "data/$backend_data"
+    embed_sets_now="$embed_sets_now $backend_data"
+  fi
   embed_cmd=$train_cmd
   [ "$embed_use_gpu" = false ] || embed_cmd=$cuda_cmd
-  embed_opts=(--nj "$nj" --cmd "$embed_cmd" --use-gpu "$embed_use_gpu" --layer "$embedding_layer"
-              --min-frames "$embed_min_frames")
-  for set in $(embed_sets); do
-    steps/extract_embeddings.sh "${embed_opts[@]}" "$exp_dir/final.pt" \
+  for set in $embed_sets_now; do
+    steps/extract_embeddings.sh --nj "$nj" --cmd "$embed_cmd" --use-gpu "$embed_use_gpu" \
+      --layer "$embedding_layer" --min-frames "$embed_min_frames" "$exp_dir/final.pt" \
       "data/$set" "$exp_dir/embeddings_$set"
   done
   if [ "$asnorm" = true ]; then
-    if [ "$cohort_data" != "$train_data" ]; then
-      lock_dir "data/$cohort_data"   # other configs of the same training set share it
-      utils/subset_data_dir.sh --per-spk "data/$train_data" "$cohort_utts_per_spk" "data/$cohort_data"
-    fi
-    # Trained from shards, the training set has no arks: the cohort's utterances get theirs
-    # here (a few per speaker with --cohort-utts-per-spk, or all of them).
-    if [ ! -f "data/$cohort_data/feats.scp" ]; then
-      lock_dir "data/$cohort_data"
-      steps/make_spectrogram.sh --nj "$nj" --cmd "$train_cmd" --feat-config "$feat_config" \
-        "data/$cohort_data" feats
-    fi
-    steps/make_asnorm_cohort.sh "${embed_opts[@]}" "$exp_dir/final.pt" "data/$cohort_data" \
-      "$exp_dir/embeddings_$cohort_data" "$cohort_dir"
+    steps/make_asnorm_cohort.sh "data/$backend_data" "$exp_dir/embeddings_$backend_data" "$cohort_dir"
   fi
   if [ "$baseline" = true ]; then
     # shellcheck disable=SC2046
@@ -370,52 +363,54 @@ if run_stage 4; then
   fi
 fi
 
-# Scores every trial set with the embeddings under $1 (cosine; AS-norm too when $2 is true),
-# adding each results file to the array `results`.
-score_trial_sets() {
-  local dir=$1 with_asnorm=$2 set part emb
-  for set in $(vox1_sets); do
-    emb=$dir/embeddings_voxceleb1_eval
-    steps/score_cosine.sh --name "$set" "data/$set/trials" "$emb" "$emb" "$dir/scores"
-    results+=("$dir/scores/$set.results")
-    if [ "$with_asnorm" = true ]; then
-      steps/score_asnorm.sh --name "${set}_asnorm" --top-n "$asnorm_top_n" "data/$set/trials" \
-        "$cohort_dir" "$emb" "$emb" "$dir/scores"
-      results+=("$dir/scores/${set}_asnorm.results")
-    fi
-  done
+# The scores of every trial set with the embeddings under $1 (cosine; AS-norm too when $2 is
+# true), and, by results_of with the same arguments, the .results files they write.
+trial_sets() {
+  local set part
+  for set in $(vox1_sets); do echo "$set data/$set/trials embeddings_voxceleb1_eval embeddings_voxceleb1_eval"; done
   for part in $sitw_parts; do
-    # One embedding per SITW model: the mean of its enrollment utterances.
-    steps/score_cosine.sh --name "sitw_$part" --enroll-spk2utt "data/sitw_${part}_enroll/spk2utt" \
-      "data/sitw_${part}_test/trials" "$dir/embeddings_sitw_${part}_enroll" \
-      "$dir/embeddings_sitw_${part}_test" "$dir/scores"
-    results+=("$dir/scores/sitw_$part.results")
-    if [ "$with_asnorm" = true ]; then
-      steps/score_asnorm.sh --name "sitw_${part}_asnorm" --top-n "$asnorm_top_n" \
-        --enroll-spk2utt "data/sitw_${part}_enroll/spk2utt" "data/sitw_${part}_test/trials" \
-        "$cohort_dir" "$dir/embeddings_sitw_${part}_enroll" \
-        "$dir/embeddings_sitw_${part}_test" "$dir/scores"
-      results+=("$dir/scores/sitw_${part}_asnorm.results")
-    fi
+    echo "sitw_$part data/sitw_${part}_test/trials embeddings_sitw_${part}_enroll embeddings_sitw_${part}_test data/sitw_${part}_enroll/spk2utt"
   done
+}
+score_trial_sets() {
+  local dir=$1 with_asnorm=$2 name trials enroll test spk2utt
+  while read -r name trials enroll test spk2utt; do
+    # SITW: one embedding per model, the mean of its enrollment utterances.
+    local models=()
+    [ -z "$spk2utt" ] || models=(--enroll-spk2utt "$spk2utt")
+    steps/score_cosine.sh --name "$name" "${models[@]}" "$trials" "$dir/$enroll" "$dir/$test" \
+      "$dir/scores"
+    if [ "$with_asnorm" = true ]; then
+      steps/score_asnorm.sh --name "${name}_asnorm" --top-n "$asnorm_top_n" "${models[@]}" \
+        "$trials" "$cohort_dir" "$dir/$enroll" "$dir/$test" "$dir/scores"
+    fi
+  done < <(trial_sets)
+}
+results_of() {
+  local dir=$1 with_asnorm=$2 name rest
+  while read -r name rest; do
+    echo "$dir/scores/$name.results"
+    [ "$with_asnorm" = false ] || echo "$dir/scores/${name}_asnorm.results"
+  done < <(trial_sets)
 }
 
 if run_stage 5; then
   banner 5 "scoring"
   need "$exp_dir/embeddings_voxceleb1_eval/xvector.scp" 5 4
   lock_dir "$exp_dir"
-  results=()
   score_trial_sets "$exp_dir" "$asnorm"
-  model_results=("${results[@]}")
-  results=()
-  if [ "$baseline" = true ]; then
-    for system in $classical_systems; do score_trial_sets "$classical_dir/$system" false; done
-  fi
-  # With the baselines: the model against each of them on the same trials (paired bootstrap).
+  baselines=()
   compared=
-  [ "$baseline" = false ] || compared=$classical_systems
+  if [ "$baseline" = true ]; then
+    for system in $classical_systems; do
+      score_trial_sets "$classical_dir/$system" false
+      mapfile -t -O "${#baselines[@]}" baselines < <(results_of "$classical_dir/$system" false)
+    done
+    compared=$classical_systems   # the model against each baseline on the same trials
+  fi
+  mapfile -t model_results < <(results_of "$exp_dir" "$asnorm")
   local/make_results_md.sh --paper-train-set "$paper_train_set" --loss "$loss" \
-    --baselines "${results[*]}" --classical-dir "$classical_dir" \
+    --baselines "${baselines[*]}" --classical-dir "$classical_dir" \
     --classical-systems "$compared" --sets "$(vox1_sets)" "$exp_dir" "${model_results[@]}"
 fi
 

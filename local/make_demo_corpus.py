@@ -305,7 +305,9 @@ def proxy_eer(out_dir):
     from pytorch_modules.features.spectrogram import Spectrogram, SpectrogramOptions
     from pytorch_modules.scoring.metrics import compute_eer
 
-    spectrogram = Spectrogram(SpectrogramOptions())
+    # The recipe's features: the arks hold the spectrum without mean normalisation (the
+    # dataclass default normalises, which would leave every utterance's mean at ~0).
+    spectrogram = Spectrogram(SpectrogramOptions(normalize_mean=False))
     test_wav = os.path.join(out_dir, "test", "wav")
     with open(os.path.join(out_dir, "veri_test2.txt")) as f:
         trials = [line.split() for line in f]

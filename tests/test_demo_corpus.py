@@ -193,11 +193,6 @@ def test_proxy_eer_of_one_vector_per_speaker_is_zero(corpus, monkeypatch):
     assert mdc.proxy_eer(str(corpus)) == (0.0, 0.0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in local/make_demo_corpus.py proxy_eer: Spectrogram(SpectrogramOptions()) takes the "
-    "dataclass default normalize_mean=True, not conf/spectrogram.conf's false, so every "
-    "utterance's mean log spectrum is ~0 (|v| < 2e-6) and the proxy EER scores rounding noise; "
-    "SpectrogramOptions(normalize_mean=False) fixes it (then this test passes: remove the mark)"))
 def test_proxy_eer_scores_the_trials_with_the_recipes_spectrogram(corpus):
     eer, within = mdc.proxy_eer(str(corpus))
     # Both figures recomputed from their definition: every test utterance's mean log
