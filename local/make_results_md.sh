@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # <exp-dir>/results.md (run.sh stage 5): the results table of the model's .results files,
 # beside the paper's Table 1 and the baselines' .results
-# (pytorch_modules/bin/results_table.py), then, for each --sets trial set, the paired
+# (pytorch_modules/bin/results_table.py; calibrated rows, <set>_cal from
+# steps/calibrate_scores.sh, add actual DCF, Cllr and minCllr, explained under the table),
+# then, for each --sets trial set, the paired
 # speaker-bootstrap comparison of the model's cosine scores against each classical baseline's
 # on the same trials (pytorch_modules/bin/compare_systems.py).  Printed when done.
 set -euo pipefail
@@ -34,6 +36,15 @@ shift
 python -m pytorch_modules.bin.results_table --paper-table local/paper_table1.txt \
   --train-set "$paper_train_set" --loss "$loss" "$@" \
   ${baselines:+--baselines $baselines} > "$exp_dir/results.md.tmp"
+if grep -qs '^cllr ' "$@"; then
+  { echo
+    echo "actDCF, Cllr, minCllr: of the calibrated rows (*_cal), whose scores are log-likelihood"
+    echo "ratios from a logistic-regression calibration fitted on a trial list of training speakers"
+    echo "(steps/calibrate_scores.sh); actDCF(p) decides at the Bayes threshold -logit(p), minDCF at"
+    echo "the best threshold of the list itself; minCllr is Cllr after the best monotonic"
+    echo "recalibration (PAV).  Cosine and AS-norm scores are not log-likelihood ratios: '-'."
+  } >> "$exp_dir/results.md.tmp"
+fi
 for set in $sets; do
   [ -n "$classical_systems" ] || break
   systems=("$(basename "$exp_dir")=$exp_dir/scores/$set.scores")

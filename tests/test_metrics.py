@@ -1,11 +1,15 @@
-"""EER / minDCF against hand arithmetic, a brute-force sweep and sklearn's ROC."""
+"""EER / minDCF against hand arithmetic, a brute-force sweep and sklearn's ROC; actual DCF,
+Cllr and minCllr of log-likelihood ratios against their formulas, a PAV written out, and the
+closed forms of perfectly calibrated Gaussian LLRs."""
 import math
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from pytorch_modules.scoring.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
+from pytorch_modules.scoring.metrics import (LlrTrials, bayes_threshold, compute_act_dcf,
+                                             compute_cllr, compute_eer, compute_eer_kaldi,
+                                             compute_min_cllr, compute_min_dcf,
                                              detection_error_tradeoff)
 
 
@@ -253,3 +257,168 @@ def test_kaldi_eer_agrees_with_kaldis_loop_and_stays_within_a_step_of_the_crossi
         eer, threshold = compute_eer_kaldi(scores, labels)
         assert (eer, threshold) == kaldi_compute_eer(scores.tolist(), labels.tolist())
         assert abs(eer - compute_eer(scores, labels)[0]) < 1 / labels.sum()
+
+
+# ---- metrics of log-likelihood ratios -----------------------------------------------------------
+
+def cllr_formula(targets, nontargets):
+    """Cllr written out: the mean of log2(1 + e^-llr) over targets and of log2(1 + e^llr) over
+    nontargets, averaged; +-inf LLRs of their own class cost 0."""
+    def cost(x):
+        return 0.0 if math.isinf(x) and x > 0 else (math.inf if math.isinf(x) else
+                                                     math.log2(1 + math.exp(-x)))
+    return 0.5 * (sum(cost(x) for x in targets) / len(targets)
+                  + sum(cost(-x) for x in nontargets) / len(nontargets))
+
+
+def pav_by_hand(scores, labels, weights=None):
+    """Pool adjacent violators written out: tied scores pooled first, then neighbouring blocks
+    merged while a block's target rate exceeds the next one's.  Returns each trial's LLR: the
+    logit of its block's rate minus the logit of the (weighted) target share."""
+    weights = [1.0] * len(scores) if weights is None else list(weights)
+    blocks = []   # [score, target weight, total weight]
+    for score in sorted(set(scores)):
+        tar = sum(w for s, l, w in zip(scores, labels, weights) if s == score and l == 1)
+        tot = sum(w for s, w in zip(scores, weights) if s == score)
+        if tot > 0:
+            blocks.append([[score], tar, tot])
+    merged = []
+    for block in blocks:
+        merged.append(block)
+        while len(merged) > 1 and merged[-2][1] / merged[-2][2] > merged[-1][1] / merged[-1][2]:
+            last = merged.pop()
+            merged[-1] = [merged[-1][0] + last[0], merged[-1][1] + last[1],
+                          merged[-1][2] + last[2]]
+    share = sum(w for l, w in zip(labels, weights) if l == 1) / sum(weights)
+    llr_of = {}
+    for members, tar, tot in merged:
+        rate = tar / tot
+        llr = (math.inf if rate == 1 else -math.inf if rate == 0
+               else math.log(rate / (1 - rate)) - math.log(share / (1 - share)))
+        llr_of.update({m: llr for m in members})
+    return [llr_of.get(s, math.nan) for s in scores]
+
+
+# LLRs: targets [6, 5, 3], nontargets [4.7, 2, -1, -3].
+#   p_target 0.01: Bayes threshold log(99) = 4.595; targets below: 3 -> P_miss 1/3; nontargets
+#     at or above: 4.7 -> P_fa 1/4; actDCF = (0.01/3 + 0.99/4) / 0.01 = 1/3 + 24.75.
+#   p_target 0.001: threshold log(999) = 6.907: every target below, no nontarget above -> 1.
+#   p_target 0.5: threshold 0: no miss, P_fa 2/4 -> (0.5 * 1/2) / 0.5 = 1/2.
+# PAV, scores ascending with labels: -3 n, -1 n, 2 n, 3 t, 4.7 n, 5 t, 6 t -> rates 0 0 0 1 0 1 1;
+#   3 t and 4.7 n violate the order and pool at 1/2: rates 0 0 0 1/2 1/2 1 1.  Target share 3/7,
+#   so the pooled block's LLR is logit(1/2) - logit(3/7) = log(4/3), the others -inf / +inf.
+#   minCllr = (log2(1 + 3/4) / 3 + log2(1 + 4/3) / 4) / 2.
+HAND_TAR, HAND_NON = [6.0, 5.0, 3.0], [4.7, 2.0, -1.0, -3.0]
+HAND = trials(HAND_TAR, HAND_NON)
+
+
+def test_actual_dcf_of_hand_made_llrs():
+    assert bayes_threshold(0.01) == pytest.approx(math.log(99))
+    assert compute_act_dcf(*HAND, p_target=0.01) == pytest.approx(1 / 3 + 24.75)
+    assert compute_act_dcf(*HAND, p_target=0.001) == pytest.approx(1.0)
+    assert compute_act_dcf(*HAND, p_target=0.5) == pytest.approx(0.5)
+    # c_miss 10: threshold log(0.5 / 5) = -2.30: only -3 rejected; (0.5 * 3/4) / 0.5 = 3/4.
+    assert compute_act_dcf(*HAND, p_target=0.5, c_miss=10) == pytest.approx(0.75)
+
+
+def test_cllr_and_min_cllr_of_hand_made_llrs():
+    assert compute_cllr(*HAND) == pytest.approx(cllr_formula(HAND_TAR, HAND_NON), abs=1e-12)
+    expected = (math.log2(1 + 3 / 4) / 3 + math.log2(1 + 4 / 3) / 4) / 2
+    assert compute_min_cllr(*HAND) == pytest.approx(expected, abs=1e-12)
+    llrs = LlrTrials(*HAND).pav_llrs()
+    np.testing.assert_allclose(llrs, [np.inf, np.inf, math.log(4 / 3), math.log(4 / 3),
+                                      -np.inf, -np.inf, -np.inf])
+    # the useless LLR 0 costs 1 bit; minCllr of scores that do not discriminate is 1 too
+    assert compute_cllr(np.zeros(7), HAND[1]) == pytest.approx(1.0)
+    assert compute_min_cllr(np.zeros(7), HAND[1]) == pytest.approx(1.0)
+
+
+def test_min_cllr_pools_tied_scores():
+    # targets [2, 1], nontargets [1, 0]: the tie at 1 is one block of rate 1/2 (LLR 0, as the
+    # share is 1/2): minCllr = (1 + 1) / 2 / 2 = 1/2.  (Ordering the tie nontarget first, as
+    # BOSARIS does, would call the scores perfectly separated: 0.)
+    assert compute_min_cllr(*trials([2.0, 1.0], [1.0, 0.0])) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seed,decimals", [(11, None), (12, 1), (13, 0)])
+def test_llr_metrics_agree_with_their_formulas_on_random_lists(seed, decimals):
+    rng = np.random.default_rng(seed)
+    scores, labels = random_trials(rng, 300, decimals)
+    scores = 3 * scores - 2
+    tar, non = scores[labels == 1].tolist(), scores[labels == 0].tolist()
+    assert compute_cllr(scores, labels) == pytest.approx(cllr_formula(tar, non), abs=1e-12)
+    pav = pav_by_hand(scores.tolist(), labels.tolist())
+    np.testing.assert_allclose(LlrTrials(scores, labels).pav_llrs(), pav, atol=1e-12)
+    assert compute_min_cllr(scores, labels) == pytest.approx(
+        cllr_formula([x for x, l in zip(pav, labels) if l], [x for x, l in zip(pav, labels)
+                                                             if not l]), abs=1e-12)
+    for p in (0.01, 0.001, 0.3):
+        eta = math.log((1 - p) / p)
+        p_miss = sum(x < eta for x in tar) / len(tar)
+        p_fa = sum(x >= eta for x in non) / len(non)
+        assert compute_act_dcf(scores, labels, p) == pytest.approx(
+            (p * p_miss + (1 - p) * p_fa) / min(p, 1 - p), abs=1e-12)
+    # minCllr never exceeds Cllr: PAV is the best monotonic recalibration
+    assert compute_min_cllr(scores, labels) <= compute_cllr(scores, labels)
+
+
+def test_weights_count_trials_as_repeats():
+    """Trial weights (the speaker bootstrap's) count a trial k times: the same figures as the
+    list with each trial repeated k times; weight 0 drops it."""
+    rng = np.random.default_rng(21)
+    scores, labels = random_trials(rng, 120, decimals=1)
+    weights = rng.integers(0, 4, size=scores.size)
+    repeated_scores, repeated_labels = np.repeat(scores, weights), np.repeat(labels, weights)
+    trials_ = LlrTrials(scores, labels)
+    assert trials_.cllr(weights) == pytest.approx(compute_cllr(repeated_scores, repeated_labels))
+    assert trials_.min_cllr(weights) == pytest.approx(
+        compute_min_cllr(repeated_scores, repeated_labels), abs=1e-12)
+    np.testing.assert_allclose(
+        np.array(trials_.pav_llrs(weights))[weights > 0],
+        pav_by_hand(scores[weights > 0].tolist(), labels[weights > 0].tolist(),
+                    weights[weights > 0].tolist()), atol=1e-12)
+    for p in (0.01, 0.001):
+        assert trials_.act_dcf(p, weights=weights) == pytest.approx(
+            compute_act_dcf(repeated_scores, repeated_labels, p), abs=1e-12)
+
+
+def calibrated_gaussian(mu, n, seed):
+    """Perfectly calibrated LLRs: targets N(mu, 2 mu), nontargets N(-mu, 2 mu) (the density
+    ratio of the two at x is e^x, so x is its own log-likelihood ratio)."""
+    rng = np.random.default_rng(seed)
+    sd = math.sqrt(2 * mu)
+    return trials(rng.normal(mu, sd, n), rng.normal(-mu, sd, n))
+
+
+def test_calibrated_gaussian_llrs():
+    from scipy import integrate, stats
+    mu, sd = 4.0, math.sqrt(8.0)
+    scores, labels = calibrated_gaussian(mu, 100000, seed=0)
+    # Cllr's closed form: E[log2(1 + e^-x)], x ~ N(mu, 2 mu) (the nontarget term is the same by
+    # symmetry), by quadrature
+    closed = integrate.quad(lambda x: stats.norm.pdf(x, mu, sd) * np.logaddexp(0, -x)
+                            / math.log(2), -np.inf, np.inf)[0]
+    assert compute_cllr(scores, labels) == pytest.approx(closed, abs=0.005)
+    # calibrated: PAV has almost nothing left to gain
+    assert 0 <= compute_cllr(scores, labels) - compute_min_cllr(scores, labels) < 0.005
+    for p in (0.01, 0.001):
+        # the Bayes threshold is the best one: actDCF is the expected minimum, and the list's
+        # minDCF (its best threshold in hindsight) lies just below it
+        eta = math.log((1 - p) / p)
+        expected = (p * stats.norm.cdf((eta - mu) / sd)
+                    + (1 - p) * stats.norm.sf((eta + mu) / sd)) / p
+        act, best = compute_act_dcf(scores, labels, p), compute_min_dcf(scores, labels, p)[0]
+        assert act == pytest.approx(expected, abs=0.02)
+        assert best <= act < best + 0.01
+
+
+@pytest.mark.parametrize("scale,shift", [(2.0, 3.0), (0.5, -1.0), (1.0, 2.0)])
+def test_miscalibrated_llrs_cost_more_and_leave_the_minima_alone(scale, shift):
+    scores, labels = calibrated_gaussian(4.0, 50000, seed=1)
+    bad = scale * scores + shift
+    assert compute_cllr(bad, labels) > compute_cllr(scores, labels) + 0.05
+    assert compute_min_cllr(bad, labels) == pytest.approx(compute_min_cllr(scores, labels),
+                                                          abs=1e-12)
+    for p in (0.01, 0.001):
+        assert compute_act_dcf(bad, labels, p) > compute_act_dcf(scores, labels, p) + 0.05
+        assert compute_min_dcf(bad, labels, p)[0] == compute_min_dcf(scores, labels, p)[0]

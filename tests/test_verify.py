@@ -196,3 +196,112 @@ def test_feature_options_come_from_beside_the_model_or_its_training_config(setup
     conf.write_text("--sample-frequency=8000\n--frame-length=40\n--normalize-mean=false\n")
     embedder = Embedder(tmp_path / "final.pt")
     assert embedder.feat_config == conf and embedder.options.sample_frequency == 8000
+
+
+# ---- the calibrated decision ---------------------------------------------------------------------
+
+def recipe_frames(tmp_path, wavs):
+    """utt2num_frames of the feature stage's job (bin/compute_spectrogram) for the wav files."""
+    scp = tmp_path / "wav.scp"
+    scp.write_text("".join(f"utt{n} {w}\n" for n, w in enumerate(wavs)))
+    proc = run_module("pytorch_modules.bin.compute_spectrogram", "--config",
+                      "conf/spectrogram.conf", scp, tmp_path / "feats")
+    assert proc.returncode == 0, proc.stderr
+    frames = dict(line.split() for line in (tmp_path / "feats.utt2num_frames").read_text()
+                  .splitlines())
+    return [int(frames[f"utt{n}"]) for n in range(len(wavs))]
+
+
+def test_verify_decides_on_the_calibrated_llr(setup, tmp_path):
+    from pytorch_modules.bin.verify import embed_with_frames
+    from pytorch_modules.scoring import calibration
+    model = tmp_path / "final.pt"
+    make_model_file(model)
+    a, short = setup["a"], write_voice(tmp_path / "short.wav", seconds=0.5, seed=3)
+    cal = calibration.Calibration(offset=-2.5, scale=8.0, groups=("duration",),
+                                  weights=(0.5, -0.25))
+    calibration.write(tmp_path / "final.calibration", cal)
+    write_threshold(threshold_path(model), {"threshold": "0.5", "operating_point": "eer"})
+    proc = run_module("pytorch_modules.bin.verify", "--model", model, a, short)
+    assert proc.returncode == 0, proc.stderr
+    # the frames are the feature stage's (utt2num_frames) and the score the cosine
+    frames = recipe_frames(tmp_path, [a, short])
+    embedder = Embedder(model)
+    assert [embed_with_frames(embedder, w)[1] for w in (a, short)] == frames
+    (ea, _), (eb, _) = embedder.embed_file(a), embedder.embed_file(short)
+    cos = float(ea @ eb / np.linalg.norm(ea) / np.linalg.norm(eb))
+    llr = -2.5 + 8.0 * cos + 0.5 * np.log(min(frames)) - 0.25 * np.log(max(frames))
+    score, llr_line, threshold, decision = proc.stdout.splitlines()
+    assert float(score.split()[1]) == pytest.approx(cos, abs=1e-5)
+    assert float(llr_line.split()[1]) == pytest.approx(llr, abs=1e-4)
+    assert threshold == (f"threshold {np.log(99):.6f} (Bayes decision at p_target 0.01, "
+                         f"{tmp_path / 'final.calibration'})")
+    assert decision == f"decision {'accept' if llr >= np.log(99) else 'reject'}"
+    # another prior moves the threshold: -logit(p)
+    proc = run_module("pytorch_modules.bin.verify", "--model", model, "--p-target", "0.9", a, short)
+    assert proc.stdout.splitlines()[2].startswith(f"threshold {-np.log(9):.6f} ")
+    assert proc.stdout.splitlines()[3] == f"decision {'accept' if llr >= -np.log(9) else 'reject'}"
+    # without the calibration: the cosine and the threshold sidecar, as before
+    for flags in (["--no-calibration"], ["--threshold", "0.5"]):
+        proc = run_module("pytorch_modules.bin.verify", "--model", model, *flags, a, short)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert len(lines) == 3 and lines[1].startswith("threshold 0.500000 (")
+
+
+def test_verify_asnorm_calibration_is_the_recipes_asnorm(setup, tmp_path):
+    """A calibration of AS-norm scores with cohort-mean measures: verify's AS-norm score is
+    bin/score.py's on the same embeddings and cohort, and its LLR the file's formula with the
+    cohort means written out here."""
+    import kaldiio
+    from pytorch_modules.scoring import calibration
+    model = tmp_path / "final.pt"
+    make_model_file(model)
+    a, b = setup["a"], setup["b"]
+    embedder = Embedder(model)
+    (ea, _), (eb, _) = embedder.embed_file(a), embedder.embed_file(b)
+    rng = np.random.default_rng(2)
+    cohort = (rng.normal(size=(12, ea.size)) + ea).astype(np.float32)
+    mean = (0.3 * ea + 0.1 * rng.normal(size=ea.size)).astype(np.float32)
+    kaldiio.save_ark(str(tmp_path / "e.ark"), {"a": ea, "b": eb}, scp=str(tmp_path / "e.scp"))
+    kaldiio.save_ark(str(tmp_path / "c.ark"), {f"c{i}": (v - mean) for i, v in enumerate(cohort)},
+                     scp=str(tmp_path / "cohort.scp"))
+    kaldiio.save_ark(str(tmp_path / "m.ark"), {"mean": mean}, scp=str(tmp_path / "mean.scp"))
+    (tmp_path / "trials").write_text("a b\n")
+    proc = run_module("pytorch_modules.bin.score", "--trials", tmp_path / "trials",
+                      "--enroll-scp", tmp_path / "e.scp", "--test-scp", tmp_path / "e.scp",
+                      "--mean-scp", tmp_path / "mean.scp", "--cohort-scp", tmp_path / "cohort.scp",
+                      "--top-n", "5", "--scores-out", tmp_path / "s", "--results-out",
+                      tmp_path / "r")
+    assert proc.returncode == 0, proc.stderr
+    recipe_score = float((tmp_path / "s").read_text().split()[2])
+    cal = calibration.Calibration(
+        offset=0.5, scale=2.0, groups=("duration", "cohort_mean"), weights=(0.1, 0.2, 3.0, -1.0),
+        backend="asnorm", cohort=calibration.Cohort(str(tmp_path / "cohort.scp"), 5,
+                                                    str(tmp_path / "mean.scp")))
+    calibration.write(tmp_path / "final.calibration", cal)
+    proc = run_module("pytorch_modules.bin.verify", "--model", model, a, b)
+    assert proc.returncode == 0, proc.stderr
+    score, asnorm, llr, *_ = proc.stdout.splitlines()
+    assert asnorm.startswith("asnorm ")
+    assert float(asnorm.split()[1]) == pytest.approx(recipe_score, abs=2e-6)
+
+    def top_mean(v):
+        v = v.astype(np.float64) - mean
+        c = cohort.astype(np.float64) - mean
+        cos = c @ v / np.linalg.norm(c, axis=1) / np.linalg.norm(v)
+        return np.sort(cos)[-5:].mean()
+
+    frames = recipe_frames(tmp_path, [a, b])
+    means = [top_mean(ea), top_mean(eb)]
+    want = (0.5 + 2.0 * float(asnorm.split()[1]) + 0.1 * np.log(min(frames))
+            + 0.2 * np.log(max(frames)) + 3.0 * min(means) - 1.0 * max(means))
+    assert float(llr.split()[1]) == pytest.approx(want, abs=1e-4)
+    # a cohort that is not there: a sentence, and the way out
+    (tmp_path / "cohort.scp").unlink()
+    proc = run_module("pytorch_modules.bin.verify", "--model", model, a, b)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(
+        f"verify: cannot compute the AS-norm scores that {tmp_path / 'final.calibration'} was "
+        f"fitted on: {tmp_path / 'cohort.scp'} does not exist")
+    assert "--no-calibration" in proc.stderr

@@ -9,6 +9,10 @@ pytorch_modules.bin.verify: threshold, operating_point, set, scores, trials and 
 rates there.  eer: the threshold of the equal-error-rate point; mindcfP: the threshold where the
 normalised detection cost at p_target P is lowest.  Give plain cosine scores (steps/
 score_cosine.sh), the scores verify computes; AS-norm scores are on another scale.
+A threshold on cosine scores holds for this model only; a score calibration to
+log-likelihood ratios (pytorch_modules.bin.calibrate_scores --calibration-out
+exp/demo_dam/final.calibration) lets verify decide at the Bayes threshold of any target prior,
+and verify prefers it when both sidecars are there.
 """
 import argparse
 import os

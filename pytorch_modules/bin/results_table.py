@@ -6,7 +6,11 @@
 One row per file, in the order given; values a file lacks (unlabelled trials) show as '-'.
 Each row names its trial list and trial count; a set whose speakers the training set also
 holds (Vox1-E/H when training on VoxCeleb1 dev) is marked "trained-on-test".
-EER and minDCF carry their 95% bootstrap interval in brackets when the file has one.  "EER" is
+Where any file holds calibrated scores (pytorch_modules.bin.calibrate_scores), the table adds
+their actual DCF at minDCF's operating points, Cllr and minCllr (pytorch_modules/scoring/
+metrics.py); uncalibrated rows (cosine, AS-norm: not log-likelihood ratios) show them as '-'.
+EER, minDCF, actDCF(0.01), Cllr and minCllr carry their 95% bootstrap interval in brackets when
+the file has one.  "EER" is
 the interpolated crossing of the DET curve, "EER Kaldi" the value of Kaldi's compute-eer
 (pytorch_modules/scoring/metrics.py); they differ by up to about one target trial's share.  Rows of
 --baselines (the classical systems scored on the same trials) follow, without a paper column
@@ -23,8 +27,14 @@ PROG = "results_table"
 COLUMNS = [("name", "set"), ("trial_list", "list"), ("trials", "trials"), ("eer_percent", "EER (%) [95% CI]"),
            ("eer_kaldi_percent", "EER Kaldi (%)"),
            ("min_dcf_p0.01", "minDCF(0.01) [95% CI]"), ("min_dcf_p0.001", "minDCF(0.001)")]
-# Digits shown: EER with 2 decimals, as papers quote it; minDCF with 4 as written.
-DIGITS = {"eer_percent": 2, "eer_kaldi_percent": 2, "min_dcf_p0.01": 4, "min_dcf_p0.001": 4}
+# The columns of calibrated scores, shown when a file has them.
+LLR_COLUMNS = [("act_dcf_p0.01", "actDCF(0.01) [95% CI]"), ("act_dcf_p0.001", "actDCF(0.001)"),
+               ("cllr", "Cllr [95% CI]"), ("min_cllr", "minCllr [95% CI]")]
+# Digits shown: EER with 2 decimals, as papers quote it; the DCFs and Cllrs with 4 as written.
+DIGITS = {"eer_percent": 2, "eer_kaldi_percent": 2, "min_dcf_p0.01": 4, "min_dcf_p0.001": 4,
+          "act_dcf_p0.01": 4, "act_dcf_p0.001": 4, "cllr": 4, "min_cllr": 4}
+# Shown without their interval, to keep the table narrow (the files hold it).
+NO_INTERVAL = {"min_dcf_p0.001", "act_dcf_p0.001"}
 
 
 def read_paper_eers(path, train_set, loss):
@@ -48,13 +58,16 @@ def markdown_table(paths, paper=None, baselines=()):
     """The table as a list of lines; `paper` ({set: EER}) adds the paper's EER column, which
     stays '-' on the rows of `baselines`."""
     paper_head = " | paper EER (%)" if paper is not None else ""
-    lines = ["| results | " + " | ".join(head for _, head in COLUMNS) + paper_head + " |",
-             "|---|" + "---:|" * (len(COLUMNS) + (paper is not None))]
+    rows = []
     for path in list(paths) + list(baselines):
         if not os.path.isfile(path):
             raise RecipeError(f"{path} does not exist; run the scoring stage first.")
-        results = read_results(path)
-        cells = [_cell(path, key, results) for key, _ in COLUMNS]
+        rows.append((path, read_results(path)))
+    columns = COLUMNS + (LLR_COLUMNS if any("cllr" in r for _, r in rows) else [])
+    lines = ["| results | " + " | ".join(head for _, head in columns) + paper_head + " |",
+             "|---|" + "---:|" * (len(columns) + (paper is not None))]
+    for path, results in rows:
+        cells = [_cell(path, key, results) for key, _ in columns]
         if paper is not None:
             cells.append(paper.get(results.get("name"), "-") if path in paths else "-")
         lines.append(f"| {path} | " + " | ".join(cells) + " |")
@@ -71,7 +84,7 @@ def _cell(path, key, results):
         return value
     digits = DIGITS[key]
     text = f"{_number(path, key, value):.{digits}f}"
-    if key == "min_dcf_p0.001" or f"{key}_ci_low" not in results:
+    if key in NO_INTERVAL or f"{key}_ci_low" not in results:
         return text
     low = _number(path, f"{key}_ci_low", results[f"{key}_ci_low"])
     high = _number(path, f"{key}_ci_high", results.get(f"{key}_ci_high", "-"))

@@ -1,11 +1,16 @@
 """Decisions with a trained model outside the recipe (pytorch_modules.bin.verify, .calibrate):
 the cosine score of two embeddings (pytorch_modules/inference.py makes them from audio), and the
-decision threshold.
+decision threshold; or the calibrated log-likelihood ratio and the Bayes threshold.
 
 The decision threshold lives next to the model in a small `key value` sidecar,
 `<model without .pt>.threshold` (exp/m/final.threshold for exp/m/final.pt), written by
 pytorch_modules.bin.calibrate from scores of development trials; a trial is accepted when its
 cosine score is >= the threshold (the convention of pytorch_modules/scoring/metrics.py).
+
+A score calibration, `<model without .pt>.calibration` (pytorch_modules/scoring/calibration.py,
+written by pytorch_modules.bin.calibrate_scores --calibration-out), turns the back-end score of
+two recordings and their quality measures into a log-likelihood ratio (calibrated_llr); a
+trial is accepted when it is >= the Bayes threshold -logit(p_target) (metrics.bayes_threshold).
 """
 import re
 from pathlib import Path
@@ -13,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.scoring import calibration
 from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf
 
 THRESHOLD_SUFFIX = ".threshold"
@@ -84,3 +90,41 @@ def read_threshold(path) -> dict:
         raise RecipeError(f"{path} holds no numeric 'threshold' line; write it again with "
                           f"pytorch_modules.bin.calibrate.") from None
     return entries
+
+
+def calibration_path(model_path) -> Path:
+    """exp/m/final.pt -> exp/m/final.calibration."""
+    return calibration.calibration_path(model_path)
+
+
+def calibrated_llr(cal: calibration.Calibration, enroll, test, enroll_frames, test_frames,
+                   source="the calibration"):
+    """(llr, back-end score) of two embeddings under a calibration: the score as the recipe's
+    back-end computes it (cosine; AS-norm with the calibration's cohort, mean subtraction and
+    top-N), the quality measures as the recipe computes them (log frame counts; the cohort
+    means of AS-norm).  A measure that cannot be computed is a RecipeError saying why."""
+    from pytorch_modules.fileio.embedding_io import subtract_mean
+    from pytorch_modules.scoring.cosine import row_cosines
+    emb = np.stack([enroll, test]).astype(np.float32)
+    ids = {"enroll": 0, "test": 1}
+    rows = (np.array([0]), np.array([1]))
+    score, means = float(row_cosines(emb, ids, *rows)[0]), None
+    if cal.cohort is not None:
+        try:
+            mean, cohort_unit, top_n = cal.cohort.load()
+        except RecipeError as e:
+            needs = ("AS-norm scores" if cal.backend == "asnorm" else "cohort-mean measures")
+            raise RecipeError(f"cannot compute the {needs} that {source} was fitted on: {e} "
+                              f"(run verify from the recipe folder where stage 5 wrote "
+                              f"{source}, or give --no-calibration to decide on the cosine "
+                              f"score and the threshold sidecar)") from None
+        emb = subtract_mean(emb, mean, "the recordings' embeddings")
+        mu, sd = calibration.side_statistics(emb, [0, 1], cohort_unit, top_n)
+        if cal.backend == "asnorm":
+            raw = float(row_cosines(emb, ids, *rows)[0])
+            score = 0.5 * ((raw - mu[0]) / sd[0] + (raw - mu[1]) / sd[1])
+        means = {"enroll": mu[0], "test": mu[1]}
+    features = calibration.trial_features(cal.groups, ["enroll"], ["test"],
+                                          {"enroll": enroll_frames, "test": test_frames},
+                                          means, "the two recordings")
+    return float(cal.llr([score], features)[0]), score

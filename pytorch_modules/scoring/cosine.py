@@ -15,8 +15,8 @@ import numpy as np
 from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.fileio.kaldi_data import read_scp_lines, read_trials
-from pytorch_modules.scoring.metrics import (compute_eer, compute_eer_kaldi, compute_min_dcf,
-                                             detection_error_tradeoff)
+from pytorch_modules.scoring.metrics import (LlrTrials, compute_eer, compute_eer_kaldi,
+                                             compute_min_dcf, detection_error_tradeoff)
 
 # Trials scored per vectorised step: two gathered (chunk, dim) blocks of 4 MiB each for 1024-d
 # float32 embeddings stay in cache (much larger blocks go through memory; bench/README.md).
@@ -185,11 +185,13 @@ def row_cosines(emb, id_to_row, enroll_rows, test_rows):
 
 
 def evaluate(scores, labels, name, trials_path="the trials", clusters=None,
-             replicates=bootstrap.DEFAULT_REPLICATES, seed=bootstrap.DEFAULT_SEED):
+             replicates=bootstrap.DEFAULT_REPLICATES, seed=bootstrap.DEFAULT_SEED, llr=False):
     """Results as an ordered dict of `key value` strings (the results-file format).
 
     `clusters` (bootstrap.Clusters) adds the 95% bootstrap interval of each metric
-    (`<metric>_ci_low`, `<metric>_ci_high`) and how it was drawn."""
+    (`<metric>_ci_low`, `<metric>_ci_high`) and how it was drawn.  `llr`: the scores are
+    calibrated log-likelihood ratios, which adds their actual DCF at the minDCF operating
+    points, Cllr and minCllr (LLR_METRICS, metrics.py), with intervals from the same draws."""
     results = {"name": name, "trials": str(len(scores))}
     if labels is None:
         return results
@@ -205,9 +207,41 @@ def evaluate(scores, labels, name, trials_path="the trials", clusters=None,
     results["eer_threshold"] = f"{threshold:.6f}"
     # Kaldi's compute-eer convention, which most published VoxCeleb EERs use (metrics.py)
     results["eer_kaldi_percent"] = f"{100 * compute_eer_kaldi(scores, labels)[0]:.4f}"
+    if llr:
+        trials = LlrTrials(scores, labels)
+        for key, value in zip(LLR_METRICS, llr_metrics(trials)):
+            results[key] = f"{value:.4f}"
     if clusters is not None:
         results.update(bootstrap_intervals(scores, labels, clusters, replicates, seed))
+        if llr:
+            results.update(llr_bootstrap_intervals(trials, clusters, replicates, seed))
     return results
+
+
+# Results keys of calibrated scores (evaluate(llr=True)), in this order.
+LLR_METRICS = tuple(f"act_dcf_p{p:g}" for p in DCF_P_TARGETS) + ("cllr", "min_cllr")
+
+
+def llr_metrics(trials: LlrTrials, weights=None):
+    """The LLR_METRICS of LLRs under trial weights (None: each trial once)."""
+    return ([trials.act_dcf(p, weights=weights) for p in DCF_P_TARGETS]
+            + [trials.cllr(weights), trials.min_cllr(weights)])
+
+
+def llr_bootstrap_intervals(trials: LlrTrials, clusters, replicates, seed):
+    """`<metric>_ci_low/high` of the LLR_METRICS, from the draws of bootstrap_intervals (the
+    same seed and clusters give the same replicates, bootstrap.draws); a draw that leaves no
+    target or no nontarget is skipped, as there."""
+    reps = np.full((replicates, len(LLR_METRICS)), np.nan)
+    for r, counts in enumerate(bootstrap.draws(len(clusters.names), replicates, seed)):
+        weights = clusters.weights(counts, trials.labels)
+        if weights[trials.labels].sum() > 0 and weights[~trials.labels].sum() > 0:
+            reps[r] = llr_metrics(trials, weights)
+    keys = {}
+    for k, metric in enumerate(LLR_METRICS):
+        low, high = bootstrap.interval(reps[:, k])
+        keys[f"{metric}_ci_low"], keys[f"{metric}_ci_high"] = f"{low:.4f}", f"{high:.4f}"
+    return keys
 
 
 def trials_info(trials_path):
@@ -251,7 +285,12 @@ def summary_line(results):
     if "eer_percent_ci_low" in results:
         eer += (f" [{float(results['eer_percent_ci_low']):.2f}, "
                 f"{float(results['eer_percent_ci_high']):.2f}]")
-    return f"{results['name']}: {eer}  {dcfs}  ({results['trials']} trials)"
+    calibrated = ""
+    if "cllr" in results:
+        calibrated = "  " + "  ".join(
+            [f"actDCF({p:g}) {results[f'act_dcf_p{p:g}']}" for p in DCF_P_TARGETS]
+            + [f"Cllr {results['cllr']}", f"minCllr {results['min_cllr']}"])
+    return f"{results['name']}: {eer}  {dcfs}{calibrated}  ({results['trials']} trials)"
 
 
 def read_results(path):

@@ -26,7 +26,24 @@ minDCF (NIST SRE, as in Kaldi's compute_min_dcf.py):
   normalised by min(c_miss * p_target, c_fa * (1 - p_target)), the cost of the better trivial
   system; minDCF is its minimum over the operating points, with the threshold achieving it
   (the highest such threshold on ties; +inf means "reject all" is best).
+
+Metrics of calibrated scores, i.e. log-likelihood ratios (LLRs; scoring/calibration.py makes
+them), as NIST and BOSARIS define them:
+
+* actual DCF: the same normalised DCF, at the one threshold a calibrated LLR implies, the Bayes
+  decision threshold log(c_fa (1 - p_target) / (c_miss p_target)) (= -logit(p_target) with
+  unit costs): accept when llr >= it.  actDCF >= minDCF; the gap is the cost of miscalibration.
+* Cllr = (mean over targets of log2(1 + e^-llr) + mean over nontargets of log2(1 + e^llr)) / 2,
+  the cross-entropy of the LLRs at prior 0.5 in bits: 0 for perfect, 1 for the useless LLR 0.
+* minCllr: Cllr after the optimal monotonic recalibration, the pool-adjacent-violators (PAV)
+  fit of the target posterior to the scores at the list's own target share, turned back into
+  LLRs by subtracting the logit of that share (Bruemmer and du Preez 2006, BOSARIS opt_loglr).
+  Tied scores form one block, as in the DET sweep (a function of the score gives them one
+  value); BOSARIS orders ties nontargets first instead, which can only lower its figure.
+  Cllr - minCllr is the calibration loss.
+Each takes trial weights (the speaker bootstrap's) like the DET sweep.
 """
+import math
 
 from typing import NamedTuple
 
@@ -159,3 +176,108 @@ def compute_eer_kaldi(scores, labels):
     below = np.flatnonzero(nontargets[position] < targets[k])
     stop = int(below[0]) if below.size else t - 1
     return stop / t, float(targets[stop])
+
+
+
+def bayes_threshold(p_target, c_miss=1.0, c_fa=1.0):
+    """The LLR from which accepting costs less: log(c_fa (1 - p) / (c_miss p))."""
+    if not 0 < p_target < 1:
+        raise ValueError(f"p_target must lie strictly between 0 and 1; got {p_target}.")
+    if c_miss <= 0 or c_fa <= 0:
+        raise ValueError(f"c_miss and c_fa must be positive; got {c_miss} and {c_fa}.")
+    return math.log(c_fa * (1 - p_target)) - math.log(c_miss * p_target)
+
+
+class LlrTrials:
+    """LLRs of labelled trials, prepared once for actual DCF, Cllr and minCllr under many
+    trial weightings (the speaker bootstrap's); see the module doc.  Every figure is a few
+    dot products over the trials, and minCllr a PAV over the unique scores."""
+
+    def __init__(self, llrs, labels):
+        self.llrs, self.labels = _validated(llrs, labels)
+        self.is_target = self.labels.astype(np.float64)
+        # log(1 + e^-llr) for a target, log(1 + e^llr) for a nontarget, without overflow
+        self.costs = np.logaddexp(0.0, np.where(self.labels, -self.llrs, self.llrs))
+        # PAV blocks: the unique scores, ascending (ties one block)
+        self.unique, self.block = np.unique(self.llrs, return_inverse=True)
+        self._below = {}
+
+    def _class_weights(self, weights):
+        """(target weights, nontarget weights, their sums), checked."""
+        if weights is None:
+            w = np.ones_like(self.llrs)
+        else:
+            w = np.asarray(weights, dtype=np.float64)
+            if w.shape != self.llrs.shape:
+                raise ValueError(f"weights must have one entry per trial; got shape {w.shape} "
+                                 f"for {self.llrs.size} trials.")
+        target_w = w * self.is_target
+        nontarget_w = w - target_w
+        sums = target_w.sum(), nontarget_w.sum()
+        if sums[0] <= 0 or sums[1] <= 0:
+            raise ValueError("the trial weights leave no target or no nontarget trial.")
+        return target_w, nontarget_w, sums
+
+    def act_dcf(self, p_target, c_miss=1.0, c_fa=1.0, weights=None):
+        threshold = bayes_threshold(p_target, c_miss, c_fa)
+        target_w, nontarget_w, (n_tar, n_non) = self._class_weights(weights)
+        if threshold not in self._below:
+            self._below[threshold] = (self.llrs < threshold).astype(np.float64)
+        below = self._below[threshold]
+        p_miss = below @ target_w / n_tar
+        p_fa = 1.0 - below @ nontarget_w / n_non
+        dcf = c_miss * p_target * p_miss + c_fa * (1 - p_target) * p_fa
+        return float(dcf / min(c_miss * p_target, c_fa * (1 - p_target)))
+
+    def cllr(self, weights=None):
+        target_w, nontarget_w, (n_tar, n_non) = self._class_weights(weights)
+        return float((self.costs @ target_w / n_tar + self.costs @ nontarget_w / n_non)
+                     / (2 * math.log(2)))
+
+    def _pav_blocks(self, target_w, nontarget_w):
+        """(LLR of each block, its target weight, its nontarget weight); NaN for a block
+        whose trials all have weight 0, +-inf for a block of one class."""
+        from sklearn.isotonic import isotonic_regression  # pinned; PAV in compiled code
+        targets = np.bincount(self.block, target_w, minlength=self.unique.size)
+        nontargets = np.bincount(self.block, nontarget_w, minlength=self.unique.size)
+        total = targets + nontargets
+        used = total > 0
+        posterior = np.full(self.unique.size, np.nan)
+        posterior[used] = isotonic_regression(targets[used] / total[used],
+                                              sample_weight=total[used], increasing=True)
+        share = targets.sum() / total.sum()
+        with np.errstate(divide="ignore"):
+            llrs = (np.log(posterior) - np.log1p(-posterior)
+                    - (math.log(share) - math.log1p(-share)))
+        return llrs, targets, nontargets
+
+    def pav_llrs(self, weights=None):
+        """Each trial's LLR after the PAV recalibration of its score; +-inf in a block of one
+        class (NaN in a block whose trials all have weight 0)."""
+        target_w, nontarget_w, _ = self._class_weights(weights)
+        return self._pav_blocks(target_w, nontarget_w)[0][self.block]
+
+    def min_cllr(self, weights=None):
+        target_w, nontarget_w, (n_tar, n_non) = self._class_weights(weights)
+        llrs, targets, nontargets = self._pav_blocks(target_w, nontarget_w)
+        # Per block: a class with no weight there adds nothing (its +-inf cost included).
+        with np.errstate(invalid="ignore"):
+            target_cost = np.where(targets > 0, targets * np.logaddexp(0.0, -llrs), 0.0)
+            nontarget_cost = np.where(nontargets > 0, nontargets * np.logaddexp(0.0, llrs), 0.0)
+        return float((target_cost.sum() / n_tar + nontarget_cost.sum() / n_non)
+                     / (2 * math.log(2)))
+
+
+def compute_act_dcf(llrs, labels, p_target, c_miss=1.0, c_fa=1.0, weights=None):
+    """Actual normalised detection cost of LLRs at the Bayes threshold (module doc)."""
+    return LlrTrials(llrs, labels).act_dcf(p_target, c_miss, c_fa, weights)
+
+
+def compute_cllr(llrs, labels, weights=None):
+    """Cllr in bits (module doc)."""
+    return LlrTrials(llrs, labels).cllr(weights)
+
+
+def compute_min_cllr(scores, labels, weights=None):
+    """Cllr after the optimal monotonic (PAV) recalibration of the scores (module doc)."""
+    return LlrTrials(scores, labels).min_cllr(weights)

@@ -1,6 +1,6 @@
 """What every entry point that scores a trial list shares (pytorch_modules.bin.score,
-.fuse_scores): the options naming the trials, the outputs and the bootstrap, and the writing of
-the scores and results files from the scores."""
+.fuse_scores, .calibrate_scores): the options naming the trials, the outputs and the bootstrap,
+and the writing of the scores and results files from the scores."""
 import os
 
 import numpy as np
@@ -37,9 +37,11 @@ def bootstrap_clusters(args, enroll_ids, test_ids, labels, models_enrolled=False
                                     models_enrolled)
 
 
-def write(args, enroll_ids, test_ids, labels, scores, clusters, extra=None) -> None:
+def write(args, enroll_ids, test_ids, labels, scores, clusters, extra=None, llr=False) -> None:
     """Writes the scores file and the results file (evaluate's keys, trials.info's, `extra`),
-    each by rename, and prints the summary line."""
+    each by rename, and prints the summary line.  `llr`: the scores are calibrated
+    log-likelihood ratios (pytorch_modules.bin.calibrate_scores), whose results add actual DCF,
+    Cllr and minCllr with their intervals."""
     name = args.name or os.path.basename(os.path.dirname(os.path.abspath(args.trials)))
     # The metrics are those of the scores file as written (6 decimals), so that anything that
     # reads it back (compare_systems, plots) finds the same EER; near-equal scores of a weak
@@ -47,7 +49,7 @@ def write(args, enroll_ids, test_ids, labels, scores, clusters, extra=None) -> N
     texts = [f"{s:.6f}" for s in scores]
     results = evaluate(np.array(texts, dtype=np.float64), labels, name,
                        trials_path=args.trials, clusters=clusters,
-                       replicates=args.bootstrap_replicates, seed=args.bootstrap_seed)
+                       replicates=args.bootstrap_replicates, seed=args.bootstrap_seed, llr=llr)
     results.update(trials_info(args.trials))
     results.update(extra or {})
     write_lines(args.scores_out, (f"{e} {t} {s}" for e, t, s in zip(enroll_ids, test_ids, texts)))
