@@ -63,10 +63,10 @@ Options:
                             records the result, and the default exp dir name gets the
                             overrides: exp/<config name>_loss.type-aam_softmax)
   --overlay <yaml>          a partial config whose keys override the config's, as --set does
-                            (e.g. conf/finetune.yaml); the exp dir name gets its name
+                            (e.g. conf/overlays/finetune.yaml); the exp dir name gets its name
   --init-model <final.pt>   start training from this model (training.init_model): its
                             network, and its head on the same speakers (fine-tuning)
-  --lm <true|false>         after stage 3, large-margin fine-tuning (conf/lm.yaml: 6-s crops,
+  --lm <true|false>         after stage 3, large-margin fine-tuning (conf/overlays/lm.yaml: 6-s crops,
                             margin 0.5, lr 1e-4, 5 epochs) of the trained model into
                             <exp-dir>_lm, which stages 4-6 then use (default: $lm)
   --exp-dir <dir>           experiment dir (default: exp/<config name> for the demo,
@@ -200,11 +200,11 @@ if [ -z "$exp_dir" ]; then
   [ -z "$overlay" ] || exp_dir+=_$(basename "$overlay" .yaml)
   for o in "${named_sets[@]}"; do exp_dir+=_$(printf '%s' "${o/=/-}" | tr -c 'A-Za-z0-9._-' '_'); done
 fi
-# Large-margin fine-tuning: the same config with conf/lm.yaml's keys, from the trained model.
+# Large-margin fine-tuning: the same config with conf/overlays/lm.yaml's keys, from the trained model.
 lm_exp_dir=${exp_dir}_lm
 lm_overrides=()
 if [ "$lm" = true ]; then
-  mapfile -t lm_sets < <(python -m pytorch_modules.bin.config_value --as-overrides conf/lm.yaml)
+  mapfile -t lm_sets < <(python -m pytorch_modules.bin.config_value --as-overrides conf/overlays/lm.yaml)
   for o in "${lm_sets[@]}" "training.init_model=$exp_dir/final.pt"; do lm_overrides+=(--set "$o"); done
   python -m pytorch_modules.bin.config_value "${overrides[@]}" "${lm_overrides[@]}" "$config" \
     >/dev/null || exit 1

@@ -483,7 +483,7 @@ def apply_overrides(data, overrides, source: str) -> tuple[dict, list[str]]:
 
 def overlay_overrides(path) -> list[str]:
     """The `section.key=VALUE` overrides of an overlay: a YAML file of the sections and keys to
-    change (conf/lm.yaml), each VALUE written back as YAML (JSON is YAML's flow form)."""
+    change (conf/overlays/lm.yaml), each VALUE written back as YAML (JSON is YAML's flow form)."""
     try:
         text = Path(path).read_text()
     except OSError as e:

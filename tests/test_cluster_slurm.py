@@ -136,10 +136,10 @@ def test_sigterm_cancels_the_job(slurm_env, tmp_path):
     # COMPLETING for the moment the tasks take to end
     # The job script outlives the SIGTERM that Slurm sends on cancelling to write the footer.
     deadline = time.monotonic() + 10
-    while not all(cl.log_exit_code(log) is not None for log in logs):
+    while not all(lc.log_exit_code(log) is not None for log in logs):
         assert time.monotonic() < deadline, "no footer after scancel"
         time.sleep(0.1)
-    assert [cl.log_exit_code(log) for log in logs] == [143, 143]
+    assert [lc.log_exit_code(log) for log in logs] == [143, 143]
 
 
 def test_sbatch_refusal_is_reported(slurm_env, tmp_path):

@@ -3,6 +3,7 @@ pair that is meant to differ in one thing differs in that alone."""
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pytorch_modules.config import load_config
 
@@ -117,3 +118,18 @@ def test_the_networks_aam_configs_differ_only_in_the_network_and_keep_wespeakers
     assert (o["margin_warmup_start"], o["margin_warmup_epochs"]) == (20, 20)
     assert (resnet["loss"]["margin"], resnet["loss"]["scale"]) == (0.2, 32.0)
     assert resnet["data"]["batch_size"] == 256 and resnet["data"]["crop_frames"] == 200
+
+
+OVERLAYS = sorted((CONF / "overlays").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+def test_every_shipped_overlay_applies_to_the_small_config(overlay):
+    """An overlay (conf/overlays/) is a partial config: applied as --set options (run.sh
+    --overlay, --lm true) to a shipped config, with an init model, it gives a valid config."""
+    from pytorch_modules.config import overlay_overrides
+    overrides = overlay_overrides(overlay) + ["training.init_model=exp/x/final.pt"]
+    config = load_config(CONF / "small_dam_lr0.1.yaml", overrides)
+    assert all(any(o.startswith(f"{s}.") for o in overrides) for s in
+               yaml.safe_load(overlay.read_text()))
+    assert config.training.init_model == "exp/x/final.pt"

@@ -1,6 +1,6 @@
 """Training that starts from a trained model, through ./run.sh: large-margin fine-tuning
-(--lm true, conf/lm.yaml) into its own exp dir that stages 4-6 then use, and an overlay with
---init-model (conf/finetune.yaml's way) on a data dir of other speakers."""
+(--lm true, conf/overlays/lm.yaml) into its own exp dir that stages 4-6 then use, and an overlay with
+--init-model (conf/overlays/finetune.yaml's way) on a data dir of other speakers."""
 import shutil
 import subprocess
 
@@ -27,7 +27,7 @@ def test_large_margin_fine_tuning_trains_its_own_model_from_the_trained_one(reci
                  "--asnorm", "false", "--baseline", "false")
     base, lm = recipe / "exp/tiny", recipe / "exp/tiny_lm"
     config = yaml.safe_load((lm / "config.yaml").read_text())
-    lm_keys = yaml.safe_load((ROOT / "conf/lm.yaml").read_text())
+    lm_keys = yaml.safe_load((ROOT / "conf/overlays/lm.yaml").read_text())
     for section, values in lm_keys.items():
         for key, value in values.items():
             assert config[section][key] == value, f"{section}.{key}"

@@ -8,7 +8,7 @@ asked for, one per line, so that run.sh can refuse a bad config before stage 0.
     am_softmax
 
 --set section.key=VALUE overrides a key as training's --set does (notes on stderr).
---as-overrides OVERLAY prints an overlay's keys (a partial config, e.g. conf/lm.yaml) as
+--as-overrides OVERLAY prints an overlay's keys (a partial config, e.g. conf/overlays/lm.yaml) as
 section.key=VALUE lines, the --set options run.sh passes on.
 """
 import argparse
