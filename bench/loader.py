@@ -18,7 +18,8 @@ import common
 import torch
 
 from pytorch_modules.config import AugmentConfig, load_config
-from pytorch_modules.data.training_set import CropDataset, EpochBatches, read_training_set
+from pytorch_modules.data.batch_plan import EpochBatches
+from pytorch_modules.data.training_set import CropDataset, read_training_set
 
 
 def rate(data, crop_frames, batches, repeats):

@@ -48,7 +48,8 @@ def child_train(data_dir, steps):
     import torch
 
     from pytorch_modules.config import load_config
-    from pytorch_modules.data.training_set import EpochBatches, epoch_loader, read_training_set
+    from pytorch_modules.data.batch_plan import EpochBatches
+    from pytorch_modules.data.training_set import epoch_loader, read_training_set
     from pytorch_modules.heads import build_head
     from pytorch_modules.models import build_model
     from pytorch_modules.training.trainer import TrainStep

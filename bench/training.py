@@ -72,7 +72,8 @@ from feats_data import training_dir
 from torch import nn
 
 from pytorch_modules.config import config_from_dict, load_config
-from pytorch_modules.data.training_set import EpochBatches, epoch_loader, read_training_set
+from pytorch_modules.data.batch_plan import EpochBatches
+from pytorch_modules.data.training_set import epoch_loader, read_training_set
 from pytorch_modules.fileio.kaldi_compress import ArkWriter
 from pytorch_modules.heads import build_head
 from pytorch_modules.models import build_model

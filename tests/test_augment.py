@@ -13,7 +13,8 @@ from pytorch_modules.data.augment import (augment, coloured_noise, reverberate, 
                                           spec_mask)
 from pytorch_modules.data.augment_sources import AugmentSources
 from pytorch_modules.config import AugmentConfig, ConfigError, config_from_dict
-from pytorch_modules.data.training_set import CropDataset, EpochBatches, read_training_set
+from pytorch_modules.data.batch_plan import EpochBatches
+from pytorch_modules.data.training_set import CropDataset, read_training_set
 from pytorch_modules.errors import RecipeError
 
 SPECTROGRAM = str(tiny_data.ROOT / "conf/spectrogram.conf")

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 import tiny_data
-from pytorch_modules.data.training_set import EpochBatches
+from pytorch_modules.data.batch_plan import EpochBatches
 
 GOOD_SPEAKERS, GOOD_PER_SPEAKER = 2, 5
 

@@ -31,7 +31,7 @@ def test_a_crop_computed_from_the_audio_equals_the_ark_features_of_its_frames(re
     arks = read_training_set(str(recipe / "data/x"))
     audio = read_training_set(str(recipe / "data/x"), "on_the_fly", str(SPECTROGRAM))
     assert audio.utts == arks.utts and (audio.num_frames == arks.num_frames).all()
-    assert audio.feats[0].endswith(".wav") and audio.spectrogram.fft_length == 320
+    assert audio.source.paths[0].endswith(".wav") and audio.source.options.fft_length == 320
     for index in range(len(arks)):
         frames = int(arks.num_frames[index])
         length = 40
@@ -96,7 +96,7 @@ def test_a_file_shorter_than_its_frame_count_names_the_utterance(recipe, tmp_pat
     index = int(np.argmax(audio.num_frames))
     short = tmp_path / "short.wav"
     tiny_data.write_wav(short, tiny_data.tone(0.5))
-    audio.feats[index] = str(short)
+    audio.source.paths[index] = str(short)
     with pytest.raises(RecipeError, match=f"utterance {audio.utts[index]}: '{short}' ends "
                                           f"[0-9]+ samples before the crop does; the file "
                                           f"changed after utt2num_frames was written"):
@@ -110,7 +110,8 @@ def test_training_on_the_fly_with_augmentation_trains_on_the_augmented_crops(rec
     from train_inputs import train_recording_inputs
 
     from pytorch_modules.config import AugmentConfig
-    from pytorch_modules.data.training_set import CropDataset, EpochBatches
+    from pytorch_modules.data.batch_plan import EpochBatches
+    from pytorch_modules.data.training_set import CropDataset
 
     config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=2, num_workers=1)
     config.write_text(config.read_text().replace(

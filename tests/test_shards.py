@@ -8,7 +8,8 @@ import torch
 
 import tiny_data
 from pytorch_modules.config import AugmentConfig
-from pytorch_modules.data.training_set import CropDataset, ShardBatches, epoch_batches, read_training_set
+from pytorch_modules.data.batch_plan import ShardBatches
+from pytorch_modules.data.training_set import CropDataset, epoch_batches, read_training_set
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.fileio.shards import read_index, stream_order
 
@@ -86,10 +87,10 @@ def test_the_shard_plan_resumes_and_splits_over_processes_exactly(packed):
 def test_a_truncated_shard_names_itself_and_the_member(packed, tmp_path):
     recipe, _ = packed
     data = read_training_set(str(recipe / "data/x"), "shards", SPECTROGRAM)
-    tar, rest = data.feats[-1].rsplit("@", 1)
+    tar, rest = data.source.paths[-1].rsplit("@", 1)
     cut = tmp_path / "cut.tar"
     cut.write_bytes(open(tar, "rb").read()[:int(rest.split("+")[0]) + 100])
-    data.feats[-1] = f"{cut}@{rest}"
+    data.source.paths[-1] = f"{cut}@{rest}"
     with pytest.raises(RecipeError, match=f"shard {cut} is truncated or damaged: cannot read "
                                           f"member {data.utts[-1]}.flac"):
         data.crop(len(data) - 1, 0, 20)

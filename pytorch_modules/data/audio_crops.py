@@ -15,6 +15,7 @@ import soundfile
 
 from pytorch_modules.fileio import audio, shards
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.features.frames import crop_or_pad
 from pytorch_modules.features.spectrogram import Spectrogram, SpectrogramOptions, parse_options_file
 
 
@@ -58,9 +59,19 @@ def audio_crop(utt: str, path: str, start: int, length: int, num_frames: int,
                options: SpectrogramOptions, transform=None, speed: float = 1.0) -> np.ndarray:
     """(length, bins) features of frames start..start+length of utterance `utt` in `path`,
     whose features have `num_frames` frames (utt2num_frames); `transform` (augmentation)
-    changes the crop's samples before the spectrogram.  `speed` != 1 reads `speed` times the
-    samples from about the same place and resamples them to the crop's length, as sox's speed
-    effect (Kaldi's and WeSpeaker's speed perturbation) changes tempo and pitch together."""
+    changes the crop's samples before the spectrogram (crop_samples, then crop_features)."""
+    samples = crop_samples(utt, path, start, length, num_frames, options, speed)
+    if transform is not None:
+        samples = transform(samples)
+    return crop_features(samples, length, options)
+
+
+def crop_samples(utt: str, path: str, start: int, length: int, num_frames: int,
+                 options: SpectrogramOptions, speed: float = 1.0) -> np.ndarray:
+    """The samples the frames start..start+length cover, or the whole utterance when it is
+    shorter.  `speed` != 1 reads `speed` times the samples from about the same place and
+    resamples them to the crop's length, as sox's speed effect (Kaldi's and WeSpeaker's speed
+    perturbation) changes tempo and pitch together."""
     count = num_samples(length, options)
     need = int(np.ceil(count * speed))
     available = num_samples(num_frames, options)
@@ -71,13 +82,12 @@ def audio_crop(utt: str, path: str, start: int, length: int, num_frames: int,
     samples = read_samples(utt, path, first, need, options.sample_frequency)
     if speed != 1.0:
         samples = change_speed(samples, speed, options.sample_frequency)[:count]
-    if transform is not None:
-        samples = transform(samples)
-    feats = _spectrogram(options)(samples)
-    if feats.shape[0] < length:
-        reps = -(-length // feats.shape[0])
-        return np.concatenate([feats] * reps)[:length]
-    return feats
+    return samples
+
+
+def crop_features(samples: np.ndarray, length: int, options: SpectrogramOptions) -> np.ndarray:
+    """(length, bins) features of a crop's samples; a shorter utterance's frames repeated."""
+    return crop_or_pad(_spectrogram(options)(samples), 0, length)
 
 
 def change_speed(samples: np.ndarray, speed: float, rate: int) -> np.ndarray:

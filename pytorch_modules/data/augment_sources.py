@@ -48,7 +48,7 @@ class AugmentSources:
     def __init__(self, data, label: int):
         self.data, self.label = data, label
         self.files = data.augment_files or {}
-        self.rate = data.spectrogram.sample_frequency
+        self.rate = data.source.options.sample_frequency
 
     def room_response(self, rng) -> np.ndarray:
         path = self._draw("rir_list", rng)
@@ -94,8 +94,8 @@ class AugmentSources:
         j = int(rng.integers(len(data)))
         while data.labels[j] == self.label:   # a training set has at least two speakers
             j = int(rng.integers(len(data)))
-        available = audio_crops.num_samples(int(data.num_frames[j]), data.spectrogram)
-        return self._read(data.utts[j], data.feats[j], available, length, rng)
+        available = audio_crops.num_samples(int(data.num_frames[j]), data.source.options)
+        return self._read(data.utts[j], data.source.paths[j], available, length, rng)
 
     def _read(self, name: str, path: str, available: int, length: int, rng) -> np.ndarray:
         first = int(rng.integers(max(available - length, 0) + 1))

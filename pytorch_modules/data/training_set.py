@@ -1,45 +1,41 @@
-"""Training data: random fixed-length crops of features read on demand through feats.scp, or
-computed from the audio through wav.scp (data.features: on_the_fly, pytorch_modules/data/audio_crops.py).
+"""Training data: random fixed-length crops of the training set's utterances, through one
+chain whatever the source (data.features, data/crop_sources.py: feature arks, audio files or
+tar shards):
 
-Only the scp index (utterance -> ark offset or audio file) and the frame counts are held in
-memory, so memory does not grow with the corpus; every crop is read when needed.
+    crop (the source reads the crop's samples or frames) -> augment (the waveform kinds, when
+    the source gives samples) -> features (the source's) -> masks (SpecAugment, on features)
 
-Every random choice is a pure function of (seed, epoch, position in the epoch): the order of
-utterances in an epoch and each crop's start.  A run resumed in the middle of an epoch therefore
-sees exactly the batches the uninterrupted run would have seen, and the data a rank sees does not
-depend on how many DataLoader workers there are.
+Only the index of each utterance's source (ark offset, audio file, shard member) and the frame
+counts are held in memory, so memory does not grow with the corpus; every crop is read when
+needed.  Every random choice is a pure function of (seed, epoch, position in the epoch): the
+order of utterances (data/batch_plan.py), each crop's start and each crop's augmentation draws,
+so a resumed run sees exactly the crops of the uninterrupted one.
 """
-import dataclasses
-import functools
 import hashlib
 import os
 from dataclasses import dataclass
 
-import kaldiio
 import numpy as np
 import torch
 
 from pytorch_modules.data import audio_crops, augment
-from pytorch_modules.fileio import shards
 from pytorch_modules.data.augment_sources import AugmentSources, read_lists
+from pytorch_modules.data.batch_plan import EpochBatches
+from pytorch_modules.data.crop_sources import ArkSource, AudioSource, ShardSource
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.features.frames import crop_or_pad
-from pytorch_modules.features.spectrogram import SpectrogramOptions
+from pytorch_modules.fileio import shards
 from pytorch_modules.fileio.kaldi_data import read_scp_lines
 
 
 @dataclass
 class TrainingSet:
     utts: list[str]
-    feats: list[str]         # ark rxspecifiers (feats/raw_spec.1.ark:1234), or audio files
     num_frames: np.ndarray   # (n,) int64
     labels: np.ndarray       # (n,) int64 speaker indices
     speakers: list[str]      # index -> speaker id
-    # The feature options when `feats` are audio files (on-the-fly features), else None.
-    spectrogram: SpectrogramOptions | None = None
+    source: ArkSource | AudioSource | ShardSource
     augment: object = None   # config.AugmentConfig when crops are augmented, else None
     augment_files: dict | None = None   # its file lists (augment_sources.read_lists)
-    shard_sizes: list[int] | None = None   # shards: members per shard, in shards.list order
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -53,28 +49,20 @@ class TrainingSet:
         return len(self.speakers)
 
     def feature_bins(self) -> int:
-        """Rows of a crop's features: the feature options' bins when computed from the audio,
-        else the width of the first utterance's ark matrix."""
-        if self.spectrogram is not None:
-            return self.spectrogram.num_bins
-        return self.ark_crop(0, 0, 1).shape[1]
+        """Rows of a crop's features."""
+        return self.source.bins()
 
     def fingerprint(self) -> str:
         """sha256 of what training reads: every utterance's speaker, frame count and source
-        (ark offset, audio file or shard member), and where the features come from: the
-        stage-2 fingerprint of each ark's job (its split wav.scp, feature options and command,
-        steps/make_spectrogram.sh), the feature options of audio and shards, or, for arks made
-        outside the recipe, their size and time.  Another utterance, speaker or feature
-        computation gives another fingerprint; the arks themselves are not read."""
+        (ark offset, audio file or shard member), and what the source's features come from
+        (crop_sources: the stage-2 fingerprint of each ark's job, or the feature options and
+        the shards).  Another utterance, speaker or feature computation gives another
+        fingerprint; the arks themselves are not read."""
         digest = hashlib.sha256()
-        for utt, label, frames, source in zip(self.utts, self.labels, self.num_frames,
-                                               self.feats):
-            digest.update(f"{utt} {self.speakers[label]} {frames} {source}\n".encode())
-        if self.spectrogram is not None:
-            digest.update(repr(dataclasses.astuple(self.spectrogram)).encode())
-        for path in sorted({container(source) for source in self.feats}
-                           if self.spectrogram is None or self.shard_sizes is not None else ()):
-            digest.update(f"{path} {container_identity(path)}\n".encode())
+        for utt, label, frames, path in zip(self.utts, self.labels, self.num_frames,
+                                             self.source.paths):
+            digest.update(f"{utt} {self.speakers[label]} {frames} {path}\n".encode())
+        digest.update(self.source.identity().encode())
         return digest.hexdigest()
 
     def crop(self, index: int, start: int, length: int, rng=None) -> np.ndarray:
@@ -86,63 +74,31 @@ class TrainingSet:
         """crop() and its class: the speaker's index, or with augment.speed_new_speakers
         that of the sped-up speaker (speaker + (i + 1) x speakers for speed_factors[i])."""
         label = int(self.labels[index])
-        if self.spectrogram is None:
-            feats = self.ark_crop(index, start, length)
-        else:
-            feats, label = self.audio_crop(index, start, length, rng, label)
+        augmenting = self.augment is not None and rng is not None
+        waveform = augmenting and self.source.waveform
+        # Speed first: it decides how many samples are read.
+        speed, label = self.draw_speed(rng, label) if waveform else (1.0, label)
+        x = self.source.read(self.utts[index], index, start, length,
+                             int(self.num_frames[index]), speed)
+        if waveform:
+            x = augment.augment(x, rng, self.augment, AugmentSources(self, self.labels[index]))
+        feats = self.source.features(x, length)
         # Masks go last, on the features: the draws before them stay those of a config
         # without masks.
-        if (self.augment is not None and rng is not None and self.augment.spec_mask_prob > 0
+        if (augmenting and self.augment.spec_mask_prob > 0
                 and rng.random() < self.augment.spec_mask_prob):
             feats = augment.spec_mask(feats, rng, self.augment)
         return feats, label
 
-    def audio_crop(self, index: int, start: int, length: int, rng, label: int):
-        """labelled_crop() computed from the audio, with the waveform augmentations."""
-        transform, speed = None, 1.0
-        if self.augment is not None and rng is not None:
-            # Speed first: it decides how many samples are read.
-            if rng.random() < self.augment.speed_prob:
-                factor = int(rng.integers(len(self.augment.speed_factors)))
-                speed = float(self.augment.speed_factors[factor])
-                if self.augment.speed_new_speakers:
-                    label += (factor + 1) * len(self.speakers)
-            transform = functools.partial(augment.augment, rng=rng, options=self.augment,
-                                          sources=AugmentSources(self, self.labels[index]))
-        feats = audio_crops.audio_crop(self.utts[index], self.feats[index], start, length,
-                                       int(self.num_frames[index]), self.spectrogram,
-                                       transform, speed)
-        return feats, label
-
-    def ark_crop(self, index: int, start: int, length: int) -> np.ndarray:
-        """crop() of precomputed features (feats.scp)."""
-        try:
-            feats = kaldiio.load_mat(self.feats[index])
-        except Exception as e:  # kaldiio raises several types for a damaged ark
-            raise RecipeError(f"cannot read the features of utterance {self.utts[index]} from "
-                              f"{self.feats[index]}: {e}; rerun feature extraction") from None
-        return crop_or_pad(feats, start, length)
-
-
-def container(source: str) -> str:
-    """The file holding a crop source: the tar of a shard member, the ark of an rxspecifier."""
-    member = shards.parse_member_spec(source)
-    return member[0] if member else source.rsplit(":", 1)[0]
-
-
-def container_identity(path: str) -> str:
-    """What identifies the content of an ark or shard: the stage-2 job's input fingerprint
-    beside it (X.ark -> X.scp.inputs, utils/pending_jobs.sh), else the file's size and time."""
-    stem, ext = os.path.splitext(path)
-    inputs = f"{stem}.scp.inputs"
-    if ext == ".ark" and os.path.isfile(inputs):
-        with open(inputs, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
-    try:
-        info = os.stat(path)
-    except OSError:
-        return "missing"
-    return f"{info.st_size} {info.st_mtime_ns}"
+    def draw_speed(self, rng, label: int) -> tuple[float, int]:
+        """(speed factor, label) of a crop: 1 and the speaker, or a drawn speed_factors[i] and,
+        with augment.speed_new_speakers, the sped-up speaker's class."""
+        if rng.random() >= self.augment.speed_prob:
+            return 1.0, label
+        factor = int(rng.integers(len(self.augment.speed_factors)))
+        if self.augment.speed_new_speakers:
+            label += (factor + 1) * len(self.speakers)
+        return float(self.augment.speed_factors[factor]), label
 
 
 def read_training_set(data_dir: str, features: str = "precomputed",
@@ -159,34 +115,32 @@ def read_training_set(data_dir: str, features: str = "precomputed",
         return read_shards(data_dir, audio_crops.spectrogram_options(spectrogram_config),
                            **augment_options)
     table = "feats.scp" if features == "precomputed" else "wav.scp"
-    feats = dict(read_scp_lines(f"{data_dir}/{table}"))
+    paths = dict(read_scp_lines(f"{data_dir}/{table}"))
     utt2spk = dict(read_scp_lines(f"{data_dir}/utt2spk"))
     frames = dict(read_scp_lines(f"{data_dir}/utt2num_frames"))
-    utts = sorted(feats)
+    utts = sorted(paths)
     missing = [u for u in utts if u not in utt2spk or u not in frames]
     if missing:
         raise RecipeError(f"{data_dir}: {len(missing)} utterance(s) of {table} are missing from "
                           f"utt2spk or utt2num_frames (first: {missing[0]}); "
                           f"run utils/fix_data_dir.sh {data_dir}")
-    spectrogram = None
     if features == "on_the_fly":
         for utt in utts:
-            audio_crops.check_source(utt, feats[utt], f"{data_dir}/wav.scp")
-        spectrogram = audio_crops.spectrogram_options(spectrogram_config)
+            audio_crops.check_source(utt, paths[utt], f"{data_dir}/wav.scp")
+        source = AudioSource([paths[u] for u in utts],
+                             audio_crops.spectrogram_options(spectrogram_config))
+    else:
+        source = ArkSource([paths[u] for u in utts])
     speakers = sorted({utt2spk[u] for u in utts})
     index = {spk: i for i, spk in enumerate(speakers)}
     return TrainingSet(
         utts=utts,
-        feats=[feats[u] for u in utts],
         num_frames=np.array([int(frames[u]) for u in utts], dtype=np.int64),
         labels=np.array([index[utt2spk[u]] for u in utts], dtype=np.int64),
-        speakers=speakers,
-        spectrogram=spectrogram,
-        **augment_options,
-    )
+        speakers=speakers, source=source, **augment_options)
 
 
-def read_shards(data_dir: str, spectrogram: SpectrogramOptions, **augment_options) -> TrainingSet:
+def read_shards(data_dir: str, options, **augment_options) -> TrainingSet:
     """The training set of DATA_DIR/shards.list (steps/make_shards.sh), from the indexes."""
     path = f"{data_dir}/shards.list"
     if not os.path.isfile(path):
@@ -194,79 +148,28 @@ def read_shards(data_dir: str, spectrogram: SpectrogramOptions, **augment_option
                           f"steps/make_shards.sh {data_dir} <shard-dir>")
     with open(path) as f:
         tars = [line.strip() for line in f if line.strip()]
-    utts, feats, samples, spks, sizes = [], [], [], [], []
+    utts, members, samples, spks, sizes = [], [], [], [], []
     for tar in tars:
         rows = shards.read_index(tar)
         sizes.append(len(rows))
         for utt, spk, offset, size, num_samples in rows:
             utts.append(utt)
             spks.append(spk)
-            feats.append(shards.member_spec(tar, offset, size))
+            members.append(shards.member_spec(tar, offset, size))
             samples.append(num_samples)
     speakers = sorted(set(spks))
     index = {spk: i for i, spk in enumerate(speakers)}
     return TrainingSet(
-        utts=utts, feats=feats,
-        num_frames=np.array([spectrogram.num_frames(n) for n in samples], dtype=np.int64),
+        utts=utts,
+        num_frames=np.array([options.num_frames(n) for n in samples], dtype=np.int64),
         labels=np.array([index[s] for s in spks], dtype=np.int64), speakers=speakers,
-        spectrogram=spectrogram, shard_sizes=sizes, **augment_options)
+        source=ShardSource(members, options, sizes), **augment_options)
 
 
 def epoch_batches(data: TrainingSet, batch_size: int, crop_frames: int, seed: int,
-                  shuffle_buffer: int = 1000):
-    """The batch plan of a training set: ShardBatches for shards, else EpochBatches."""
-    if data.shard_sizes is not None:
-        return ShardBatches(data.num_frames, batch_size, crop_frames, seed, data.shard_sizes,
-                            shuffle_buffer)
-    return EpochBatches(data.num_frames, batch_size, crop_frames, seed)
-
-
-class EpochBatches:
-    """The global batches of one epoch, each a list of (utterance index, crop start).
-
-    The global batch is split over `world_size` ranks by taking every world_size-th item, so
-    the union over ranks of a step is exactly the single-process batch.
-    """
-
-    def __init__(self, num_frames: np.ndarray, batch_size: int, crop_frames: int, seed: int):
-        if batch_size > len(num_frames):   # the trainer says so in words first
-            raise ValueError(f"batch of {batch_size} from {len(num_frames)} utterances")
-        self.num_frames, self.batch_size = num_frames, batch_size
-        self.crop_frames, self.seed = crop_frames, seed
-
-    def steps_per_epoch(self) -> int:
-        # Drop the last partial batch: BatchNorm and the per-step lr rule assume full batches.
-        return len(self.num_frames) // self.batch_size
-
-    def order(self, epoch: int) -> np.ndarray:
-        """The utterances (indices) in the order the epoch takes them."""
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.num_frames))
-
-    def batch(self, epoch: int, step: int, rank: int = 0, world_size: int = 1):
-        order = self.order(epoch)
-        chosen = order[step * self.batch_size:(step + 1) * self.batch_size]
-        rng = np.random.default_rng([self.seed, epoch, step, 1])
-        slack = np.maximum(self.num_frames[chosen] - self.crop_frames, 0)
-        starts = (rng.random(len(chosen)) * (slack + 1)).astype(np.int64)
-        pairs = list(zip(chosen.tolist(), starts.tolist()))
-        return pairs[rank::world_size]
-
-
-class ShardBatches(EpochBatches):
-    """EpochBatches whose order streams the shards (shards.stream_order): shards in a seeded
-    order, members in tar order through a shuffle buffer, so reads go front to back through
-    each shard; still a function of (seed, epoch), so resuming mid-epoch is exact."""
-
-    def __init__(self, num_frames, batch_size, crop_frames, seed, shard_sizes, shuffle_buffer):
-        super().__init__(num_frames, batch_size, crop_frames, seed)
-        self.shard_sizes, self.shuffle_buffer = list(shard_sizes), shuffle_buffer
-        self._cached = (None, None)
-
-    def order(self, epoch: int) -> np.ndarray:
-        if self._cached[0] != epoch:   # every step of an epoch asks: simulate the buffer once
-            self._cached = (epoch, shards.stream_order(self.shard_sizes, self.shuffle_buffer,
-                                                       self.seed, epoch))
-        return self._cached[1]
+                  shuffle_buffer: int = 1000) -> EpochBatches:
+    """The batch plan of a training set (its source's: shards stream theirs)."""
+    return data.source.batches(data.num_frames, batch_size, crop_frames, seed, shuffle_buffer)
 
 
 class CropDataset(torch.utils.data.Dataset):
