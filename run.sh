@@ -48,6 +48,9 @@ rirs_root=
 train_set=
 sitw_overlap_list=local/voxceleb1_sitw_overlap.txt
 asnorm=true
+plda=true
+calibrate=true
+classical_config=conf/classical.yaml
 asnorm_top_n=300
 cohort_utts_per_spk=0
 baseline=true
@@ -85,9 +88,19 @@ Options:
   --asnorm <true|false>     also score with AS-norm against training-speaker cohorts, which
                             embeds the training set too (default: $asnorm)
   --asnorm-top-n <n>        AS-norm: cohort scores per side (default: $asnorm_top_n)
+  --plda <true|false>       also score with PLDA (LDA, length norm, two-covariance PLDA trained
+                            on the training subset's embeddings; <set>_plda rows) (default: $plda)
+  --calibrate <true|false>  also calibrate the scores to log-likelihood ratios, fitted on trials of
+                            training speakers (<set>_cal rows with actual DCF and Cllr; the model's
+                            final.calibration for verify) (default: $calibrate)
   --cohort-utts-per-spk <n> embed only the first n utterances of each training speaker for the
-                            cohort (0: all of them; default: $cohort_utts_per_spk)
-  --baseline <true|false>   also train the classical baselines (MFCC mean+std + LDA, GMM-UBM)
+                            back-ends (AS-norm cohort, calibration) (0: all of them; default:
+                            $cohort_utts_per_spk)
+  --classical-config <f>    the baselines' settings (default: $classical_config; for a corpus of
+                            one sitting per speaker conf/classical_one_sitting.yaml, without
+                            mean normalisation)
+  --baseline <true|false>   also train the classical baselines (MFCC mean+std + LDA, GMM-UBM
+                            + PLDA, i-vector + PLDA)
                             on the training set and score them on the same trials, once per
                             training set, in exp/classical_<train-set> (default: $baseline)
  demo corpus:
@@ -107,6 +120,7 @@ Options:
   --rirs-root <dir>         RIRS_NOISES: stage 1 lists simulated_rirs/ in data/rirs/rir.list"
 
 cd "$(dirname "$0")"
+utils/setup_env.sh   # the environment, made the first time (path.sh only sets variables)
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
@@ -180,7 +194,9 @@ case $embed_use_gpu in
   *) die "--embed-use-gpu takes auto, true or false, not '$embed_use_gpu'" ;;
 esac
 [[ "$embedding_layer" =~ ^(bn|fc)$ ]] || die "--embedding-layer takes bn or fc, not '$embedding_layer'"
-[[ "$lm" =~ ^(true|false)$ ]] || die "--lm takes true or false, not '$lm'"
+for flag in lm asnorm plda calibrate baseline; do
+  [[ "${!flag}" =~ ^(true|false)$ ]] || die "--$flag takes true or false, not '${!flag}'"
+done
 # An overlay is a set of --set options, read from a file; --init-model one more.
 named_sets=("${set[@]}")
 if [ -n "$overlay" ]; then
@@ -331,9 +347,17 @@ fi
 backend_data=$train_data
 [ "$cohort_utts_per_spk" -eq 0 ] || backend_data=${train_data}_cohort$cohort_utts_per_spk
 cohort_dir=$exp_dir/cohort_$backend_data
-# The classical baselines: trained once per training set, shared by every config.
+# The model's back-ends, each scoring every trial set into scores/<set><suffix>: cosine
+# (<set>), AS-norm (<set>_asnorm), PLDA (<set>_plda).
+model_backends=cosine
+[ "$asnorm" = false ] || model_backends+=" asnorm"
+[ "$plda" = false ] || model_backends+=" plda"
+# The classical baselines: trained once per training set and settings file, shared by every
+# config; each is scored by its own back-end (its dir's `backend` file), under <set>.
 classical_dir=exp/classical_$train_data
-classical_systems="mfcc_stats_lda gmm_ubm"
+[ "$classical_config" = conf/classical.yaml ] ||
+  classical_dir+=_$(basename "$classical_config" .yaml | sed 's/^classical_//')
+classical_systems="mfcc_stats_lda gmm_ubm ivector"
 
 if run_stage 4; then
   banner 4 "embeddings"
@@ -341,7 +365,7 @@ if run_stage 4; then
   need data/voxceleb1_eval/feats.scp 4 2
   lock_dir "$exp_dir"
   embed_sets_now=$(embed_sets)
-  if [ "$asnorm" = true ]; then
+  if [ "$model_backends" != cosine ] || [ "$calibrate" = true ]; then
     steps/make_training_subset.sh --nj "$nj" --cmd "$train_cmd" --feat-config "$feat_config" \
       "data/$train_data" "$cohort_utts_per_spk" "data/$backend_data"
     embed_sets_now="$embed_sets_now $backend_data"
@@ -359,38 +383,77 @@ if run_stage 4; then
   if [ "$baseline" = true ]; then
     # shellcheck disable=SC2046
     local/run_classical_baselines.sh --nj "$nj" --cmd "$train_cmd" --systems "$classical_systems" \
-      "data/$train_data" "$classical_dir" $(for set in $(embed_sets); do echo "data/$set"; done)
+      --config "$classical_config" "data/$train_data" "$classical_dir" \
+      $(for set in $(embed_sets); do echo "data/$set"; done)
   fi
 fi
 
-# The scores of every trial set with the embeddings under $1 (cosine; AS-norm too when $2 is
-# true), and, by results_of with the same arguments, the .results files they write.
+# Every trial set: its name, trials, and the data sets of its enrollment and test sides (SITW
+# enrolls models, one embedding each, the mean of their utterances).
 trial_sets() {
   local set part
-  for set in $(vox1_sets); do echo "$set data/$set/trials embeddings_voxceleb1_eval embeddings_voxceleb1_eval"; done
-  for part in $sitw_parts; do
-    echo "sitw_$part data/sitw_${part}_test/trials embeddings_sitw_${part}_enroll embeddings_sitw_${part}_test data/sitw_${part}_enroll/spk2utt"
-  done
+  for set in $(vox1_sets); do echo "$set data/$set/trials voxceleb1_eval voxceleb1_eval"; done
+  for part in $sitw_parts; do echo "sitw_$part data/sitw_${part}_test/trials sitw_${part}_enroll sitw_${part}_test"; done
 }
+suffix() { [ "$1" = cosine ] || echo "_$1"; }
+# score_trial_sets DIR BACKEND SUFFIX TRAIN: every trial set scored with the embeddings under
+# DIR by BACKEND (cosine, asnorm, plda) into DIR/scores/<set>SUFFIX; PLDA learns from the
+# embeddings of data/TRAIN.
 score_trial_sets() {
-  local dir=$1 with_asnorm=$2 name trials enroll test spk2utt
-  while read -r name trials enroll test spk2utt; do
-    # SITW: one embedding per model, the mean of its enrollment utterances.
+  local dir=$1 backend=$2 suffix=$3 train=$4 name trials enroll test
+  while read -r name trials enroll test; do
     local models=()
-    [ -z "$spk2utt" ] || models=(--enroll-spk2utt "$spk2utt")
-    steps/score_cosine.sh --name "$name" "${models[@]}" "$trials" "$dir/$enroll" "$dir/$test" \
-      "$dir/scores"
-    if [ "$with_asnorm" = true ]; then
-      steps/score_asnorm.sh --name "${name}_asnorm" --top-n "$asnorm_top_n" "${models[@]}" \
-        "$trials" "$cohort_dir" "$dir/$enroll" "$dir/$test" "$dir/scores"
-    fi
+    [[ "$enroll" != sitw_*_enroll ]] || models=(--enroll-spk2utt "data/$enroll/spk2utt")
+    local sides=("$dir/embeddings_$enroll" "$dir/embeddings_$test" "$dir/scores")
+    case $backend in
+      cosine) steps/score_cosine.sh --name "$name$suffix" "${models[@]}" "$trials" "${sides[@]}" ;;
+      asnorm) steps/score_asnorm.sh --name "$name$suffix" --top-n "$asnorm_top_n" "${models[@]}" \
+                "$trials" "$cohort_dir" "${sides[@]}" ;;
+      plda) steps/score_plda.sh --name "$name$suffix" "${models[@]}" "$trials" "data/$train" \
+              "$dir/embeddings_$train" "${sides[@]}" ;;
+    esac
   done < <(trial_sets)
 }
+# Calibrated scores (<name>_cal, <name>_asnorm_cal) of every trial set, fitted on the scores of
+# a calibration list of training speakers (bin/make_calibration_trials.py); the cosine fit of
+# the first set is the model's final.calibration, which verify reads.
+calibrate_trial_sets() {
+  local dir=$1 emb=$1/embeddings_$backend_data cal=$1/calibration_$backend_data
+  local name trials enroll test backend out=(--calibration-out "$1/final.calibration")
+  python -m pytorch_modules.bin.make_calibration_trials --seed 1 --xvector-scp "$emb/xvector.scp" \
+    "data/$backend_data" "$cal" || {
+      echo "$0: warning: no calibration list from data/$backend_data (see above); results.md goes without calibrated scores" >&2
+      return 0; }
+  steps/score_cosine.sh --name calibration "$cal/trials" "$emb" "$emb" "$dir/scores"
+  [ "$asnorm" = false ] || steps/score_asnorm.sh --name calibration_asnorm \
+    --top-n "$asnorm_top_n" "$cal/trials" "$cohort_dir" "$emb" "$emb" "$dir/scores"
+  while read -r name trials enroll test; do
+    local models=()
+    [[ "$enroll" != sitw_*_enroll ]] || models=(--enroll-spk2utt "data/$enroll/spk2utt"
+      --enroll-utt2num-frames "data/$enroll/utt2num_frames")
+    for backend in cosine $([ "$asnorm" = false ] || echo asnorm); do
+      local asnorm_opts=()
+      [ "$backend" = cosine ] || asnorm_opts=(--cohort-dir "$cohort_dir" --top-n "$asnorm_top_n")
+      # A model whose training-speaker scores do not rank targets first cannot be calibrated:
+      # the stage goes on with what it has (the reason is above).
+      steps/calibrate_scores.sh --name "$name$(suffix "$backend")" "${models[@]}" "${asnorm_opts[@]}" \
+        "${out[@]}" "$cal" "$trials" "data/$test/utt2num_frames" "$dir/scores" || {
+          echo "$0: warning: no calibrated scores for $name$(suffix "$backend"); results.md goes without them" >&2
+          continue; }
+      out=()
+    done
+  done < <(trial_sets)
+}
+# results_of DIR SUFFIX...: the .results files of every trial set with each SUFFIX, and the
+# calibrated ones beside them where calibration wrote them.
 results_of() {
-  local dir=$1 with_asnorm=$2 name rest
+  local dir=$1 name rest suffix
+  shift
   while read -r name rest; do
-    echo "$dir/scores/$name.results"
-    [ "$with_asnorm" = false ] || echo "$dir/scores/${name}_asnorm.results"
+    for suffix in "$@"; do
+      echo "$dir/scores/$name$suffix.results"
+      [ ! -f "$dir/scores/${name}${suffix}_cal.results" ] || echo "$dir/scores/${name}${suffix}_cal.results"
+    done
   done < <(trial_sets)
 }
 
@@ -398,17 +461,24 @@ if run_stage 5; then
   banner 5 "scoring"
   need "$exp_dir/embeddings_voxceleb1_eval/xvector.scp" 5 4
   lock_dir "$exp_dir"
-  score_trial_sets "$exp_dir" "$asnorm"
+  suffixes=()
+  for backend in $model_backends; do
+    score_trial_sets "$exp_dir" "$backend" "$(suffix "$backend")" "$backend_data"
+    suffixes+=("$(suffix "$backend")")
+  done
+  rm -f "$exp_dir"/scores/*_cal.results   # of an earlier run: this one's decide
+  [ "$calibrate" = false ] || calibrate_trial_sets "$exp_dir"
   baselines=()
   compared=
   if [ "$baseline" = true ]; then
     for system in $classical_systems; do
-      score_trial_sets "$classical_dir/$system" false
-      mapfile -t -O "${#baselines[@]}" baselines < <(results_of "$classical_dir/$system" false)
+      score_trial_sets "$classical_dir/$system" "$(cat "$classical_dir/$system/backend")" "" \
+        "$train_data"
+      mapfile -t -O "${#baselines[@]}" baselines < <(results_of "$classical_dir/$system" "")
     done
     compared=$classical_systems   # the model against each baseline on the same trials
   fi
-  mapfile -t model_results < <(results_of "$exp_dir" "$asnorm")
+  mapfile -t model_results < <(results_of "$exp_dir" "${suffixes[@]}")
   local/make_results_md.sh --paper-train-set "$paper_train_set" --loss "$loss" \
     --baselines "${baselines[*]}" --classical-dir "$classical_dir" \
     --classical-systems "$compared" --sets "$(vox1_sets)" "$exp_dir" "${model_results[@]}"

@@ -36,7 +36,7 @@ def train_rate(config: dict, data_dir: str, work: str, name: str) -> float:
     exp = os.path.join(work, name)
     result = subprocess.run([sys.executable, "-m", "pytorch_modules.bin.train", "--config", path,
                              data_dir, exp], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": common.ROOT})
+                            env=dict(os.environ))
     if result.returncode != 0:
         sys.exit(f"training {name} failed:\n{result.stderr[-2000:]}")
     # The trainer logs to its output (steps/train.sh sends that to log/train.log).

@@ -107,7 +107,8 @@ for k in "${!names[@]}"; do
   overrides=("${common[@]}")
   while IFS= read -r s; do [ -z "$s" ] || overrides+=(--set "$s"); done <<< "${sets[k]}"
   for seed in "${seed_list[@]}"; do
-    ./run.sh --stage 3 --stop-stage 5 --asnorm false --baseline false --config "${bases[k]}" \
+    ./run.sh --stage 3 --stop-stage 5 --asnorm false --plda false --calibrate false --baseline false \
+      --config "${bases[k]}" \
       "${overrides[@]}" --set "training.seed=$seed" --exp-dir "$out_dir/${names[k]}_seed$seed" "$@"
   done
 done

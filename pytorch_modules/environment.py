@@ -11,9 +11,9 @@ NUMERICAL = ("numpy", "torch", "torchaudio", "kaldiio", "soundfile", "yaml")
 
 
 def missing_sentence(prog: str, module: str) -> str:
-    return (f"{prog}: cannot import {module}: the recipe's environment is not active in this "
-            f"shell; run `. ./path.sh` in the recipe folder first (./run.sh and tests/run.sh "
-            f"set the environment up the first time)")
+    return (f"{prog}: cannot import {module}: the recipe's environment is not set up or not "
+            f"active in this shell; run ./run.sh or tests/run.sh once (they make it), or "
+            f"utils/setup_env.sh, then `. ./path.sh` in the recipe folder")
 
 
 def require(*modules: str, prog: str | None = None) -> None:

@@ -6,6 +6,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _path_sh_variables() -> dict:
+    """The variables path.sh sets (PATH, PYTHONPATH, LC_ALL, ...), read by sourcing it: the
+    entry points the tests start see the environment run.sh gives them, however pytest was
+    started (tests/run.sh sources path.sh itself)."""
+    listing = subprocess.run(["bash", "-c", ". ./path.sh && env -0"], cwd=ROOT,
+                             capture_output=True, check=True).stdout
+    return dict(entry.split("=", 1) for entry in listing.decode().split("\0") if "=" in entry)
+
+
+os.environ.update(_path_sh_variables())
 STATE_DIR = "/tmp/recipe-slurm"
 SKIP = os.environ.get("RECIPE_SKIP_SLURM") == "1"
 

@@ -4,5 +4,6 @@
 #   tests/run.sh -k losses    pytest options pass through
 set -euo pipefail
 cd "$(dirname "$0")/.."
+utils/setup_env.sh
 . ./path.sh
 exec python -m pytest -q "$@" tests

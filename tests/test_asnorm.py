@@ -140,7 +140,7 @@ def test_cohort_speaker_without_embeddings_is_an_error(tmp_path):
 
 def run_module(module, *args):
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          env=dict(os.environ),
                           capture_output=True, text=True)
 
 

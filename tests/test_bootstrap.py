@@ -233,7 +233,7 @@ def test_compare_systems_prints_mean_spread_and_the_paired_test(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytorch_modules.bin.compare_systems",
                            "--trials", str(tmp_path / "set/trials"), "--replicates", "100",
                            *args], cwd=repo, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": repo})
+                          env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr
     header, _, row_a, row_b, _, note = proc.stdout.splitlines()
     assert header.startswith("| system | seeds |") and "EER - a (%)" in header
@@ -275,5 +275,5 @@ def test_compare_systems_refuses_an_unknown_reference(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytorch_modules.bin.compare_systems",
                            "--trials", str(tmp_path / "trials"), "--reference", "c",
                            f"x={tmp_path}/s"], cwd=repo, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": repo})
+                          env=dict(os.environ))
     assert proc.returncode == 1 and "--reference c is not one of the systems (x)" in proc.stderr

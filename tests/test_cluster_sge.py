@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import launch_sge
-import launcher_common as lc
+from pytorch_modules.jobs import launcher_common as lc
+from pytorch_modules.jobs import sge as launch_sge
 
 ROOT = Path(__file__).resolve().parents[1]
 

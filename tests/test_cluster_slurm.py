@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-import cluster_launcher as cl
-import launch_slurm
-import launcher_common as lc
+from pytorch_modules.jobs import cluster_launcher as cl
+from pytorch_modules.jobs import launcher_common as lc
+from pytorch_modules.jobs import slurm as launch_slurm
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -179,8 +179,9 @@ def test_an_entry_point_without_the_environment_says_what_to_do(command, prog):
                             env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")})
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith(f"{prog}: cannot import "), result.stderr
-    assert "the recipe's environment is not active in this shell; run `. ./path.sh` in the " \
-           "recipe folder first" in result.stderr
+    assert "the recipe's environment is not set up or not active in this shell; run ./run.sh " \
+           "or tests/run.sh once (they make it), or utils/setup_env.sh, then `. ./path.sh`" \
+           in result.stderr
 
 
 def test_the_numerical_entry_points_need_only_what_requirements_install():

@@ -10,8 +10,8 @@ from pytorch_modules.errors import run_entry_point
 import soundfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The environment path.sh gives the scripts: the project on PYTHONPATH.
-RECIPE_ENV = {**os.environ, "PYTHONPATH": REPO}
+# The environment path.sh gives the scripts (tests/conftest.py puts it in os.environ).
+RECIPE_ENV = dict(os.environ)
 SCRIPT = os.path.join(REPO, "local", "prepare_voxceleb1.py")
 _spec = importlib.util.spec_from_file_location("prepare_voxceleb1", SCRIPT)
 prep = importlib.util.module_from_spec(_spec)

@@ -19,8 +19,8 @@ from pytorch_modules.fileio.audio import AudioError, fix_streamed_wav_sizes, loa
 from pytorch_modules.features.spectrogram import parse_options_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The environment path.sh gives the scripts: the project on PYTHONPATH.
-RECIPE_ENV = {**os.environ, "PYTHONPATH": REPO}
+# The environment path.sh gives the scripts (tests/conftest.py puts it in os.environ).
+RECIPE_ENV = dict(os.environ)
 SCRIPT = os.path.join(REPO, "local", "prepare_voxceleb2.py")
 INSTALL_FFMPEG = os.path.join(REPO, "local", "install_ffmpeg.sh")
 FEATURE_CONFIG = os.path.join(REPO, "conf", "spectrogram.conf")
@@ -144,7 +144,7 @@ def test_feature_entry_point_reads_the_pipes(prepared, tmp_path):
     data, _ = prepared
     wav_scp = data / "voxceleb2_dev" / "wav.scp"
     out = tmp_path / "raw_spec_voxceleb2_dev.1"
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ)
     proc = subprocess.run([sys.executable, "-m", "pytorch_modules.bin.compute_spectrogram",
                            "--config", FEATURE_CONFIG, str(wav_scp), str(out)],
                           capture_output=True, text=True, cwd=REPO, env=env)

@@ -122,7 +122,7 @@ def test_a_trial_list_that_is_not_utf8_names_its_line(tmp_path):
 
 
 def run_module(module, *args):
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ)
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
                           capture_output=True, text=True)
 

@@ -1,4 +1,4 @@
-"""utils/data_dir.py and its Kaldi-named wrappers: validate, fix, split, convert, filter."""
+"""The data-dir tools (pytorch_modules/fileio/data_dir.py, utils/data_dir.py) and their Kaldi-named wrappers: validate, fix, split, convert, filter."""
 
 import os
 import subprocess
@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import data_dir
-import data_dir_split
+from pytorch_modules.fileio import data_dir, data_dir_split
 
 UTILS = Path(__file__).resolve().parents[1] / "utils"
 
@@ -357,4 +356,4 @@ def test_the_tools_run_with_the_system_python_and_no_environment(tmp_path):
     result = subprocess.run([str(UTILS / "filter_scp.py"), str(data / "utt2spk")], env=bare,
                             input="", capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "run `. ./path.sh` in the recipe folder first" in result.stderr
+    assert "then `. ./path.sh` in the recipe folder" in result.stderr

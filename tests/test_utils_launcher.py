@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import launcher_common as lc
+from pytorch_modules.jobs import launcher_common as lc
 
 UTILS = Path(__file__).resolve().parents[1] / "utils"
 

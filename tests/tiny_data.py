@@ -28,7 +28,7 @@ training: {{seed: 5, threads: 1, log_every_steps: 5, checkpoint_every_steps: 2, 
 
 def env():
     """The recipe's environment for a subprocess (path.sh's variables, one thread)."""
-    return {**os.environ, "PYTHONPATH": str(ROOT), "LC_ALL": "C", "PYTHONUNBUFFERED": "1",
+    return {**os.environ, "LC_ALL": "C", "PYTHONUNBUFFERED": "1",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

@@ -50,7 +50,7 @@ def write_voice(path, seconds=1.2, rate=16000, channels=1, seed=0):
 
 
 def run_module(module, *args):
-    """python -m module args, from the recipe root, with the recipe on PYTHONPATH."""
+    """python -m module args, from the recipe root, in path.sh's environment."""
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"),
+                          env=dict(os.environ, OMP_NUM_THREADS="1"),
                           capture_output=True, text=True)

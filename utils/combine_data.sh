@@ -4,5 +4,5 @@
 # spk2utt.  An utterance listed by several sources must have identical lines in them.
 #
 #   usage: utils/combine_data.sh <dest-data-dir> <src-data-dir> [<src-data-dir> ...]
-# Implemented in utils/data_dir.py (standard-library Python).
+# Implemented in pytorch_modules/fileio/data_dir.py (standard-library Python; utils/data_dir.py).
 exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" combine "$@"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs utils/data_dir.py (standard-library Python) with the recipe's modules importable, as
-# path.sh does for everything else, so that the data-dir tools work without the environment.
+# Runs the data-dir tools (utils/data_dir.py, standard-library Python) with path.sh's
+# variables, so that they work before the environment exists, with the system python3.
 # Called by validate_data_dir.sh, fix_data_dir.sh, split_data.sh, combine_data.sh,
 # unscorable_trials.sh and shared_speakers.sh.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" exec python3 "$root/utils/data_dir.py" "$@"
+# shellcheck disable=SC1091
+. "$root/path.sh"
+exec python3 "$root/utils/data_dir.py" "$@"

@@ -9,7 +9,11 @@ usage: utils/filter_scp.py [--exclude] [-f FIELD] ID_LIST [SCP] > out
 """
 import sys
 
-import data_dir
+import recipe_env  # says what to do when the environment is not active
+
+recipe_env.require()
+
+from pytorch_modules.fileio import data_dir  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(data_dir.main(["filter-scp", *sys.argv[1:]]))

@@ -8,5 +8,5 @@
 #                    (50 dropped: 30 not in feats.scp, 20 not in wav.scp)   [on one line]
 #
 #   usage: utils/fix_data_dir.sh <data-dir>
-# Implemented in utils/data_dir.py (standard-library Python).
+# Implemented in pytorch_modules/fileio/data_dir.py (standard-library Python; utils/data_dir.py).
 exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" fix "$@"

@@ -13,8 +13,8 @@ import sys
 def require(*modules: str) -> None:
     prog = sys.argv[0]
     if importlib.util.find_spec("pytorch_modules") is None:
-        sys.exit(f"{prog}: cannot import pytorch_modules: the recipe's environment is not "
-                 f"active in this shell; run `. ./path.sh` in the recipe folder first "
-                 f"(./run.sh and tests/run.sh set the environment up the first time)")
+        sys.exit(f"{prog}: cannot import pytorch_modules: the recipe's environment is not set "
+                 f"up or not active in this shell; run ./run.sh or tests/run.sh once (they make "
+                 f"it), or utils/setup_env.sh, then `. ./path.sh` in the recipe folder")
     from pytorch_modules import environment
     environment.require(*modules, prog=prog)

@@ -5,5 +5,5 @@
 #
 #   usage: utils/shared_speakers.sh <eval-data-dir> <train-data-dir>
 #   e.g.   utils/shared_speakers.sh data/vox1_e data/voxceleb1_dev   ->   1211 1251
-# Implemented in utils/data_dir.py (standard-library Python).
+# Implemented in pytorch_modules/fileio/data_dir.py (standard-library Python; utils/data_dir.py).
 exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" shared-speakers "$@"

@@ -12,5 +12,5 @@
 #
 #   usage: utils/split_data.sh [--per-utt] <data-dir> <num-parts>
 #   e.g.   utils/split_data.sh data/train 8 && ls data/train/split8/3
-# Implemented in utils/data_dir.py (standard-library Python).
+# Implemented in pytorch_modules/fileio/data_dir.py (standard-library Python; utils/data_dir.py).
 exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" split "$@"

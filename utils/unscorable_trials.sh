@@ -8,5 +8,5 @@
 # Exit status 0 either way: the feature stage reports it, scoring refuses.
 #
 #   usage: utils/unscorable_trials.sh <trials> <enroll-ids> <test-ids>
-# Implemented in utils/data_dir.py (standard-library Python).
+# Implemented in pytorch_modules/fileio/data_dir.py (standard-library Python; utils/data_dir.py).
 exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" unscorable "$@"

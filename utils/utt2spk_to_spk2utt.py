@@ -5,7 +5,11 @@ usage: utils/utt2spk_to_spk2utt.py [utt2spk] > spk2utt      (reads stdin without
 """
 import sys
 
-import data_dir
+import recipe_env  # says what to do when the environment is not active
+
+recipe_env.require()
+
+from pytorch_modules.fileio import data_dir  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(data_dir.main(["utt2spk-to-spk2utt", *sys.argv[1:]]))

@@ -9,5 +9,5 @@
 #     --no-feats   feats.scp is not required (it is still checked when present)
 #     --no-wav     wav.scp is not required (it is still checked when present)
 #     --no-text    accepted for Kaldi compatibility; there is no text file to check
-# Implemented in utils/data_dir.py (standard-library Python).
+# Implemented in pytorch_modules/fileio/data_dir.py (standard-library Python; utils/data_dir.py).
 exec "$(dirname "${BASH_SOURCE[0]}")/data_dir.sh" validate "$@"

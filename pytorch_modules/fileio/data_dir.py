@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Tools for Kaldi data directories: check, fix, split, and convert their files.
 
 usage (the Kaldi-named wrappers in utils/ call these):
@@ -29,10 +28,6 @@ import os
 import shutil
 import sys
 
-import recipe_env  # says what to do when the environment is not active
-
-recipe_env.require()
-
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.fileio.kaldi_data import (PER_UTT_FILES, SPECS, TEXT, DataError, c_key,
@@ -41,8 +36,7 @@ from pytorch_modules.fileio.kaldi_data import (PER_UTT_FILES, SPECS, TEXT, DataE
                                                read_spk2utt, read_utt2spk, scan_file,
                                                spk2utt_lines, summarize, write_stdout)
 
-# A sibling module: this script's folder is on sys.path when it runs.
-from data_dir_split import run_split
+from pytorch_modules.fileio.data_dir_split import run_split
 
 # Kaldi names of the subcommands, used in messages since those are what users type.
 PROGS = {
@@ -455,6 +449,3 @@ def main(argv=None):
         print(f"{prog}: cannot use {error.filename}: {error.strerror}.", file=sys.stderr)
     return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

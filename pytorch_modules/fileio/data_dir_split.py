@@ -2,7 +2,7 @@
 jobs, DATA_DIR/split<N>[utt]/<k>/, by speaker (each speaker's utterances in one part) or by
 utterance (--per-utt), in contiguous runs of nearly equal size.  A split that is still current
 (made from the same files) is kept, so that reruns are cheap and finished jobs keep their
-inputs.  Standard library only, like data_dir.py, whose sibling module this is.
+inputs.  Standard library only, like data_dir.py.
 """
 import filecmp
 import os

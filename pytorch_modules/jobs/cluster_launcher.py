@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-import launcher_common as lc  # a sibling module: the launchers' folder is on sys.path
+from pytorch_modules.jobs import launcher_common as lc
 
 # ---- scheduler configs (Slurm and SGE launchers) -------------------------------------------
 #

@@ -10,7 +10,7 @@ launchers differ only in how they start and watch processes.  What only the clus
 need (scheduler configs, array jobs, waiting for tasks) is in cluster_launcher.py.  Standard
 library only.
 
-  import launcher_common as lc
+  from pytorch_modules.jobs import launcher_common as lc
   request = lc.parse_request(sys.argv[1:])          # raises lc.UsageError on a bad command line
   for job in request.job_ids():
       lc.write_header(request.log_path(job), request.command(job))

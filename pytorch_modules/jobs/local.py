@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Runs a recipe's parallel jobs on this machine, with Kaldi's run.pl calling form.
 
 usage:
@@ -22,7 +21,7 @@ import subprocess
 import sys
 import time
 
-import launcher_common as lc
+from pytorch_modules.jobs import launcher_common as lc
 
 PROG = "launch_local.py"
 POLL_SECONDS = 0.05     # how often finished jobs are noticed
@@ -147,6 +146,3 @@ def main(argv):
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Runs a recipe's parallel jobs on Grid Engine (SGE), with the calling form of launch_local.py.
 
 usage:
@@ -31,7 +30,7 @@ which log to read, like launch_local.py, and exits 1.
 import os
 import sys
 
-import cluster_launcher as cl  # this script's folder is on sys.path when it runs
+from pytorch_modules.jobs import cluster_launcher as cl
 
 
 class GridEngine(cl.Scheduler):
@@ -100,6 +99,3 @@ def task_ids(field):
 def main(argv):
     return cl.run_on_cluster(GridEngine(), argv)
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Runs a recipe's parallel jobs on a Slurm cluster, with the calling form of launch_local.py.
 
 usage:
@@ -31,7 +30,7 @@ which log to read, like launch_local.py, and exits 1.
 import os
 import sys
 
-import cluster_launcher as cl  # this script's folder is on sys.path when it runs
+from pytorch_modules.jobs import cluster_launcher as cl
 
 # States in which a task has ended for good (squeue --states=all lists them for MinJobAge).
 FINISHED_STATES = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY",
@@ -86,6 +85,3 @@ class Slurm(cl.Scheduler):
 def main(argv):
     return cl.run_on_cluster(Slurm(), argv)
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
