@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # How the recipe's parallel jobs run.  Sourced by run.sh; edit it for your machines.
 # Every launcher takes Kaldi's calling form:
 #   $train_cmd [--mem 4G] [--gpu 1] [--num-threads 2] [--max-jobs-run 8] [--time 4:00:00] \

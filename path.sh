@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by run.sh, steps/, local/ and utils/data_dir.sh: the project's environment, in
 # variables only (Kaldi's path.sh does no more).  The environment itself is made by
 # utils/setup_env.sh, the first step of ./run.sh and tests/run.sh.

@@ -282,7 +282,9 @@ if run_stage 1; then
   # One union of the VoxCeleb1 trial sets: each utterance is embedded once, however many
   # lists name it (Vox1-E and Vox1-H share most of VoxCeleb1).
   sets=$(vox1_sets)
-  utils/combine_data.sh data/voxceleb1_eval $(for s in $sets; do echo "data/$s"; done)
+  set_dirs=()
+  for s in $sets; do set_dirs+=("data/$s"); done
+  utils/combine_data.sh data/voxceleb1_eval "${set_dirs[@]}"
   # Vox1-E and Vox1-H draw on VoxCeleb1 dev speakers: trained on VoxCeleb1 dev, they measure
   # trained-on-test performance.  Recorded beside the trials; results.md marks such rows.
   for set in $sets; do
@@ -489,9 +491,10 @@ if run_stage 6; then
   need "$exp_dir/scores/vox1_o.scores" 6 5
   lock_dir "$exp_dir"
   # DET curves of every trial set, the margin (Fig 3) and cos(theta_y) (Fig 1) figures.
-  local/make_plots.sh --asnorm "$asnorm" --loss "$loss" "$exp_dir" \
-    $(for set in $(vox1_sets); do echo "$set:data/$set/trials"; done) \
-    $(for part in $sitw_parts; do echo "sitw_$part:data/sitw_${part}_test/trials"; done)
+  plotted=()
+  for set in $(vox1_sets); do plotted+=("$set:data/$set/trials"); done
+  for part in $sitw_parts; do plotted+=("sitw_$part:data/sitw_${part}_test/trials"); done
+  local/make_plots.sh --asnorm "$asnorm" --loss "$loss" "$exp_dir" "${plotted[@]}"
   # The decision threshold of pytorch_modules.bin.verify: the EER point of Vox1-O's cosine scores.
   local/export_model.sh "$exp_dir" "$exp_dir/scores/vox1_o.scores" data/vox1_o/trials
 fi

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from pytorch_modules.training.trainer import Trainer
 from pytorch_modules.config import config_from_dict
 from pytorch_modules.data.training_set import read_training_set
+from pytorch_modules.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 # name: overrides of the base config (section.key: value)

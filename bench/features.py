@@ -26,8 +26,8 @@ import soundfile
 import torch
 import torchaudio
 
-from pytorch_modules.fileio.audio import load_audio, rms_dbfs
 from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
+from pytorch_modules.fileio.audio import load_audio, rms_dbfs
 from pytorch_modules.fileio.kaldi_compress import ArkWriter
 
 ROOT = "/tmp/bench_features"
@@ -133,6 +133,7 @@ def stage_rates(entries, options, audio_seconds, repeats):
              f"transform: torchaudio ({close:.1%} of bins 1-160 within 1e-3)":
                  rate(audio_seconds, ref_s)}
     import io
+
     from kaldiio.matio import write_array
 
     from pytorch_modules.fileio.kaldi_compress import compress

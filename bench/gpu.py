@@ -10,11 +10,12 @@ crops, for each batch of --batches and each of
   bf16             torch.autocast bfloat16 (training.amp: bf16);
   bf16 + CL        the same with the model in channels-last (training.channels_last: true);
 and --compile adds bf16 + CL under torch.compile (training.compile: true).  (cudnn.benchmark
-made no difference to any of these on an H100, so it is left at PyTorch's default, off.)  Each figure is the median step of --steps
-after warm-up steps, timed with torch.cuda.synchronize around each step.  Model FLOPs per crop
-are counted with forward hooks (bench/training.py), forward + backward = 3x forward; the FLOP
-rate is set against the GPU's dense bf16 peak from its datasheet (H100 SXM / H200: 989 TFLOP/s)
-and against a bf16 8192^3 torch.mm measured in the same run.
+made no difference to any of these on an H100, so it is left at PyTorch's default, off.)  Each
+figure is the median step of --steps after warm-up steps, timed with torch.cuda.synchronize
+around each step.  Model FLOPs per crop are counted with forward hooks (bench/training.py),
+forward + backward = 3x forward; the FLOP rate is set against the GPU's dense bf16 peak from its
+datasheet (H100 SXM / H200: 989 TFLOP/s) and against a bf16 8192^3 torch.mm measured in the same
+run.
 The first step's loss of each precision is printed beside float32's: bf16 must agree to about
 1e-2 relative.
 

@@ -24,7 +24,6 @@ import sys
 
 import common
 
-
 # Vox1-E's ratio: 581,480 trials over 145,000 utterances (the large size reuses the inputs
 # of bench/scoring.py).
 TRIALS_PER_UTT = 581480 / 145000
@@ -77,7 +76,7 @@ def child_train(data_dir, steps):
 
 
 def child_score(scp, trials):
-    import scoring   # bench/scoring.py, a sibling of this script
+    import scoring  # bench/scoring.py, a sibling of this script
     before = peak_rss_bytes()
     scoring.run_project(scp, trials, "/tmp/bench_scoring/memory.scores")
     return {"peak": peak_rss_bytes(), "children": 0, "imports": before}

@@ -28,10 +28,10 @@ import common
 import numpy as np
 from scoring_data import scoring_inputs
 
-from pytorch_modules.scoring import asnorm
 from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.fileio.embedding_io import length_normalise, load_embeddings
 from pytorch_modules.fileio.kaldi_data import read_trials
+from pytorch_modules.scoring import asnorm
 from pytorch_modules.scoring.cosine import evaluate, pair_scores, trial_rows
 
 PHASES = ("read", "parse", "score", "metrics")

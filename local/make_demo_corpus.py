@@ -37,9 +37,15 @@ recipe_env.require("numpy", "soundfile")
 import numpy as np
 import soundfile as sf
 
-from pytorch_modules.data.demo_speech import (SAMPLE_RATE, STREAM_SESSION_ID, STREAM_TRIALS,
-                                              draw_session, draw_voice, rng_for,
-                                              synthesize_utterance)
+from pytorch_modules.data.demo_speech import (
+    SAMPLE_RATE,
+    STREAM_SESSION_ID,
+    STREAM_TRIALS,
+    draw_session,
+    draw_voice,
+    rng_for,
+    synthesize_utterance,
+)
 
 # Bump whenever the synthesis (pytorch_modules/data/demo_speech.py) changes, so that a corpus made
 # by older code is not reused.

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Simulated room impulse responses for reverberation augmentation when RIRS_NOISES is not there
-(augment.reverb_prob, pytorch_modules/data/augment.py), made with pyroomacoustics' image-source model.
+(augment.reverb_prob, pytorch_modules/data/augment.py), made with pyroomacoustics' image-source
+model.
 
 Usage:
   local/make_simulated_rirs.py [--num-rooms 200] [--seed 777] OUT_DIR
@@ -32,7 +33,7 @@ RATE = 16000
 
 def simulate_room(seed: int, number: int):
     """(impulse response, description) of room `number`."""
-    import pyroomacoustics as pra   # only this script needs it
+    import pyroomacoustics as pra  # only this script needs it
 
     rng = np.random.default_rng([seed, number])
     dims = [rng.uniform(3, 10), rng.uniform(3, 10), rng.uniform(2.5, 4)]

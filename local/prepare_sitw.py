@@ -28,16 +28,14 @@ sets are renamed into place only when all of them are complete.
 """
 
 import os
-import sys
 from collections import namedtuple
 
 import recipe_env  # says what to do when the environment is not active
 
 recipe_env.require()
 
+from pytorch_modules.data.corpus_prep import argument_parser, count_line, speaker_files, write_sets
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.data.corpus_prep import (argument_parser, count_line,
-                                              speaker_files, write_sets)
 
 PROG = "prepare_sitw.py"
 PARTS = ("dev", "eval")

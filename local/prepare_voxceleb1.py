@@ -54,11 +54,19 @@ import recipe_env  # says what to do when the environment is not active
 
 recipe_env.require()
 
+from pytorch_modules.data.corpus_prep import (
+    SPEAKER_ID,
+    DataSet,
+    Trial,
+    argument_parser,
+    speaker_of_utt,
+    summary,
+    training_set_warning,
+    utt_id,
+    voxceleb_files,
+    write_sets,
+)
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, Trial,
-                                              argument_parser, speaker_of_utt, summary,
-                                              training_set_warning, utt_id, voxceleb_files,
-                                              write_sets)
 
 PROG = "prepare_voxceleb1.py"
 VOX1_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox1.html"

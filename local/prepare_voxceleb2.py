@@ -42,10 +42,17 @@ import recipe_env  # says what to do when the environment is not active
 
 recipe_env.require()
 
+from pytorch_modules.data.corpus_prep import (
+    SPEAKER_ID,
+    DataSet,
+    argument_parser,
+    speaker_of_utt,
+    summary,
+    training_set_warning,
+    voxceleb_files,
+    write_sets,
+)
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.data.corpus_prep import (SPEAKER_ID, DataSet, argument_parser,
-                                              speaker_of_utt, summary, training_set_warning,
-                                              voxceleb_files, write_sets)
 
 PROG = "prepare_voxceleb2.py"
 VOX2_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox2.html"

@@ -48,7 +48,7 @@ die() { echo "$0: $*" >&2; exit 1; }
 
 # The values of an axis, one per line: its text after '=', split at commas outside brackets.
 axis_values() {
-  local text=${1#*=} depth=0 value= c i
+  local text=${1#*=} depth=0 value="" c i
   for ((i = 0; i < ${#text}; i++)); do
     c=${text:i:1}
     case $c in
@@ -120,10 +120,14 @@ if [ "$fuse" = true ]; then
   for name in "${names[@]}"; do
     for set in $trial_sets; do
       mkdir -p "$out_dir/${name}_fused/scores"
+      seed_scores=()
+      for seed in "${seed_list[@]}"; do
+        seed_scores+=("$out_dir/${name}_seed$seed/scores/$set.scores")
+      done
       python -m pytorch_modules.bin.fuse_scores --trials "data/$set/trials" \
         --scores-out "$out_dir/${name}_fused/scores/$set.scores" \
         --results-out "$out_dir/${name}_fused/scores/$set.results" \
-        $(for seed in "${seed_list[@]}"; do echo "$out_dir/${name}_seed$seed/scores/$set.scores"; done)
+        "${seed_scores[@]}"
     done
   done
 fi

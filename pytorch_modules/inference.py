@@ -120,8 +120,9 @@ def locate_feature_config(model_path, feat_config=None, trained_with=None) -> Pa
     if trained_with is not None and Path(trained_with).is_file():
         return Path(trained_with)
     raise RecipeError(f"no feature options for {model_path}: there is no {FEAT_CONFIG_NAME} "
-                      f"beside it, and its training config's data.spectrogram_config {trained_with} is not here; give "
-                      f"--feat-config with the spectrogram.conf the model was trained with.")
+                      f"beside it, and its training config's data.spectrogram_config "
+                      f"{trained_with} is not here; give --feat-config with the spectrogram.conf "
+                      f"the model was trained with.")
 
 
 def read_audio_file(path, options, config):

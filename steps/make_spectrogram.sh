@@ -56,7 +56,9 @@ restore_dropped() {
   local f
   for f in $per_utt_files; do
     [ -f "$data/.dropped/$f" ] && [ -f "$data/$f" ] || continue
-    utils/filter_scp.py --exclude "$data/$f" "$data/.dropped/$f" >> "$data/$f"
+    # through a file of its own: filter_scp reads $data/$f as its id list
+    utils/filter_scp.py --exclude "$data/$f" "$data/.dropped/$f" > "$data/.dropped/$f.back"
+    cat "$data/.dropped/$f.back" >> "$data/$f" && rm "$data/.dropped/$f.back"
   done
   echo "$0: trying again the $(wc -l < "$data/.dropped/utt2spk") utterance(s) of $data that" \
     "an earlier run dropped" >&2

@@ -63,8 +63,10 @@ die() { echo "$0: $*" >&2; exit 1; }
 # or, without jemalloc, glibc without mmap or trimming (faster alike, about 1.5x the peak).
 keep_freed_memory_env() {
   local jemalloc
+  # awk reads to the end: leaving early would kill ldconfig by SIGPIPE, which pipefail turns
+  # into a failure of the whole line
   jemalloc=$({ ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null |
-             awk '$1 == "libjemalloc.so.2" { print $NF; exit }')
+             awk '$1 == "libjemalloc.so.2" && !found { print $NF; found = 1 }')
   if [ -n "$jemalloc" ]; then
     echo "$0: CPU memory allocator: $jemalloc, keeping freed pages" >&2
     echo "LD_PRELOAD=$jemalloc${LD_PRELOAD:+:$LD_PRELOAD} MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1"
@@ -94,7 +96,11 @@ else
   procs=$nproc_per_node
   # --num-gpus 0 means the CPU even on a machine with GPUs (training.device: auto follows).
   job_env=(CUDA_VISIBLE_DEVICES=)
-  [ "$cpu_malloc" = system ] || job_env+=($(keep_freed_memory_env))
+  if [ "$cpu_malloc" != system ]; then
+    allocator=$(keep_freed_memory_env)
+    read -ra allocator_env <<< "$allocator"
+    job_env+=("${allocator_env[@]}")
+  fi
 fi
 
 if [ $((procs * nnodes)) -gt 1 ]; then

@@ -39,3 +39,19 @@ def slurm_env():
     if "already running" not in result.stdout:
         subprocess.run(["bash", str(ROOT / "tests/cluster/stop_slurm.sh"), STATE_DIR],
                        capture_output=True, timeout=120)
+
+
+# The tiers of pytest.ini, given by what a test uses: a fixture that starts a test cluster makes
+# it `cluster` and `slow`; a fixture of SLOW_FIXTURES (a whole ./run.sh, a training to the end)
+# makes it `slow`.  Tests slow on their own carry @pytest.mark.slow.
+CLUSTER_FIXTURES = {"slurm_env", "sge_env"}
+SLOW_FIXTURES = set()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & CLUSTER_FIXTURES:
+            item.add_marker(pytest.mark.cluster)
+        if used & (CLUSTER_FIXTURES | SLOW_FIXTURES):
+            item.add_marker(pytest.mark.slow)

@@ -9,10 +9,10 @@ import kaldiio
 import numpy as np
 import pytest
 
+from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio.embedding_io import embedding_mean, length_normalise, subtract_mean
 from pytorch_modules.scoring import asnorm as asnorm_module
 from pytorch_modules.scoring.asnorm import asnorm_score, cohort_statistics, speaker_cohort
-from pytorch_modules.fileio.embedding_io import embedding_mean, length_normalise, subtract_mean
-from pytorch_modules.errors import RecipeError
 from pytorch_modules.scoring.cosine import cosine_score, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,8 +160,9 @@ def small_sets(tmp_path):
     (tmp_path / "train_emb").mkdir()
     (tmp_path / "eval_emb").mkdir()
     train_scp = write_vectors(tmp_path / "train_emb/xvector", train)
-    spk2utt = write_text(tmp_path / "spk2utt", [f"spk{s} " + " ".join(f"spk{s}-u{u}" for u in range(3))
-                                                for s in range(4)])
+    spk2utt = write_text(tmp_path / "spk2utt",
+                         [f"spk{s} " + " ".join(f"spk{s}-u{u}" for u in range(3))
+                          for s in range(4)])
     evaluation = utterances(range(4, 7), 4)
     eval_scp = write_vectors(tmp_path / "eval_emb/xvector", evaluation)
     ids = list(evaluation)
@@ -179,7 +180,8 @@ def test_score_entry_point_asnorm_matches_reference(small_sets):
                       "--enroll-scp", s["eval_scp"], "--test-scp", s["eval_scp"],
                       "--cohort-scp", s["train_scp"], "--cohort-spk2utt", s["spk2utt"],
                       "--mean-scp", s["train_scp"], "--top-n", 3, "--name", "vox1_o_asnorm",
-                      "--scores-out", s["out"] / "a.scores", "--results-out", s["out"] / "a.results")
+                      "--scores-out", s["out"] / "a.scores",
+                      "--results-out", s["out"] / "a.results")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("vox1_o_asnorm: EER ")
     mean = np.mean([np.float32(v) for v in s["train"].values()], axis=0)

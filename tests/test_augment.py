@@ -8,14 +8,20 @@ import pytest
 import soundfile
 import torch
 
-import tiny_data
-from pytorch_modules.data.augment import (augment, coloured_noise, reverberate, scale_to_snr,
-                                          spec_mask)
-from pytorch_modules.data.augment_sources import AugmentSources
 from pytorch_modules.config import AugmentConfig, ConfigError, config_from_dict
+from pytorch_modules.data.augment import (
+    augment,
+    coloured_noise,
+    reverberate,
+    scale_to_snr,
+    spec_mask,
+)
+from pytorch_modules.data.augment_sources import AugmentSources
 from pytorch_modules.data.batch_plan import EpochBatches
 from pytorch_modules.data.training_set import CropDataset, read_training_set
 from pytorch_modules.errors import RecipeError
+
+import tiny_data
 
 SPECTROGRAM = str(tiny_data.ROOT / "conf/spectrogram.conf")
 
@@ -330,6 +336,7 @@ def test_augmented_crops_depend_only_on_seed_epoch_step_and_place(audio_set):
     assert not torch.equal(whole[0][0], CropDataset(data, batches, 3, 0)[0][0])   # next epoch
 
 
+@pytest.mark.slow
 def test_simulated_rooms_decay_as_their_rt60_and_place_their_direct_sound(tmp_path):
     """The rooms checked on the impulse responses themselves, not on what the generator wrote
     of its targets: the reverberation time by Schroeder integration, the direct sound's
@@ -560,6 +567,7 @@ def test_musan_and_rirs_noises_are_listed_for_the_augment_section(tmp_path):
         f"must be the unpacked MUSAN folder")
 
 
+@pytest.mark.slow
 def test_killed_augmented_training_resumes_to_the_same_model(tmp_path):
     """kill -9 mid-epoch with every crop computed from the audio, noised, babbled, sped up (as
     speakers of their own) and masked: the rerun ends bit for bit where the uninterrupted run

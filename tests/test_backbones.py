@@ -15,10 +15,11 @@ import torch
 from pytorch_modules.config import ConfigError, config_from_dict
 from pytorch_modules.deploy.export import onnx_embeddings, torchscript_embeddings
 from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
-from pytorch_modules.models import BACKBONES, ECAPATDNN, ResNet34, build_model
 from pytorch_modules.inference import MIN_FRAMES, Embedder, embed, load_embedding_model
+from pytorch_modules.models import BACKBONES, ECAPATDNN, ResNet34, build_model
 from pytorch_modules.training import checkpoints
 from pytorch_modules.training.trainer import Trainer
+
 from test_training import BINS as TRAINING_BINS
 from test_training import assert_states_identical, run_to_the_end, tiny_data  # noqa: F401
 from tiny_model import ROOT, run_module, write_voice
@@ -322,6 +323,7 @@ def resume_config(kind):
 
 
 @pytest.mark.parametrize("kind", TYPES)
+@pytest.mark.slow
 def test_resuming_mid_epoch_ends_bit_identical_to_an_uninterrupted_run(
         tiny_data, tmp_path, kind):  # noqa: F811 (the fixture imported from test_training)
     config = resume_config(kind)
@@ -389,6 +391,7 @@ def test_full_length_extraction_embeds_the_whole_utterance(model_files, kind):
 
 
 @pytest.mark.parametrize("kind", TYPES)
+@pytest.mark.slow
 def test_export_of_an_80_bin_model_matches_pytorch(model_files, kind, tmp_path):
     out = tmp_path / "export"
     proc = run_module("pytorch_modules.bin.export_model", "--model", model_files["files"][kind],

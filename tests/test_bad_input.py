@@ -13,8 +13,9 @@ import soundfile
 import torch
 import yaml
 
-import tiny_data
 from pytorch_modules.data.batch_plan import EpochBatches
+
+import tiny_data
 
 GOOD_SPEAKERS, GOOD_PER_SPEAKER = 2, 5
 
@@ -68,12 +69,14 @@ def bad_audio(audio):
         "spk9-silent": (path["silent"], "is silent (RMS level -inf dBFS, below "
                                         "--min-rms-dbfs=-80"),
         "spk9-stereo": (path["stereo"], "has 2 channels; the recipe needs mono audio "
-                                        "(select one channel in wav.scp, e.g. with sox ... remix 1 |)"),
+                                        "(select one channel in wav.scp, e.g. with sox ... "
+                                        "remix 1 |)"),
         "spk9-text": (path["text"], "cannot read audio file"),
         "spk9-truncated": (path["truncated"], "is truncated: its header announces"),
     }
 
 
+@pytest.mark.slow
 def test_bad_audio_is_named_skipped_and_judged_over_the_whole_data_dir(tmp_path):
     recipe = tiny_data.scratch_recipe(tmp_path / "recipe")
     good = tiny_data.good_audio_dir(recipe / "data/x", tmp_path / "audio", GOOD_SPEAKERS,
@@ -171,7 +174,8 @@ def swap_lines(path, number):
 
 @pytest.mark.parametrize("damage, file, words", [
     (duplicate_line, "wav.scp", ["data/x/wav.scp line 3: duplicate id 'spk1-001' (also on line 2)",
-                                 "sort the files and drop duplicates with: utils/fix_data_dir.sh data/x"]),
+                                 "sort the files and drop duplicates with: "
+                                 "utils/fix_data_dir.sh data/x"]),
     (swap_lines, "utt2spk", ["data/x/utt2spk line 3: 'spk1-001' comes after 'spk1-002' but must "
                              "come before it (C order)"]),
     (drop_line, "wav.scp", ["1 utterance of data/x/utt2spk missing from data/x/wav.scp (first: "
@@ -295,6 +299,7 @@ def add_utterance(data, utt, frames=60):
 
 
 @pytest.mark.parametrize("change", ["utterance added", "features recomputed"])
+@pytest.mark.slow
 def test_a_finished_exp_dir_of_other_data_is_refused_not_kept(tmp_path, monkeypatch, capsys,
                                                                change):
     """The speakers are the same, so only a fingerprint of what training reads tells the old
@@ -319,6 +324,7 @@ def test_a_finished_exp_dir_of_other_data_is_refused_not_kept(tmp_path, monkeypa
     assert (tmp_path / "exp/final.pt").read_bytes() == model
 
 
+@pytest.mark.slow
 def test_the_same_data_resumes_and_old_checkpoints_are_judged_by_their_speakers(
         tmp_path, monkeypatch, capsys):
     tiny_data.write_feature_dir(tmp_path / "data", 2, 4)
@@ -564,6 +570,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(disk)], check=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_the_stage_and_a_rerun_finishes_it(tmp_path, small_disk):
     recipe = tiny_data.scratch_recipe(tmp_path / "recipe")
     sources = {}
@@ -592,8 +599,8 @@ def test_a_full_disk_fails_the_stage_and_a_rerun_finishes_it(tmp_path, small_dis
 
 
 def test_a_full_disk_while_writing_a_checkpoint_is_a_sentence_and_leaves_nothing(small_disk):
-    from pytorch_modules.fileio import checkpoint_file
     from pytorch_modules.errors import RecipeError
+    from pytorch_modules.fileio import checkpoint_file
     checkpoint_file.save_atomic({"w": torch.zeros(10)}, small_disk / "epoch_001.pt")
     target = small_disk / "epoch_002.pt"
     with pytest.raises(RecipeError) as error:   # 1 MB on a 300 KiB disk
@@ -625,8 +632,8 @@ def test_written_outputs_have_the_mode_of_the_users_umask(tmp_path, umask, mode)
     from matplotlib.figure import Figure
 
     from pytorch_modules.fileio import checkpoint_file
-    from pytorch_modules.reports import cos_histogram, plots
     from pytorch_modules.fileio.atomic import write_lines
+    from pytorch_modules.reports import cos_histogram, plots
     old = os.umask(umask)
     try:
         write_lines(tmp_path / "s.scores", ["a b 0.5"])

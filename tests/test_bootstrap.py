@@ -5,12 +5,17 @@ import sys
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_curve
 
-from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.scoring.metrics import (SortedTrials, compute_eer, compute_min_dcf,
-                                             detection_error_tradeoff)
+from pytorch_modules.scoring import bootstrap
+from pytorch_modules.scoring.metrics import (
+    SortedTrials,
+    compute_eer,
+    compute_min_dcf,
+    detection_error_tradeoff,
+)
+
+import reference_metrics as reference
 
 repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -134,8 +139,8 @@ def test_speaker_intervals_are_wider_than_trial_intervals_would_be():
     enroll, test, labels, scores, spk = synthetic_list(20, 2.0, np.random.default_rng(9), utts=8)
     c = bootstrap.speaker_clusters(enroll, test, labels, spk)
     by_speaker = bootstrap.replicate_metrics([scores], labels, c, 200, 1)[:, 0, 0]
-    per_trial = bootstrap.Clusters(np.arange(labels.size), None, [str(i) for i in range(labels.size)],
-                                  "trial")
+    per_trial = bootstrap.Clusters(np.arange(labels.size), None,
+                                   [str(i) for i in range(labels.size)], "trial")
     by_trial = bootstrap.replicate_metrics([scores], labels, per_trial, 200, 1)[:, 0, 0]
     assert np.std(by_speaker) > 1.5 * np.std(by_trial)
 
@@ -176,19 +181,10 @@ def test_paired_difference_of_seeds_is_the_difference_of_their_means():
 
 
 def sklearn_eer_and_min_dcf(scores, labels, weights=None, p_target=0.01):
-    """EER (crossing of the segment that straddles P_miss = P_fa) and minDCF from the points
-    of scikit-learn's weighted ROC: an implementation independent of metrics.py."""
-    fpr, tpr, _ = roc_curve(labels, scores, sample_weight=weights, drop_intermediate=False)
-    miss = 1 - tpr
-    gap = miss - fpr
-    i = int(np.argmax(gap <= 0))
-    if gap[i] == 0:
-        eer = miss[i]
-    else:
-        alpha = gap[i - 1] / (gap[i - 1] - gap[i])
-        eer = fpr[i - 1] + alpha * (fpr[i] - fpr[i - 1])
-    dcf = (p_target * miss + (1 - p_target) * fpr) / min(p_target, 1 - p_target)
-    return eer, dcf.min()
+    """EER and minDCF from the points of scikit-learn's weighted ROC (tests/reference_metrics.py):
+    an implementation independent of metrics.py."""
+    eer, dcf = reference.eer_and_min_dcf(scores, labels, weights, p_targets=(p_target,))
+    return eer, dcf
 
 
 def reference_paired_test(a_sets, b_sets, labels, enroll_spk, test_spk, counts):

@@ -13,6 +13,7 @@ from scipy.optimize import minimize
 
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.scoring import bootstrap, calibration
+
 from tiny_data import read_table, run_python, scratch_recipe, write_lines
 
 
@@ -236,7 +237,8 @@ def write_list(folder, utt2spk, trials, scores, frames):
     write_lines(folder / "trials", [f"{e} {t} {label}" for e, t, label in trials])
     write_lines(folder / "utt2spk", [f"{u} {s}" for u, s in sorted(utt2spk)])
     write_lines(folder / "utt2num_frames", [f"{u} {frames[u]}" for u, _ in sorted(utt2spk)])
-    write_lines(folder / "list.scores", [f"{e} {t} {s:.6f}" for (e, t, _), s in zip(trials, scores)])
+    write_lines(folder / "list.scores",
+                [f"{e} {t} {s:.6f}" for (e, t, _), s in zip(trials, scores)])
 
 
 def synthetic_list(utt2spk, trials, seed):
@@ -295,7 +297,8 @@ def test_calibrate_scores_writes_llrs_and_their_metrics(lists):
     rows = [line.split() for line in (root / "vox1_o_cal.scores").read_text().splitlines()]
     assert [(e, t) for e, t, _ in rows] == [(e, t) for e, t, _ in lists["trials"]]
     llrs = np.array([float(s) for *_, s in rows])
-    want = [cal.offset + cal.scale * round(s, 6) + cal.weights[0] * math.log(min(frames[e], frames[t]))
+    want = [cal.offset + cal.scale * round(s, 6)
+            + cal.weights[0] * math.log(min(frames[e], frames[t]))
             + cal.weights[1] * math.log(max(frames[e], frames[t]))
             for (e, t, _), s in zip(lists["trials"], lists["scores"])]
     np.testing.assert_allclose(llrs, want, atol=2e-6)
@@ -381,7 +384,8 @@ def test_steps_calibrate_scores_sh(lists, tmp_path):
     scores_dir.mkdir(parents=True)
     (scores_dir / "calibration.scores").write_text((root / "cal/list.scores").read_text())
     (scores_dir / "vox1_o.scores").write_text((root / "vox1_o/list.scores").read_text())
-    proc = subprocess.run(["steps/calibrate_scores.sh", "--calibration-out", "exp/m/final.calibration",
+    proc = subprocess.run(["steps/calibrate_scores.sh",
+                           "--calibration-out", "exp/m/final.calibration",
                            str(root / "cal"), str(root / "vox1_o/trials"),
                            str(root / "vox1_o/utt2num_frames"), "exp/m/scores"],
                           cwd=recipe, capture_output=True, text=True,

@@ -12,12 +12,17 @@ import torch
 import torchaudio
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from pytorch_modules.models import classical
+from pytorch_modules.features.mfcc import (
+    Mfcc,
+    MfccOptions,
+    parse_mfcc_options,
+    sliding_mean_normalise,
+    voiced_frames,
+)
 from pytorch_modules.features.spectrogram import FeatureConfigError
+from pytorch_modules.models import classical
 from pytorch_modules.scoring.metrics import compute_eer
 from pytorch_modules.scoring.plda import PldaBackend
-from pytorch_modules.features.mfcc import (Mfcc, MfccOptions, parse_mfcc_options,
-                                           sliding_mean_normalise, voiced_frames)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -367,7 +372,7 @@ def test_the_ubm_is_made_smaller_when_the_frames_cannot_fit_it():
         classical.ubm_size(19, 8)
 
 
-# -- settings ---------------------------------------------------------------------------------------
+# -- settings -------------------------------------------------------------------------------------
 
 def test_the_shipped_settings_files_differ_only_in_the_cmn_of_the_gmm_systems():
     kaldi = classical.load_settings(os.path.join(REPO, "conf/classical.yaml"))
@@ -385,12 +390,14 @@ def test_settings_errors_name_the_file_and_key(tmp_path):
     text = open(os.path.join(REPO, "conf/classical.yaml")).read()
     path = tmp_path / "c.yaml"
     for change, message in [
-            (("full_covariance:", "num_gaus: 3\n  full_covariance:"), "unknown key ivector.num_gaus"),
+            (("full_covariance:", "num_gaus: 3\n  full_covariance:"),
+             "unknown key ivector.num_gaus"),
             (("  ivector_dim: 200 ", "  # "), "ivector.ivector_dim is missing"),
             (("ivector_dim: 200 ", "ivector_dim: 0 "), "ivector.ivector_dim takes 1 or more"),
             (("full_covariance: false", "full_covariance: 1"),
              "ivector.full_covariance takes true or false"),
-            (("  backend: cosine", "  backend: svm"), "mfcc_stats_lda.backend takes cosine or plda"),
+            (("  backend: cosine", "  backend: svm"),
+             "mfcc_stats_lda.backend takes cosine or plda"),
             (("relevance: 16.0", "relevance: -1"), "gmm_ubm.relevance takes a number above 0")]:
         assert change[0] in text, change
         path.write_text(text.replace(change[0], change[1], 1))

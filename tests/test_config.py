@@ -4,10 +4,16 @@ checked as the file is, and the keys of model: and loss: come from the registere
 import pytest
 import yaml
 
-from pytorch_modules.config import (ConfigError, apply_overrides, class_options,
-                                    config_from_dict, load_config)
+from pytorch_modules.config import (
+    ConfigError,
+    apply_overrides,
+    class_options,
+    config_from_dict,
+    load_config,
+)
 from pytorch_modules.heads import HEADS
 from pytorch_modules.models import BACKBONES
+
 from test_bad_input import assert_clean_error, run_in_process
 
 TINY = "model: {widths: [4, 8], blocks: [1, 1], embedding_dim: 16}\n"

@@ -26,10 +26,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from pytorch_modules.training import distributed
 from pytorch_modules.data.training_set import read_training_set
+from pytorch_modules.training import distributed
 from pytorch_modules.training.trainer import Trainer
+
 from test_training import tiny_config, write_tiny_data_dir
+
+# whole runs, trainings to the end, kill and resume: the quick tier (-m "not slow") leaves them
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5      # float32 rounding, summed differently over 2 processes
@@ -189,7 +193,8 @@ def _train_one_epoch(context: distributed.Context, out: Path) -> None:
 
 
 def whole_batch(shape=(8, 3, 5, 4)) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3 + 1
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0),
+                       dtype=torch.float64) * 3 + 1
 
 
 def _batchnorm_on_my_share(rank: int, world_size: int) -> dict:

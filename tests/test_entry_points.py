@@ -7,7 +7,6 @@ import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 
 import kaldiio
 import numpy as np
@@ -15,7 +14,6 @@ import pytest
 import soundfile
 
 import tiny_data
-from test_bad_input import assert_clean_error, run_in_process
 from tiny_model import ROOT, make_model_file, run_module, write_voice
 
 
@@ -39,6 +37,7 @@ def unusable_audio(folder):
 
 
 @pytest.mark.parametrize("kind", ["nan", "silent", "short"])
+@pytest.mark.slow
 def test_audio_that_cannot_give_an_embedding_is_refused_alike_everywhere(tmp_path, model, kind):
     """embed used to write an all-NaN vector for a NaN wav and say '2 embeddings'."""
     path, words = unusable_audio(tmp_path / "audio")[kind]
@@ -69,7 +68,8 @@ def test_embed_makes_ids_the_recipe_can_read_from_paths_with_spaces(tmp_path, mo
                         tmp_path / "out", "--list", listing, a)
     assert result.returncode == 0, result.stderr
     ids = ["_".join(str(b).split()), "_".join(str(a).split())]
-    assert f"embed: note: '{a}' has the id {ids[1]} (whitespace in ids becomes '_')" in result.stderr
+    assert (f"embed: note: '{a}' has the id {ids[1]} (whitespace in ids becomes '_')"
+            in result.stderr)
     scp = tmp_path / "out/xvector.scp"
     assert [line.split()[0] for line in scp.read_text().splitlines()] == ids
     (tmp_path / "trials").write_text(f"{ids[0]} {ids[1]} nontarget\n{ids[1]} {ids[1]} target\n")
@@ -115,8 +115,8 @@ def test_the_validator_names_the_first_cause_once(tmp_path):
     assert result.returncode == 1
     problems = [line for line in result.stderr.splitlines() if str(data) in line]
     assert len(problems) == 1, result.stderr
-    assert "utt2spk line 2: has 3 fields, expected 2 ('utt spk'): 's1-b x s1' (an id with a space in " \
-           "it?)" in problems[0]
+    assert "utt2spk line 2: has 3 fields, expected 2 ('utt spk'): 's1-b x s1' (an id with a " \
+           "space in it?)" in problems[0]
 
 
 def test_extraction_counts_the_utterances_it_pads(tmp_path, model):

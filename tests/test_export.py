@@ -5,7 +5,11 @@ import pytest
 import torch
 
 from pytorch_modules.deploy.export import onnx_embeddings, torchscript_embeddings
+
 from tiny_model import make_model_file, run_module
+
+# whole runs, trainings to the end, kill and resume: the quick tier (-m "not slow") leaves them
+pytestmark = pytest.mark.slow
 
 NUM_BINS = 161
 

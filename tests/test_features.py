@@ -61,7 +61,8 @@ def test_too_short_audio_is_refused():
     ("frame-length=25", "spec.conf:3: expected --key=value"),
     # Checks of the options together name the file.
     ("--num-mel-bins=161", "spec.conf: --num-mel-bins must lie between 1 and 160"),
-    ("--num-mel-bins=40\n--high-freq=9000", "spec.conf: .*0 <= --low-freq < --high-freq <= 8000 Hz"),
+    ("--num-mel-bins=40\n--high-freq=9000",
+     "spec.conf: .*0 <= --low-freq < --high-freq <= 8000 Hz"),
     ("--num-mel-bins=40\n--low-freq=7000\n--high-freq=-1500", "spec.conf: .*got 7000 and 6500 Hz"),
 ])
 def test_bad_feature_config_names_file_and_line(tmp_path, lines, message):

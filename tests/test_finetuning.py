@@ -1,6 +1,6 @@
 """Training that starts from a trained model, through ./run.sh: large-margin fine-tuning
-(--lm true, conf/overlays/lm.yaml) into its own exp dir that stages 4-6 then use, and an overlay with
---init-model (conf/overlays/finetune.yaml's way) on a data dir of other speakers."""
+(--lm true, conf/overlays/lm.yaml) into its own exp dir that stages 4-6 then use, and an overlay
+with --init-model (conf/overlays/finetune.yaml's way) on a data dir of other speakers."""
 import shutil
 import subprocess
 
@@ -9,6 +9,9 @@ import torch
 import yaml
 
 from test_recipe_run import LINKED, ROOT, TINY_CONFIG, TINY_CORPUS, run
+
+# whole runs, trainings to the end, kill and resume: the quick tier (-m "not slow") leaves them
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-import tiny_data as data_files
-
-from pytorch_modules.training import checkpoints
 from pytorch_modules.data.training_set import epoch_loader
+from pytorch_modules.training import checkpoints
 from pytorch_modules.training.trainer import Trainer
+
+import tiny_data as data_files
 from test_training import tiny_config, tiny_data  # noqa: F401  (tiny_data is a fixture)
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 def first_step_loss(config, data, tmp_path):
@@ -28,7 +29,7 @@ def first_step_loss(config, data, tmp_path):
         return float(trainer.forward(feats, labels).loss)
 
 
-def test_gpu_float32_and_bf16_first_losses_agree_with_the_cpu(tiny_data, tmp_path):
+def test_gpu_float32_and_bf16_first_losses_agree_with_the_cpu(tiny_data, tmp_path):  # noqa: F811
     cpu = first_step_loss(tiny_config(training={"device": "cpu"}), tiny_data, tmp_path / "c")
     gpu = first_step_loss(tiny_config(training={"device": "cuda"}), tiny_data, tmp_path / "g")
     bf16 = first_step_loss(tiny_config(training={"device": "cuda", "amp": "bf16",
@@ -38,7 +39,8 @@ def test_gpu_float32_and_bf16_first_losses_agree_with_the_cpu(tiny_data, tmp_pat
     assert abs(bf16 - cpu) / abs(cpu) < 2e-2    # bf16 operands: 1e-3 to 1e-2
 
 
-def test_bf16_channels_last_compiled_training_runs_checkpoints_and_resumes(tiny_data, tmp_path):
+def test_bf16_channels_last_compiled_training_runs_checkpoints_and_resumes(
+        tiny_data, tmp_path):  # noqa: F811
     config = tiny_config(training={"device": "cuda", "amp": "bf16", "channels_last": True,
                                    "compile": True, "checkpoint_every_steps": 1,
                                    "keep_checkpoints": 20, "log_every_steps": 1})

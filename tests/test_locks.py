@@ -1,5 +1,6 @@
 """Two runs never write the same data or exp dir at once: the second stops at once, naming the
-process that holds the directory, and writes nothing (utils/lock.sh, pytorch_modules/fileio/dir_lock.py)."""
+process that holds the directory, and writes nothing (utils/lock.sh,
+pytorch_modules/fileio/dir_lock.py)."""
 import fcntl
 import subprocess
 import time
@@ -7,6 +8,9 @@ import time
 import pytest
 
 import tiny_data
+
+# whole runs, trainings to the end, kill and resume: the quick tier (-m "not slow") leaves them
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

@@ -9,9 +9,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_modules.heads import (HEADS, AAMSoftmaxHead, AMSoftmaxHead, ASoftmaxHead,
-                                   DAMAAMSoftmaxHead, DAMSoftmaxHead, SoftmaxHead, build_head,
-                                   dynamic_margin, scheduled_margin_types)
+from pytorch_modules.heads import (
+    HEADS,
+    AAMSoftmaxHead,
+    AMSoftmaxHead,
+    ASoftmaxHead,
+    DAMAAMSoftmaxHead,
+    DAMSoftmaxHead,
+    SoftmaxHead,
+    build_head,
+    dynamic_margin,
+    scheduled_margin_types,
+)
 from pytorch_modules.heads.a_softmax import chebyshev_cos_multiple
 from pytorch_modules.heads.base import CosineHead, HeadOutput
 

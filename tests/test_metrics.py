@@ -7,10 +7,17 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from pytorch_modules.scoring.metrics import (LlrTrials, bayes_threshold, compute_act_dcf,
-                                             compute_cllr, compute_eer, compute_eer_kaldi,
-                                             compute_min_cllr, compute_min_dcf,
-                                             detection_error_tradeoff)
+from pytorch_modules.scoring.metrics import (
+    LlrTrials,
+    bayes_threshold,
+    compute_act_dcf,
+    compute_cllr,
+    compute_eer,
+    compute_eer_kaldi,
+    compute_min_cllr,
+    compute_min_dcf,
+    detection_error_tradeoff,
+)
 
 
 def trials(targets, nontargets):

@@ -126,7 +126,8 @@ def test_the_backbone_is_picked_by_model_type_from_the_registry(monkeypatch):
     model = models.build_model(config.model)
     assert isinstance(model, _MeanPoolBackbone)
     assert model(torch.randn(3, 20, 50)).shape == (3, 16)
-    with pytest.raises(ConfigError, match="model.type must be one of rescnn, resnet34, ecapa_tdnn, mean_pool, got .tdnn."):
+    with pytest.raises(ConfigError, match="model.type must be one of rescnn, resnet34, "
+                                          "ecapa_tdnn, mean_pool, got .tdnn."):
         config_from_dict({"model": {"type": "tdnn"}})
     # a key without a default must be given, and its type comes from the annotation
     with pytest.raises(ConfigError, match="model: mean_pool needs key 'embedding_dim'"):

@@ -6,9 +6,10 @@ import pytest
 import soundfile
 import torch
 
-import tiny_data
 from pytorch_modules.data.training_set import read_training_set
 from pytorch_modules.errors import RecipeError
+
+import tiny_data
 
 SPECTROGRAM = tiny_data.ROOT / "conf/spectrogram.conf"
 
@@ -103,15 +104,16 @@ def test_a_file_shorter_than_its_frame_count_names_the_utterance(recipe, tmp_pat
         audio.crop(index, int(audio.num_frames[index]) - 40, 40)
 
 
+@pytest.mark.slow
 def test_training_on_the_fly_with_augmentation_trains_on_the_augmented_crops(recipe, tmp_path):
     """Through the entry point, with the config file: every step's model input is the
     augmented crops for (seed, epoch, step), with the sped-up crops labelled as speakers of
     their own; the head has a class per speaker and speed."""
-    from train_inputs import train_recording_inputs
-
     from pytorch_modules.config import AugmentConfig
     from pytorch_modules.data.batch_plan import EpochBatches
     from pytorch_modules.data.training_set import CropDataset
+
+    from train_inputs import train_recording_inputs
 
     config = tiny_data.write_train_config(tmp_path / "tiny.yaml", epochs=2, num_workers=1)
     config.write_text(config.read_text().replace(

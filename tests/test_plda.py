@@ -17,6 +17,7 @@ from pytorch_modules.errors import RecipeError
 from pytorch_modules.scoring import plda
 from pytorch_modules.scoring.cosine import read_results
 from pytorch_modules.scoring.metrics import compute_eer
+
 from tiny_data import scratch_recipe
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +91,7 @@ def joint_llr(enroll, test, mean, between, within):
     the two-covariance model's densities written out: utterances of one speaker are jointly
     Gaussian with covariance B + W on the diagonal blocks and B off it."""
     def logpdf(vectors):
-        k, dim = len(vectors), len(mean)
+        k = len(vectors)
         cov = np.kron(np.ones((k, k)), between) + np.kron(np.eye(k), within)
         return multivariate_normal(np.tile(mean, k), cov).logpdf(np.concatenate(vectors))
     return logpdf(list(enroll) + [test]) - logpdf(list(enroll)) - logpdf([test])
@@ -134,7 +135,7 @@ def test_length_normalisation_inside_plda_is_kaldis():
                                    raw / np.linalg.norm(raw, axis=1, keepdims=True))
 
 
-# -- LDA and the whole back-end ---------------------------------------------------------------------
+# -- LDA and the whole back-end -------------------------------------------------------------------
 
 def test_lda_solves_the_generalised_eigenproblem_of_the_scatter_matrices():
     """The LDA rows are the leading generalised eigenvectors of (between, within) scatter,
@@ -204,7 +205,7 @@ def test_plda_beats_cosine_where_within_speaker_noise_is_anisotropic():
     assert cosine_eer > 0.25 and plda_eer < 0.03
 
 
-# -- the entry point and steps/score_plda.sh ----------------------------------------------------------
+# -- the entry point and steps/score_plda.sh ------------------------------------------------------
 
 def write_vectors(directory, ids, vectors):
     os.makedirs(directory, exist_ok=True)
@@ -253,7 +254,8 @@ def read_score_lines(path):
 
 def test_the_entry_point_writes_the_backends_llrs_and_the_results_of_score(tmp_path, corpus):
     proc = run(tmp_path, sys.executable, "-m", "pytorch_modules.bin.score_plda",
-               "--trials", "data/trials_o/trials", "--train-scp", "exp/embeddings_train/xvector.scp",
+               "--trials", "data/trials_o/trials",
+               "--train-scp", "exp/embeddings_train/xvector.scp",
                "--train-utt2spk", "data/train/utt2spk",
                "--enroll-scp", "exp/embeddings_eval/xvector.scp",
                "--test-scp", "exp/embeddings_eval/xvector.scp", "--scores-out", "out/o.scores",
@@ -344,7 +346,8 @@ def test_score_plda_sh_names_the_set_and_passes_its_options(tmp_path, corpus):
 def test_training_utterances_without_a_speaker_are_refused(tmp_path, corpus):
     write_lines(tmp_path / "data/other/utt2spk", ["x-1 x", "x-2 x"])
     proc = run(tmp_path, sys.executable, "-m", "pytorch_modules.bin.score_plda",
-               "--trials", "data/trials_o/trials", "--train-scp", "exp/embeddings_train/xvector.scp",
+               "--trials", "data/trials_o/trials",
+               "--train-scp", "exp/embeddings_train/xvector.scp",
                "--train-utt2spk", "data/other/utt2spk",
                "--enroll-scp", "exp/embeddings_eval/xvector.scp",
                "--test-scp", "exp/embeddings_eval/xvector.scp", "--scores-out", "o.scores",

@@ -9,16 +9,30 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from pytorch_modules.reports.cos_histogram import (CosThetaHistogram, bin_edges, read_histograms,
-                                                   write_epoch)
 from pytorch_modules.config import config_from_dict
 from pytorch_modules.errors import RecipeError
-from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf
-from pytorch_modules.scoring.metrics import detection_error_tradeoff
-from pytorch_modules.reports.plots import (DetSystem, dam_margin, det_figure, det_summary,
-                                           margin_figure, plot_cos_histograms, plot_det,
-                                           plot_margin, probit, select_histograms, thin_for_drawing)
+from pytorch_modules.reports.cos_histogram import (
+    CosThetaHistogram,
+    bin_edges,
+    read_histograms,
+    write_epoch,
+)
+from pytorch_modules.reports.plots import (
+    DetSystem,
+    dam_margin,
+    det_figure,
+    det_summary,
+    margin_figure,
+    plot_cos_histograms,
+    plot_det,
+    plot_margin,
+    probit,
+    select_histograms,
+    thin_for_drawing,
+)
 from pytorch_modules.scoring.cosine import read_scores
+from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
+
 from tiny_model import ROOT, run_module
 
 
@@ -107,7 +121,8 @@ def test_plot_det_entry_point(tmp_path):
                               for (e, t), l in zip(pairs, labels)))
     for name, shift in (("am", 0.0), ("dam", 0.5)):
         (tmp_path / f"{name}.scores").write_text(
-            "".join(f"{e} {t} {s + shift * l:.6f}\n" for (e, t), s, l in zip(pairs, scores, labels)))
+            "".join(f"{e} {t} {s + shift * l:.6f}\n"
+                    for (e, t), s, l in zip(pairs, scores, labels)))
     out = tmp_path / "plots/det_vox1_o.png"
     proc = run_module("pytorch_modules.bin.plot_det", "--trials", trials, "--out", out,
                       f"AM={tmp_path / 'am.scores'}", f"DAM={tmp_path / 'dam.scores'}")
@@ -219,6 +234,7 @@ def test_plot_margin_entry_point_reads_the_angular_configs(tmp_path, loss, words
     assert_png(tmp_path / "margin.png", min_width=600)
 
 
+@pytest.mark.slow
 def test_plot_margin_entry_point_angular_margin_given_directly_and_refusals(tmp_path):
     proc = run_module("pytorch_modules.bin.plot_margin", "--margin", "0.2", "--lambda", "2",
                       "--angular", "--cos-min", "-1", "--out", tmp_path / "m.png")
@@ -234,6 +250,7 @@ def test_plot_margin_entry_point_angular_margin_given_directly_and_refusals(tmp_
             "dam_aam_softmax") in proc.stderr
 
 
+@pytest.mark.slow
 def test_make_plots_draws_the_margin_of_a_dam_aam_model(tmp_path):
     """Stage 6 (local/make_plots.sh --loss dam_aam_softmax) draws margin.png from final.pt."""
     exp = tmp_path / "exp"

@@ -6,10 +6,9 @@ import subprocess
 
 import numpy as np
 import pytest
-
-from pytorch_modules.errors import run_entry_point
 import soundfile
 
+from pytorch_modules.errors import run_entry_point
 from pytorch_modules.fileio.audio import load_audio
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

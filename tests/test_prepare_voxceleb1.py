@@ -5,9 +5,9 @@ import subprocess
 
 import numpy as np
 import pytest
+import soundfile
 
 from pytorch_modules.errors import run_entry_point
-import soundfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The environment path.sh gives the scripts (tests/conftest.py puts it in os.environ).

@@ -1,6 +1,6 @@
 """local/prepare_voxceleb2.py on tiny VoxCeleb2 trees of real m4a (AAC) files, the ffmpeg pipes
-it writes read back through pytorch_modules.fileio.audio and the feature entry point, and the wav-header
-repair that makes pipe output readable."""
+it writes read back through pytorch_modules.fileio.audio and the feature entry point, and the
+wav-header repair that makes pipe output readable."""
 import importlib.util
 import os
 import shlex
@@ -11,12 +11,11 @@ import sys
 import kaldiio
 import numpy as np
 import pytest
-
-from pytorch_modules.errors import run_entry_point
 import soundfile
 
-from pytorch_modules.fileio.audio import AudioError, fix_streamed_wav_sizes, load_audio
+from pytorch_modules.errors import run_entry_point
 from pytorch_modules.features.spectrogram import parse_options_file
+from pytorch_modules.fileio.audio import AudioError, fix_streamed_wav_sizes, load_audio
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The environment path.sh gives the scripts (tests/conftest.py puts it in os.environ).

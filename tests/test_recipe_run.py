@@ -13,6 +13,9 @@ import soundfile
 import torch
 import yaml
 
+# whole runs, trainings to the end, kill and resume: the quick tier (-m "not slow") leaves them
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 LINKED = ["run.sh", "path.sh", "cmd.sh", "conf", "local", "steps", "utils", "pytorch_modules",
           "requirements.txt", ".venv"]
@@ -29,7 +32,8 @@ TINY_CORPUS = ("--num-dev-speakers 4 --num-test-speakers 3 --sessions-per-speake
 
 def run(recipe: Path, *args: str) -> str:
     result = subprocess.run(["./run.sh", *args], cwd=recipe, capture_output=True, text=True)
-    assert result.returncode == 0, f"./run.sh {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (f"./run.sh {' '.join(args)} failed:\n"
+                                    f"{result.stdout}\n{result.stderr}")
     return result.stdout
 
 
@@ -85,7 +89,8 @@ def test_model_and_embeddings(recipe):
     log = (work / "exp/tiny/log/train.log").read_text()
     assert "utt/s" in log and "left" in log and "# Ended (code 0)" in log
     vectors = dict(kaldiio.load_scp(str(work / "exp/tiny/embeddings_voxceleb1_eval/xvector.scp")))
-    utts = [line.split()[0] for line in (work / "data/voxceleb1_eval/utt2spk").read_text().splitlines()]
+    utts = [line.split()[0]
+            for line in (work / "data/voxceleb1_eval/utt2spk").read_text().splitlines()]
     assert sorted(vectors) == utts
     assert all(v.shape == (32,) and np.isfinite(v).all() for v in vectors.values())
     # Each is the trained network (in eval mode) applied to the whole utterance's features.
@@ -110,8 +115,9 @@ def test_scores_and_results(recipe):
     (tests/reference_metrics.py): cosine scores from the embeddings, AS-norm from the
     training embeddings by its formula, EER, minDCF and the bootstrap interval of every
     results file (the model's and the baselines') from the scores."""
-    import reference_metrics as reference
     from pytorch_modules.scoring.bootstrap import draws
+
+    import reference_metrics as reference
 
     work, stdout = recipe
     data = work / "data/vox1_o"

@@ -11,6 +11,9 @@ import pytest
 
 from test_recipe_run import LINKED, ROOT, read_table
 
+# whole runs, trainings to the end, kill and resume: the quick tier (-m "not slow") leaves them
+pytestmark = pytest.mark.slow
+
 TESTS = Path(__file__).resolve().parent
 EXP = "exp/voxceleb2_tiny"  # exp/<train set>_<config name>
 TINY_CONFIG = """\

@@ -22,6 +22,9 @@ import torch
 
 import tiny_data
 
+# whole runs, trainings to the end, kill and resume: the quick tier (-m "not slow") leaves them
+pytestmark = pytest.mark.slow
+
 KILL_AFTER = "epoch_001_step_"   # a mid-epoch checkpoint of the first epoch
 POLL_SECONDS = 0.001
 STARTUP_LIMIT_SECONDS = 120

@@ -7,12 +7,12 @@ import kaldiio
 import numpy as np
 import pytest
 
-from pytorch_modules.scoring import cosine
-from pytorch_modules.fileio.embedding_io import load_embeddings
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio.embedding_io import load_embeddings
 from pytorch_modules.fileio.kaldi_data import read_trials
-from pytorch_modules.scoring.metrics import compute_eer, compute_eer_kaldi, compute_min_dcf
+from pytorch_modules.scoring import cosine
 from pytorch_modules.scoring.cosine import cosine_score
+from pytorch_modules.scoring.metrics import compute_eer, compute_eer_kaldi, compute_min_dcf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -184,7 +184,8 @@ def test_score_entry_point_writes_results(scored):
     assert float(results["eer_percent_ci_low"]) <= 100 * eer <= float(
         results["eer_percent_ci_high"])
     stdout = scored["proc"].stdout.strip()
-    assert stdout.startswith(f"vox1_o: EER {100 * eer:.2f}% [{float(results['eer_percent_ci_low']):.2f}, "
+    assert stdout.startswith(f"vox1_o: EER {100 * eer:.2f}% "
+                             f"[{float(results['eer_percent_ci_low']):.2f}, "
                              f"{float(results['eer_percent_ci_high']):.2f}]  minDCF(0.01) ")
     assert stdout.endswith("(60 trials)")
 
@@ -516,8 +517,8 @@ def test_fused_scores_are_the_mean_of_the_systems_and_evaluated_alike(scored, tm
                          for line, n in zip(lines, noise)])
     out = tmp_path / "fused"
     proc = run_module("pytorch_modules.bin.fuse_scores", "--trials", tmp_path / "trials",
-                      "--scores-out", out / "vox1_o.scores", "--results-out", out / "vox1_o.results",
-                      first, second)
+                      "--scores-out", out / "vox1_o.scores",
+                      "--results-out", out / "vox1_o.results", first, second)
     assert proc.returncode == 0, proc.stderr
     a = np.array([float(line.split()[2]) for line in lines])
     b = np.array([float(line.split()[2]) for line in open(second).read().splitlines()])

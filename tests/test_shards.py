@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-import tiny_data
 from pytorch_modules.config import AugmentConfig
 from pytorch_modules.data.batch_plan import ShardBatches
 from pytorch_modules.data.training_set import CropDataset, epoch_batches, read_training_set
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.fileio.shards import read_index, stream_order
+
+import tiny_data
 
 SPECTROGRAM = str(tiny_data.ROOT / "conf/spectrogram.conf")
 
@@ -37,7 +38,8 @@ def test_every_utterance_is_in_one_shard_with_its_speaker(packed):
     assert [t.rsplit("/", 1)[1] for t in tars] == ["shard_000000.tar", "shard_000001.tar",
                                                   "shard_000002.tar"]
     rows = [row for tar in tars for row in read_index(tar)]
-    assert sorted(r[0] for r in rows) == sorted(sources) and [len(read_index(t)) for t in tars] == [5, 5, 2]
+    assert (sorted(r[0] for r in rows) == sorted(sources)
+            and [len(read_index(t)) for t in tars] == [5, 5, 2])
     assert all(r[1] == r[0].split("-")[0] for r in rows)
     assert len({r[1] for r in read_index(tars[0])}) > 1   # a shard mixes speakers
 
@@ -49,7 +51,8 @@ def test_crops_from_shards_equal_the_ark_features_of_the_same_frames(packed):
     for i, utt in enumerate(from_shards.utts):
         j = from_arks.utts.index(utt)
         assert from_shards.num_frames[i] == from_arks.num_frames[j]
-        assert from_shards.speakers[from_shards.labels[i]] == from_arks.speakers[from_arks.labels[j]]
+        assert (from_shards.speakers[from_shards.labels[i]]
+                == from_arks.speakers[from_arks.labels[j]])
         np.testing.assert_allclose(from_shards.crop(i, 3, 30), from_arks.crop(j, 3, 30),
                                    rtol=0, atol=1e-4, err_msg=utt)
 
@@ -110,6 +113,7 @@ def test_a_rerun_keeps_complete_shards(packed):
     assert open(tars[0], "rb").read() == before
 
 
+@pytest.mark.slow
 def test_training_from_shards_with_augmentation_trains_on_the_augmented_crops(packed, tmp_path):
     """Through the entry point, with the config file: every step's model input is the
     augmented crops of the shard plan for (seed, epoch, step), not the clean ones; noise on
@@ -140,6 +144,7 @@ def test_training_from_shards_with_augmentation_trains_on_the_augmented_crops(pa
     assert 0 < sum(changed) < len(changed), changed
 
 
+@pytest.mark.slow
 def test_shards_do_not_depend_on_nj_and_skip_unusable_audio(tmp_path):
     """README "Shards for large corpora": which utterances share a shard is a seeded shuffle
     of the whole set, independent of --nj, and unusable audio is skipped as in stage 2 (here

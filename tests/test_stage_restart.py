@@ -9,6 +9,9 @@ import torch
 
 import tiny_data
 
+# whole runs, trainings to the end, kill and resume: the quick tier (-m "not slow") leaves them
+pytestmark = pytest.mark.slow
+
 NJ = 2  # two jobs: they run at once on the 2-core test machine
 
 
@@ -155,7 +158,8 @@ def test_embeddings_are_taken_before_or_after_the_embedding_batchnorm(tmp_path):
     rng = np.random.default_rng(5)   # running statistics as training leaves them
     mean = torch.from_numpy(rng.standard_normal(16).astype(np.float32))
     var = torch.from_numpy(rng.uniform(0.5, 4.0, 16).astype(np.float32))
-    state["model"]["embedding_bn.running_mean"], state["model"]["embedding_bn.running_var"] = mean, var
+    state["model"]["embedding_bn.running_mean"] = mean
+    state["model"]["embedding_bn.running_var"] = var
     torch.save(state, model)
 
     vectors = {}

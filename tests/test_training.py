@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_modules.training import checkpoints, distributed
 from pytorch_modules.config import ConfigError, config_from_dict, margin_warmup_unused
 from pytorch_modules.data.training_set import read_training_set
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.heads import build_head
+from pytorch_modules.training import checkpoints, distributed
 from pytorch_modules.training.trainer import Trainer, learning_rate, lr_scale, margin_scale
 
 BINS = 161
@@ -167,7 +167,8 @@ def test_lr_scaling_at_the_reference_batch_changes_nothing():
     ("training", "dist_backend", "mpi"), ("training", "amp", "fp8"),
 ])
 def test_unknown_choices_are_config_errors_that_list_the_choices(section, key, value):
-    with pytest.raises(ConfigError, match=rf"{section}\.{key} is '{value}', but it must be one of "):
+    with pytest.raises(ConfigError,
+                       match=rf"{section}\.{key} is '{value}', but it must be one of "):
         tiny_config(**{section: {key: value}})
 
 
@@ -222,6 +223,7 @@ def assert_states_identical(a: dict, b: dict) -> None:
     ({}, {}),
     ({"pooling": "stats", "input_norm": "none"},
      {"warmup_epochs": 1.0, "margin_warmup_start": 0.2, "margin_warmup_epochs": 1.0})])
+@pytest.mark.slow
 def test_resuming_mid_epoch_ends_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path,
                                                                       model, optim):
     config = tiny_config(training={"seed": 3, "device": "cpu", "checkpoint_every_steps": 1,
@@ -269,6 +271,7 @@ def test_final_model_is_the_mean_of_the_last_epochs_weights(tiny_data, tmp_path)
     assert not torch.equal(final["fc.weight"], ends[1]["fc.weight"])
 
 
+@pytest.mark.slow
 def test_averaging_resumes_exactly_from_a_checkpoint_inside_its_epochs(tiny_data, tmp_path):
     config = tiny_config(optim={"epochs": 3, "average_last": 2},
                          training={"seed": 3, "device": "cpu", "keep_checkpoints": 5,
@@ -290,6 +293,7 @@ def test_averaging_resumes_exactly_from_a_checkpoint_inside_its_epochs(tiny_data
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_averaging_checkpoints_afterwards_gives_the_trained_average(tiny_data, tmp_path,
                                                                      monkeypatch):
     """bin/average_checkpoints over the kept epoch checkpoints of a run without averaging gives
@@ -337,6 +341,7 @@ def trained(tiny_data, tmp_path_factory):
     return exp / "final.pt"
 
 
+@pytest.mark.slow
 def test_a_model_on_the_same_speakers_gives_its_network_and_its_head(tiny_data, trained,
                                                                       tmp_path):
     """Large-margin fine-tuning starts from the model as it was, head included."""
@@ -376,6 +381,7 @@ def test_a_model_of_another_network_is_refused_naming_what_differs(tiny_data, tr
         trainer.resume()
 
 
+@pytest.mark.slow
 def test_a_frozen_network_keeps_its_weights_and_statistics_while_the_head_learns(
         tmp_path, trained):
     other = read_training_set(str(write_tiny_data_dir(tmp_path / "other", speakers=3, seed=4)))

@@ -1,4 +1,5 @@
-"""The data-dir tools (pytorch_modules/fileio/data_dir.py, utils/data_dir.py) and their Kaldi-named wrappers: validate, fix, split, convert, filter."""
+"""The data-dir tools (pytorch_modules/fileio/data_dir.py, utils/data_dir.py) and their
+Kaldi-named wrappers: validate, fix, split, convert, filter."""
 
 import os
 import subprocess
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytorch_modules.fileio import data_dir, data_dir_split
+from pytorch_modules.fileio import data_dir_split
 
 UTILS = Path(__file__).resolve().parents[1] / "utils"
 

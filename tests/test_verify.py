@@ -7,13 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_modules.inference import Embedder, embed, load_embedding_model, read_audio_file
+from pytorch_modules.deploy.verification import (
+    operating_threshold,
+    read_threshold,
+    threshold_path,
+    write_threshold,
+)
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features.spectrogram import Spectrogram, parse_options_file
 from pytorch_modules.fileio.kaldi_data import read_trials
+from pytorch_modules.inference import Embedder, embed, load_embedding_model, read_audio_file
 from pytorch_modules.scoring.cosine import read_scores
-from pytorch_modules.deploy.verification import (operating_threshold,
-                                                 read_threshold, threshold_path, write_threshold)
+
 from tiny_model import make_model_file, run_module, write_voice
 
 
@@ -30,10 +35,12 @@ def setup(tmp_path_factory):
 def test_same_file_twice_scores_one_and_is_accepted(setup):
     write_threshold(threshold_path(setup["model"]), {"threshold": "0.5", "operating_point": "eer",
                                                      "set": "vox1_o"})
-    proc = run_module("pytorch_modules.bin.verify", "--model", setup["model"], setup["a"], setup["a"])
+    proc = run_module("pytorch_modules.bin.verify", "--model", setup["model"],
+                      setup["a"], setup["a"])
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("score ") and float(lines[0].split()[1]) == pytest.approx(1.0, abs=1e-5)
+    assert (lines[0].startswith("score ")
+            and float(lines[0].split()[1]) == pytest.approx(1.0, abs=1e-5))
     assert lines[1] == f"threshold 0.500000 (eer on vox1_o, {threshold_path(setup['model'])})"
     assert lines[2] == "decision accept"
 
@@ -72,7 +79,8 @@ def test_threshold_override_and_reject(setup):
     score, threshold, decision = proc.stdout.splitlines()
     assert -1 <= float(score.split()[1]) <= 1
     assert threshold == "threshold 1.500000 (--threshold)" and decision == "decision reject"
-    assert "mixed 2 channels down to mono" in proc.stderr and "resampled from 8000 Hz" in proc.stderr
+    assert ("mixed 2 channels down to mono" in proc.stderr
+            and "resampled from 8000 Hz" in proc.stderr)
 
 
 def test_sidecar_round_trip_and_errors(tmp_path):
@@ -140,8 +148,9 @@ def test_calibrate_writes_the_sidecar_verify_reads(setup, tmp_path):
     scores = tmp_path / "vox1_o.scores"
     scores.write_text("a b 0.9\na c 0.3\nb c 0.5\nc d 0.4\nd e 0.6\nd f 0.2\n")
     out = tmp_path / "m.threshold"
-    proc = run_module("pytorch_modules.bin.calibrate", "--model", setup["model"], "--scores", scores,
-                      "--trials", trials, "--operating-point", "eer", "--out", out)
+    proc = run_module("pytorch_modules.bin.calibrate", "--model", setup["model"],
+                      "--scores", scores, "--trials", trials, "--operating-point", "eer",
+                      "--out", out)
     assert proc.returncode == 0, proc.stderr
     entries = read_threshold(out)
     # targets 0.9, 0.6, 0.4; nontargets 0.5, 0.3, 0.2.  (P_miss, P_fa) accepting >= t:
@@ -212,6 +221,7 @@ def recipe_frames(tmp_path, wavs):
     return [int(frames[f"utt{n}"]) for n in range(len(wavs))]
 
 
+@pytest.mark.slow
 def test_verify_decides_on_the_calibrated_llr(setup, tmp_path):
     from pytorch_modules.bin.verify import embed_with_frames
     from pytorch_modules.scoring import calibration
@@ -249,11 +259,13 @@ def test_verify_decides_on_the_calibrated_llr(setup, tmp_path):
         assert len(lines) == 3 and lines[1].startswith("threshold 0.500000 (")
 
 
+@pytest.mark.slow
 def test_verify_asnorm_calibration_is_the_recipes_asnorm(setup, tmp_path):
     """A calibration of AS-norm scores with cohort-mean measures: verify's AS-norm score is
     bin/score.py's on the same embeddings and cohort, and its LLR the file's formula with the
     cohort means written out here."""
     import kaldiio
+
     from pytorch_modules.scoring import calibration
     model = tmp_path / "final.pt"
     make_model_file(model)

@@ -22,7 +22,8 @@ model: {{widths: [4, 8, 8, 8], blocks: [1, 1, 1, 1], embedding_dim: 16}}
 loss: {{type: dam_softmax, margin: 0.2, scale: 30, lambda: 2}}
 data: {{crop_frames: 40, batch_size: 4, num_workers: {num_workers}}}
 optim: {{epochs: {epochs}, lr: 0.01, final_lr: 0.001{optim}}}
-training: {{seed: 5, threads: 1, log_every_steps: 5, checkpoint_every_steps: 2, keep_checkpoints: {keep}}}
+training: {{seed: 5, threads: 1, log_every_steps: 5, checkpoint_every_steps: 2, \
+keep_checkpoints: {keep}}}
 """
 
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the steps that split a data dir into --nj jobs (make_spectrogram.sh,
 # extract_embeddings.sh, make_shards.sh): the bookkeeping of the jobs' outputs.
 #   forget_other_nj PREFIX NJ      job n of another --nj covered other utterances, so its

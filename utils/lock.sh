@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by run.sh and the steps that write a data or exp dir: lock_dir DIR takes an exclusive
 # lock (flock) on DIR/.lock for as long as this script and the processes it starts run, so that
 # two runs never write the same directory at once (their jobs would mix: different --nj splits,

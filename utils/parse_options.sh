@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Kaldi-style command-line options for the recipe's bash scripts.  Source it, don't run it.
 #
 # usage, inside a script:

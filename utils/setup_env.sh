@@ -2,7 +2,7 @@
 # Creates the project-local virtual environment (.venv) from requirements.txt the first time it
 # is needed.  Idempotent and quick afterwards: a stamp records the hash of requirements.txt, so
 # the install reruns only when the pins change or a previous install did not finish.
-#   usage: utils/setup_env.sh        (called by path.sh; safe to call by hand)
+#   usage: utils/setup_env.sh        (the first step of ./run.sh and tests/run.sh; safe by hand)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$root/.venv

@@ -17,10 +17,10 @@ and verify prefers it when both sidecars are there.
 import argparse
 import os
 
+from pytorch_modules.deploy.verification import operating_threshold, threshold_path, write_threshold
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.fileio.kaldi_data import read_trials
 from pytorch_modules.scoring.cosine import read_scores
-from pytorch_modules.deploy.verification import operating_threshold, threshold_path, write_threshold
 
 PROG = "calibrate"
 

@@ -1,5 +1,5 @@
-"""Trains a classical baseline (pytorch_modules/models/classical.py) on the MFCCs of a training data dir
-and writes a vector per utterance of the training set and of each evaluation data dir.
+"""Trains a classical baseline (pytorch_modules/models/classical.py) on the MFCCs of a training
+data dir and writes a vector per utterance of the training set and of each evaluation data dir.
 
     python -m pytorch_modules.bin.classical_baseline --system ivector \
         [--config conf/classical.yaml] data/voxceleb1_dev_mfcc exp/classical_voxceleb1_dev/ivector \
@@ -22,11 +22,11 @@ from collections.abc import Sequence
 import kaldiio
 import numpy as np
 
-from pytorch_modules.models import classical
+from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.fileio.embedding_io import write_vectors
-from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.fileio.kaldi_data import read_scp_lines
+from pytorch_modules.models import classical
 
 PROG = "classical_baseline"
 

@@ -10,17 +10,17 @@ A system is NAME=SCORES[,SCORES...]: one scores file per training seed (written 
 pytorch_modules.bin.score, in trial order).  Prints a Markdown table: per system the mean EER
 and minDCF(0.01) over its seeds, their spread (sample standard deviation and range), and,
 against --reference, the difference of the mean EERs with its 95% paired bootstrap interval and
-two-sided p-value (pytorch_modules/scoring/bootstrap.py: the same speaker draws for every system; each
-replicate's statistic is the mean EER over a system's seeds minus the reference's).
+two-sided p-value (pytorch_modules/scoring/bootstrap.py: the same speaker draws for every system;
+each replicate's statistic is the mean EER over a system's seeds minus the reference's).
 """
 import argparse
 import os
 
 import numpy as np
 
-from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.fileio.kaldi_data import read_trials
+from pytorch_modules.scoring import bootstrap
 from pytorch_modules.scoring.cosine import read_scores
 
 PROG = "compare_systems"

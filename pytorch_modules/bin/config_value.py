@@ -4,7 +4,8 @@ asked for, one per line, so that run.sh can refuse a bad config before stage 0.
 
     python -m pytorch_modules.bin.config_value conf/small_dam.yaml loss.type
     dam_softmax
-    python -m pytorch_modules.bin.config_value --set loss.type=am_softmax conf/small_dam.yaml loss.type
+    python -m pytorch_modules.bin.config_value --set loss.type=am_softmax \
+        conf/small_dam.yaml loss.type
     am_softmax
 
 --set section.key=VALUE overrides a key as training's --set does (notes on stderr).
@@ -16,8 +17,8 @@ import sys
 from pathlib import Path
 
 from pytorch_modules.config import load_config, overlay_overrides
-from pytorch_modules.features.spectrogram import parse_options_file
 from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.features.spectrogram import parse_options_file
 
 PROG = "config_value"
 

@@ -20,9 +20,9 @@ import sys
 import numpy as np
 import torch
 
+from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.fileio.embedding_io import write_vectors
-from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.fileio.kaldi_data import safe_id
 from pytorch_modules.inference import MIN_FRAMES, Embedder
 

@@ -8,7 +8,8 @@ writes into the output dir:
   embedding.onnx       ONNX, input `feats` (batch, bins, frames), output `embedding`
                        (batch, dim), batch and frames dynamic
   spectrogram.conf     the feature options the inputs must be computed with
-  final.threshold      the decision threshold, when the model has one (pytorch_modules.bin.calibrate)
+  final.threshold      the decision threshold, when the model has one
+                       (pytorch_modules.bin.calibrate)
   info                 key value lines: input/output names and shapes, opset, the checks below
 then runs both on random inputs of two lengths (onnxruntime on the CPU) and fails when either
 differs from the PyTorch network by more than --tolerance, relative to the embeddings' largest
@@ -18,14 +19,20 @@ import argparse
 import shutil
 from pathlib import Path
 
-from pytorch_modules.inference import MIN_FRAMES, load_trained_model, locate_feature_config
+from pytorch_modules.deploy.export import (
+    INPUT_NAME,
+    ONNX_OPSET,
+    OUTPUT_NAME,
+    check_num_bins,
+    export_onnx,
+    export_torchscript,
+    max_differences,
+)
+from pytorch_modules.deploy.verification import threshold_path
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.deploy.export import (INPUT_NAME, ONNX_OPSET, OUTPUT_NAME, check_num_bins,
-                                           export_onnx,
-                                           export_torchscript, max_differences)
 from pytorch_modules.features.spectrogram import parse_options_file
 from pytorch_modules.fileio.atomic import write_lines
-from pytorch_modules.deploy.verification import threshold_path
+from pytorch_modules.inference import MIN_FRAMES, load_trained_model, locate_feature_config
 
 PROG = "export_model"
 
@@ -61,7 +68,8 @@ def main():
     checks = [f"check_{name}_{frames}_frames_max_rel_diff {diff:.3g}"
               for (name, frames), diff in differences.items()]
     write_lines(out / "info", [
-        f"model {args.model}", f"input {INPUT_NAME} float32 (batch, {num_bins}, frames>={MIN_FRAMES})",
+        f"model {args.model}",
+        f"input {INPUT_NAME} float32 (batch, {num_bins}, frames>={MIN_FRAMES})",
         f"output {OUTPUT_NAME} float32 (batch, {model.embedding_dim})", f"onnx_opset {args.opset}",
         *checks])
     worst = max(differences.values())

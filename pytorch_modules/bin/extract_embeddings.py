@@ -6,9 +6,9 @@
 writes OUT_PREFIX.ark and OUT_PREFIX.scp (Kaldi float vectors); the .scp appears, by rename,
 only when every utterance is done.  Utterances shorter than --min-frames frames are repeated up
 to it before embedding; they are listed, with their lengths, in OUT_PREFIX.padded (written
-before the .scp, so that a kept job's list is there too) and counted in the log.  Features that cannot be read (a truncated or damaged ark)
-or that hold NaN/inf fail the job with the utterance and the ark named; a full disk fails it
-with a sentence saying so, and the partial ark is removed.
+before the .scp, so that a kept job's list is there too) and counted in the log.  Features that
+cannot be read (a truncated or damaged ark) or that hold NaN/inf fail the job with the utterance
+and the ark named; a full disk fails it with a sentence saying so, and the partial ark is removed.
 """
 import argparse
 import os
@@ -18,11 +18,16 @@ import kaldiio
 import numpy as np
 import torch
 
-from pytorch_modules.fileio import atomic
-from pytorch_modules.inference import (LAYERS, MIN_FRAMES, check_min_frames, embed,
-                                       load_embedding_model)
 from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.fileio import atomic
 from pytorch_modules.fileio.kaldi_data import read_scp_lines
+from pytorch_modules.inference import (
+    LAYERS,
+    MIN_FRAMES,
+    check_min_frames,
+    embed,
+    load_embedding_model,
+)
 
 PROG = "extract_embeddings"
 

@@ -15,11 +15,11 @@ first), so a million training utterances need memory only for the per-speaker su
 import argparse
 import os
 
-from pytorch_modules.scoring.asnorm import speaker_cohort
+from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.fileio.embedding_io import embedding_mean, write_vectors
-from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.fileio.kaldi_data import read_spk2utt_rows
+from pytorch_modules.scoring.asnorm import speaker_cohort
 
 PROG = "make_cohort"
 

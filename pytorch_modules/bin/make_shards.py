@@ -14,11 +14,11 @@ import argparse
 import os
 import sys
 
-from pytorch_modules.fileio.atomic import write_lines
-from pytorch_modules.fileio.audio import AudioError
 from pytorch_modules.errors import RecipeError, run_entry_point
 from pytorch_modules.features.feature_job import usable_samples
 from pytorch_modules.features.spectrogram import parse_options_file
+from pytorch_modules.fileio.atomic import write_lines
+from pytorch_modules.fileio.audio import AudioError
 from pytorch_modules.fileio.kaldi_data import read_scp_lines
 from pytorch_modules.fileio.shards import read_index, shard_plan, write_shard
 

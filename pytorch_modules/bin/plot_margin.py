@@ -14,9 +14,9 @@ angle m for reference, an aam_softmax config the constant angle alone.
 import argparse
 import os
 
-from pytorch_modules.fileio import checkpoint_file
 from pytorch_modules.config import config_from_dict, load_config
 from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.fileio import checkpoint_file
 from pytorch_modules.reports.plots import dam_margin, plot_margin
 
 PROG = "plot_margin"

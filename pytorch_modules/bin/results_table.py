@@ -24,8 +24,8 @@ from pytorch_modules.scoring.cosine import read_results
 
 PROG = "results_table"
 # (results-file key, column heading); the file path comes first so rows of models differ.
-COLUMNS = [("name", "set"), ("trial_list", "list"), ("trials", "trials"), ("eer_percent", "EER (%) [95% CI]"),
-           ("eer_kaldi_percent", "EER Kaldi (%)"),
+COLUMNS = [("name", "set"), ("trial_list", "list"), ("trials", "trials"),
+           ("eer_percent", "EER (%) [95% CI]"), ("eer_kaldi_percent", "EER Kaldi (%)"),
            ("min_dcf_p0.01", "minDCF(0.01) [95% CI]"), ("min_dcf_p0.001", "minDCF(0.001)")]
 # The columns of calibrated scores, shown when a file has them.
 LLR_COLUMNS = [("act_dcf_p0.01", "actDCF(0.01) [95% CI]"), ("act_dcf_p0.001", "actDCF(0.001)"),
@@ -38,7 +38,8 @@ NO_INTERVAL = {"min_dcf_p0.001", "act_dcf_p0.001"}
 
 
 def read_paper_eers(path, train_set, loss):
-    """{eval set: EER %} of the paper's rows for this training set and loss (local/paper_table1.txt)."""
+    """{eval set: EER %} of the paper's rows for this training set and loss
+    (local/paper_table1.txt)."""
     eers = {}
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):

@@ -12,9 +12,9 @@ eer_percent, min_dcf_p0.01, min_dcf_p0.001, eer_threshold; only name and trials 
 carry no target/nontarget labels), both by rename, and prints one summary line.
 
 Each metric comes with a 95% interval from a speaker-level bootstrap (pytorch_modules/
-scoring/bootstrap.py): --utt2spk (by default the utt2spk beside the trials, as in data/vox1_o/) names
-the speaker of every trial id, and test speakers are resampled; without one (SITW, whose test
-files have no speaker labels) the enrollment models are.  The
+scoring/bootstrap.py): --utt2spk (by default the utt2spk beside the trials, as in data/vox1_o/)
+names the speaker of every trial id, and test speakers are resampled; without one (SITW, whose
+test files have no speaker labels) the enrollment models are.  The
 results then add <metric>_ci_low, <metric>_ci_high and bootstrap_{unit,clusters,replicates,seed}.
 
 --mean-scp subtracts the average of its embeddings (the training set's, or the one-entry
@@ -29,11 +29,16 @@ import argparse
 import os
 import sys
 
-from pytorch_modules.scoring import trial_outputs
-from pytorch_modules.scoring.asnorm import DEFAULT_TOP_N, asnorm_score, effective_top_n, speaker_cohort
-from pytorch_modules.fileio.embedding_io import embedding_mean, load_embeddings, load_table
 from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.fileio.embedding_io import embedding_mean, load_embeddings, load_table
 from pytorch_modules.fileio.kaldi_data import read_trials
+from pytorch_modules.scoring import trial_outputs
+from pytorch_modules.scoring.asnorm import (
+    DEFAULT_TOP_N,
+    asnorm_score,
+    effective_top_n,
+    speaker_cohort,
+)
 from pytorch_modules.scoring.cosine import cosine_score
 
 PROG = "score"
@@ -41,15 +46,7 @@ PROG = "score"
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    trial_outputs.add_arguments(
-        parser, "speaker of every trial id, for the speaker-level bootstrap (default: the "
-        "utt2spk beside --trials when there is one and no --enroll-spk2utt; else the "
-        "enrollment models are resampled)")
-    parser.add_argument("--enroll-scp", required=True, help="embeddings of the enrollment ids")
-    parser.add_argument("--test-scp", required=True,
-                        help="embeddings of the test ids (may be the same scp)")
-    parser.add_argument("--enroll-spk2utt", help="average the enrollment embeddings per model "
-                        "(spk2utt: model utt ...); trials then name models as enroll ids")
+    trial_outputs.add_embedding_arguments(parser)
     parser.add_argument("--mean-scp", help="subtract the mean of these embeddings (the training "
                         "set's xvector.scp, or make_cohort's mean.scp) before length-normalisation")
     parser.add_argument("--cohort-scp", help="AS-norm against this cohort (make_cohort's "

@@ -29,8 +29,8 @@ import time
 import numpy as np
 
 from pytorch_modules.errors import RecipeError, run_entry_point
-from pytorch_modules.fileio.embedding_io import load_embeddings, load_table
-from pytorch_modules.fileio.kaldi_data import read_spk2utt_rows, read_trials, read_utt2spk
+from pytorch_modules.fileio.embedding_io import load_embeddings, load_table, model_rows
+from pytorch_modules.fileio.kaldi_data import read_trials, read_utt2spk
 from pytorch_modules.scoring import trial_outputs
 from pytorch_modules.scoring.cosine import trial_rows
 from pytorch_modules.scoring.plda import DEFAULT_EM_ITERS, DEFAULT_LDA_DIM, PldaBackend, PldaOptions
@@ -46,19 +46,11 @@ def boolean(text):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    trial_outputs.add_arguments(
-        parser, "speaker of every trial id, for the speaker-level bootstrap (default: the "
-        "utt2spk beside --trials when there is one and no --enroll-spk2utt; else the "
-        "enrollment models are resampled)")
+    trial_outputs.add_embedding_arguments(parser)
     parser.add_argument("--train-scp", required=True,
                         help="embeddings of the training utterances (the PLDA's training data)")
     parser.add_argument("--train-utt2spk", required=True,
                         help="speaker of each training utterance (the training data dir's utt2spk)")
-    parser.add_argument("--enroll-scp", required=True, help="embeddings of the enrollment ids")
-    parser.add_argument("--test-scp", required=True,
-                        help="embeddings of the test ids (may be the same scp)")
-    parser.add_argument("--enroll-spk2utt", help="enroll a model as the mean of its utterances' "
-                        "embeddings (spk2utt: model utt ...); trials then name models as enroll ids")
     parser.add_argument("--lda-dim", type=int, default=DEFAULT_LDA_DIM,
                         help=f"LDA dimension before the PLDA (default {DEFAULT_LDA_DIM}; capped at "
                         f"training speakers - 1 and the embedding size; 0: no LDA)")
@@ -98,19 +90,14 @@ def trial_table(enroll_scp, test_scp, enroll_spk2utt):
     if not enroll_spk2utt:
         return id_to_row, vectors, counts
     means, model_counts = [], []
-    for line_no, model, utts in read_spk2utt_rows(enroll_spk2utt):
-        missing = [u for u in utts if u not in id_to_row]
-        if missing:
-            raise RecipeError(f"{enroll_spk2utt}:{line_no}: model {model} names {missing[0]}, "
-                              f"which has no embedding; rerun embedding extraction for the "
-                              f"enrollment set.")
+    for line_no, model, rows in model_rows(dict(id_to_row), enroll_spk2utt):
         if model in id_to_row:
             raise RecipeError(f"{enroll_spk2utt}:{line_no}: model {model} has the id of an "
                               f"utterance; give enrollment models ids distinct from test "
                               f"utterances.")
         id_to_row[model] = len(vectors) + len(means)
-        means.append(vectors[[id_to_row[u] for u in utts]].astype(np.float64).mean(axis=0))
-        model_counts.append(len(utts))
+        means.append(vectors[rows].astype(np.float64).mean(axis=0))
+        model_counts.append(len(rows))
     return (id_to_row, np.concatenate([vectors, np.stack(means)]),
             np.concatenate([counts, model_counts]))
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from pytorch_modules.fileio import dir_lock
-from pytorch_modules.training import distributed
 from pytorch_modules.config import load_config
 from pytorch_modules.data.training_set import read_training_set
 from pytorch_modules.errors import RecipeError, run_entry_point
+from pytorch_modules.fileio import dir_lock
+from pytorch_modules.training import distributed
 from pytorch_modules.training.trainer import Trainer, write_config_copy
 
 

@@ -35,11 +35,15 @@ import sys
 
 import torch
 
+from pytorch_modules.deploy.verification import (
+    calibrated_llr,
+    calibration_path,
+    cosine,
+    read_threshold,
+    threshold_path,
+)
 from pytorch_modules.errors import run_entry_point
-from pytorch_modules.deploy.verification import (calibrated_llr, calibration_path, cosine,
-                                                 read_threshold, threshold_path)
-from pytorch_modules.inference import (MIN_FRAMES, Embedder, embed, padding_note,
-                                       read_audio_file)
+from pytorch_modules.inference import MIN_FRAMES, Embedder, embed, padding_note, read_audio_file
 from pytorch_modules.scoring import calibration
 from pytorch_modules.scoring.metrics import bayes_threshold
 
@@ -106,7 +110,8 @@ def main():
     if cal is not None:
         return verify_calibrated(args, embedder, cal, cal_path)
     threshold, source = decision_threshold(args)
-    (a, notes_a), (b, notes_b) = (embedder.embed_file(p) for p in (args.enroll_audio, args.test_audio))
+    (a, notes_a), (b, notes_b) = (embedder.embed_file(p)
+                                  for p in (args.enroll_audio, args.test_audio))
     for note in notes_a + notes_b:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     score = cosine(a, b)

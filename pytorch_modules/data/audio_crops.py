@@ -2,21 +2,21 @@
 
 Only the crop's samples are read: soundfile seeks to the crop's first sample and reads the
 window_samples + (crop_frames - 1) * shift_samples samples its frames cover, so a 2-s crop of a
-60-s file reads 2 s.  The features are the recipe's own Spectrogram (pytorch_modules/features/spectrogram.py,
-the options of conf/spectrogram.conf), so on clean audio a crop equals the ark features of the
-same frames: frame i of an utterance covers samples [i * shift, i * shift + window), whether the
-utterance or the crop is analysed.  An utterance shorter than the crop is read whole and its
-frames repeated, as the ark path pads it (features.frames.crop_or_pad).
+60-s file reads 2 s.  The features are the recipe's own Spectrogram
+(pytorch_modules/features/spectrogram.py, the options of conf/spectrogram.conf), so on clean audio a
+crop equals the ark features of the same frames: frame i of an utterance covers samples [i * shift,
+i * shift + window), whether the utterance or the crop is analysed.  An utterance shorter than the
+crop is read whole and its frames repeated, as the ark path pads it (features.frames.crop_or_pad).
 """
 import dataclasses
 
 import numpy as np
 import soundfile
 
-from pytorch_modules.fileio import audio, shards
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.features.frames import crop_or_pad
 from pytorch_modules.features.spectrogram import Spectrogram, SpectrogramOptions, parse_options_file
+from pytorch_modules.fileio import audio, shards
 
 
 def check_source(utt: str, source: str, wav_scp: str) -> None:

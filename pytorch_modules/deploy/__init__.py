@@ -1,1 +1,2 @@
-"""Using a trained model outside the recipe: verification of audio files and export to TorchScript and ONNX."""
+"""Using a trained model outside the recipe: verification of audio files and export to
+TorchScript and ONNX."""

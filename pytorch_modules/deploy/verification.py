@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio import sidecar
 from pytorch_modules.scoring import calibration
 from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf
 
@@ -64,26 +65,13 @@ def threshold_path(model_path) -> Path:
 
 def write_threshold(path, entries: dict) -> None:
     """The sidecar: a comment line, then `key value` lines (threshold first)."""
-    path = Path(path)
-    lines = ["# decision threshold for pytorch_modules.bin.verify: accept when the cosine "
-             "score >= threshold"] + [f"{key} {value}" for key, value in entries.items()]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    sidecar.write(path, "decision threshold for pytorch_modules.bin.verify: accept when the "
+                  "cosine score >= threshold", entries)
 
 
 def read_threshold(path) -> dict:
     """The sidecar's entries, with `threshold` as a float."""
-    entries = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if line.startswith("#") or not line.strip():
-                continue
-            key, _, value = line.strip().partition(" ")
-            if not value:
-                raise RecipeError(f"{path}:{line_no}: expected 'KEY VALUE', got {line.rstrip()!r}; "
-                                  f"write it again with pytorch_modules.bin.calibrate.")
-            entries[key] = value.strip()
+    entries = sidecar.read(path, "write it again with pytorch_modules.bin.calibrate.")
     try:
         entries["threshold"] = float(entries["threshold"])
     except (KeyError, ValueError):

@@ -11,10 +11,10 @@ import os
 import sys
 import time
 
-from pytorch_modules.fileio import atomic, kaldi_compress
-from pytorch_modules.features.usable_audio import check_usable
-from pytorch_modules.fileio.audio import AudioError, load_audio
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.features.usable_audio import check_usable
+from pytorch_modules.fileio import atomic, kaldi_compress
+from pytorch_modules.fileio.audio import AudioError, load_audio
 from pytorch_modules.fileio.kaldi_data import read_scp_lines
 
 
@@ -22,7 +22,7 @@ def job_main(prog: str, description: str, make_extractor) -> None:
     """The whole of a feature entry point: its command line (add_job_arguments), one torch
     thread (one job per core: the parallelism comes from --nj), and run_job with the
     extractor make_extractor(config path) builds."""
-    import torch   # only the entry points need it here
+    import torch  # only the entry points need it here
 
     parser = argparse.ArgumentParser(description=description)
     add_job_arguments(parser)

@@ -1,1 +1,2 @@
-"""Files and formats: Kaldi tables and arks, embeddings, audio files, tar shards, atomic writes and locks."""
+"""Files and formats: Kaldi tables and arks, embeddings, audio files, tar shards, atomic writes
+and locks."""

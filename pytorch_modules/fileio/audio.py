@@ -152,10 +152,12 @@ def load_audio(utt: str, source: str, sample_rate: int, allow_resample: bool = F
         raise AudioError(f"utterance {utt}: {e}") from None
     except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
         raise AudioError(f"utterance {utt}: cannot read audio from '{source}' ({e}); check that "
-                         f"it is an undamaged audio file libsndfile reads (wav, flac, ...)") from None
+                         f"it is an undamaged audio file libsndfile reads "
+                         f"(wav, flac, ...)") from None
     if samples.shape[1] != 1:
         raise AudioError(f"utterance {utt}: '{source}' has {samples.shape[1]} channels; the recipe "
-                         f"needs mono audio (select one channel in wav.scp, e.g. with sox ... remix 1 |)")
+                         f"needs mono audio (select one channel in wav.scp, e.g. with sox ... "
+                         f"remix 1 |)")
     if rate != sample_rate and samples.shape[0]:
         if not allow_resample:
             raise AudioError(f"utterance {utt}: '{source}' has sample rate {rate} Hz, but the "

@@ -30,13 +30,28 @@ import sys
 
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.fileio.atomic import write_lines
-from pytorch_modules.fileio.kaldi_data import (PER_UTT_FILES, SPECS, TEXT, DataError, c_key,
-                                               c_sorted, first_few, input_name, iter_lines,
-                                               line_problem, open_input, plural, read_ids,
-                                               read_spk2utt, read_utt2spk, scan_file,
-                                               spk2utt_lines, summarize, write_stdout)
-
 from pytorch_modules.fileio.data_dir_split import run_split
+from pytorch_modules.fileio.kaldi_data import (
+    PER_UTT_FILES,
+    SPECS,
+    TEXT,
+    DataError,
+    c_key,
+    c_sorted,
+    first_few,
+    input_name,
+    iter_lines,
+    line_problem,
+    open_input,
+    plural,
+    read_ids,
+    read_spk2utt,
+    read_utt2spk,
+    scan_file,
+    spk2utt_lines,
+    summarize,
+    write_stdout,
+)
 
 # Kaldi names of the subcommands, used in messages since those are what users type.
 PROGS = {

@@ -9,8 +9,15 @@ import os
 import shutil
 
 from pytorch_modules.fileio.atomic import write_lines
-from pytorch_modules.fileio.kaldi_data import (PER_UTT_FILES, SPECS, TEXT, DataError, scan_file,
-                                               spk2utt_lines, spk2utt_of)
+from pytorch_modules.fileio.kaldi_data import (
+    PER_UTT_FILES,
+    SPECS,
+    TEXT,
+    DataError,
+    scan_file,
+    spk2utt_lines,
+    spk2utt_of,
+)
 
 
 def contiguous_parts(sizes, num_parts):

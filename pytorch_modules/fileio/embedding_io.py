@@ -8,8 +8,8 @@ import os
 import kaldiio
 import numpy as np
 
-from pytorch_modules.fileio import fast_ark
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio import fast_ark
 from pytorch_modules.fileio.kaldi_data import id_problem, read_spk2utt_rows
 
 
@@ -131,18 +131,24 @@ def mean_by_model(ids, emb, spk2utt_path):
     embeddings (SITW enrolls a model from one or more utterances).
 
     spk2utt lines are `model utt1 utt2 ...`; returns (model ids, (models, dim) matrix)."""
-    row = {utt: i for i, utt in enumerate(ids)}
     unit = length_normalise(emb)
     models, means = [], []
+    for _, model, rows in model_rows({utt: i for i, utt in enumerate(ids)}, spk2utt_path):
+        models.append(model)
+        means.append(unit[rows].mean(axis=0))
+    return models, np.stack(means).astype(np.float32)
+
+
+def model_rows(id_to_row, spk2utt_path):
+    """(line number, model, rows of its utterances) of each spk2utt line, every utterance
+    checked to have an embedding (a row of id_to_row)."""
     for line_no, model, utts in read_spk2utt_rows(spk2utt_path):
-        missing = [u for u in utts if u not in row]
+        missing = [u for u in utts if u not in id_to_row]
         if missing:
             raise RecipeError(f"{spk2utt_path}:{line_no}: model {model} names {missing[0]}, "
                               f"which has no embedding; rerun embedding extraction for the "
                               f"enrollment set.")
-        models.append(model)
-        means.append(unit[[row[u] for u in utts]].mean(axis=0))
-    return models, np.stack(means).astype(np.float32)
+        yield line_no, model, [id_to_row[u] for u in utts]
 
 
 def load_table(enroll_scp, test_scp, enroll_spk2utt=None, mean=None):

@@ -3,11 +3,11 @@ scan of a file for format and order problems, the readers of utt2spk, spk2utt, i
 tables and trials, whose errors name the file and line and say what to do, and C-order sorting.
 Writing goes through fileio/atomic.py (whole files or none).
 
-Standard library only (numpy inside read_trials and its helpers), so that the data-dir tools (fileio/data_dir.py),
-the tool behind the utils/ scripts, runs with the system python3 before the environment exists;
-the corpus preparations (data/corpus_prep.py) and the training and scoring code read the same
-formats here.  Files are read as streams of (line number, text, fields) tuples rather than
-objects (trials, read whole and split with NumPy, excepted): a VoxCeleb2 directory has a
+Standard library only (numpy inside read_trials and its helpers), so that the data-dir tools
+(fileio/data_dir.py), the tool behind the utils/ scripts, runs with the system python3 before the
+environment exists; the corpus preparations (data/corpus_prep.py) and the training and scoring code
+read the same formats here.  Files are read as streams of (line number, text, fields) tuples rather
+than objects (trials, read whole and split with NumPy, excepted): a VoxCeleb2 directory has a
 million lines per file, and the tools must stay quick and small.
 """
 import dataclasses

@@ -8,9 +8,9 @@ size locate the member's bytes in the tar.  The index is written last, by rename
 an index is complete.  Which utterances go into which shard is fixed by a seeded shuffle of the
 whole set (each shard mixes speakers) and does not depend on the number of jobs.
 
-Reading (ShardBatches, data/training_set.py): the training plan is made from the indexes alone: each epoch
-takes the shards in a seeded order, streams their members in tar order through a shuffle buffer
-(its size: data.shuffle_buffer), and cuts the output into batches.  The plan is a function of
+Reading (ShardBatches, data/training_set.py): the training plan is made from the indexes alone: each
+epoch takes the shards in a seeded order, streams their members in tar order through a shuffle
+buffer (its size: data.shuffle_buffer), and cuts the output into batches.  The plan is a function of
 (seed, epoch), so a run resumed mid-epoch sees the same batches; reads follow the stream, so each
 shard is read front to back within a window of the buffer's size.
 """
@@ -21,8 +21,8 @@ import tarfile
 import numpy as np
 import soundfile
 
-from pytorch_modules.fileio.atomic import write_lines
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio.atomic import write_lines
 
 
 def shard_plan(utts: list[str], shard_size: int, seed: int) -> list[list[str]]:

@@ -7,7 +7,8 @@ heads normalise the class weights W_j and the embeddings, so cos(theta_j) = <x/|
   a_softmax    (Eq 3-4)  logit_y = |x| psi(theta_y),  psi(theta) = (-1)^k cos(m theta) - 2k,
                          theta in [k pi/m, (k+1) pi/m];  logit_j = |x| cos(theta_j) otherwise
   am_softmax   (Eq 5-6)  logit_y = s (cos(theta_y) - m),       logit_j = s cos(theta_j)
-  dam_softmax  (Eq 7-10) logit_y = s (cos(theta_y) - m_i),     m_i = m exp(1 - cos(theta_y)) / lambda
+  dam_softmax  (Eq 7-10) logit_y = s (cos(theta_y) - m_i),
+                         m_i = m exp(1 - cos(theta_y)) / lambda
   aam_softmax  (ArcFace) logit_y = s cos(theta_y + m)
   dam_aam_softmax (ours) logit_y = s cos(theta_y + m_i),      m_i as dam_softmax's, an angle
 

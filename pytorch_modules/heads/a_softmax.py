@@ -52,7 +52,8 @@ class ASoftmaxHead(CosineHead):
     def current_lambda(self) -> float:
         if self.lambda_base <= 0:
             return 0.0
-        decayed = self.lambda_base * (1 + self.lambda_gamma * float(self.step)) ** -self.lambda_power
+        decayed = (self.lambda_base
+                   * (1 + self.lambda_gamma * float(self.step)) ** -self.lambda_power)
         return max(self.lambda_min, decayed)
 
     def psi(self, cos: torch.Tensor) -> torch.Tensor:

@@ -2,8 +2,15 @@
 import torch
 import torch.nn.functional as F
 
-from pytorch_modules.heads.base import (COSINE_MARGIN_RANGE, PAPER_MARGIN, PAPER_SCALE, SCALE_RANGE,
-                                        SUB_CENTERS_RANGE, CosineHead, HeadOutput)
+from pytorch_modules.heads.base import (
+    COSINE_MARGIN_RANGE,
+    PAPER_MARGIN,
+    PAPER_SCALE,
+    SCALE_RANGE,
+    SUB_CENTERS_RANGE,
+    CosineHead,
+    HeadOutput,
+)
 
 
 class AMSoftmaxHead(CosineHead):

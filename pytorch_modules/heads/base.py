@@ -70,4 +70,5 @@ class CosineHead(Head):
     def replace_target(logits: torch.Tensor, labels: torch.Tensor,
                        target_logit: torch.Tensor) -> torch.Tensor:
         one_hot = F.one_hot(labels, logits.shape[1]).to(logits.dtype)
-        return logits + one_hot * (target_logit - logits.gather(1, labels[:, None]).squeeze(1))[:, None]
+        return logits + one_hot * (target_logit
+                                   - logits.gather(1, labels[:, None]).squeeze(1))[:, None]

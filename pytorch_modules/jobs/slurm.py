@@ -28,7 +28,6 @@ which log to read, like launch_local.py, and exits 1.
 """
 
 import os
-import sys
 
 from pytorch_modules.jobs import cluster_launcher as cl
 

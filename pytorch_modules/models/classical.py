@@ -64,7 +64,7 @@ PCA_MAX_UTTS = 20_000
 REG_COVAR = 1e-3
 
 
-# ---- settings --------------------------------------------------------------------------------------
+# ---- settings -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class StatsSettings:
@@ -94,7 +94,8 @@ class IvectorSettings:
     full_covariance: bool   # full-covariance UBM (Kaldi's) or the diagonal one
     ubm_frames: int
     ubm_iterations: int     # diagonal EM iterations (train_diag_ubm.sh)
-    full_ubm_iterations: int  # full-covariance EM iterations from the diagonal UBM (train_full_ubm.sh)
+    # full-covariance EM iterations from the diagonal UBM (train_full_ubm.sh)
+    full_ubm_iterations: int
     ivector_dim: int
     tv_iterations: int      # EM iterations of the total-variability matrix
     tv_utts: int            # training utterances T is trained on (a random subset when more)
@@ -168,7 +169,7 @@ def describe(settings) -> str:
     return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(settings).items())
 
 
-# ---- shared pieces ---------------------------------------------------------------------------------
+# ---- shared pieces ------------------------------------------------------------------------------
 
 def utterance_stats(frames: np.ndarray) -> np.ndarray:
     """[mean, standard deviation] of the frames, per dimension."""
@@ -270,7 +271,7 @@ def fit_projection(vectors: np.ndarray, speakers: list, lda_dim: int, seed: int 
     return Projection(mean, pca, lda)
 
 
-# ---- i-vectors ----------------------------------------------------------------------------------------
+# ---- i-vectors ----------------------------------------------------------------------------------
 
 def whitening(ubm: GaussianMixture) -> np.ndarray:
     """(C, D, D): for each Gaussian a matrix P_c with P_c Sigma_c P_c' = I."""
@@ -389,7 +390,7 @@ class TotalVariability:
             for s in range(0, len(zeroth), IVECTOR_CHUNK)]).astype(np.float32)
 
 
-# ---- the systems -----------------------------------------------------------------------------------------
+# ---- the systems --------------------------------------------------------------------------------
 
 class Normalised(Sequence):
     """The utterances of `feats` (a sequence of frame matrices, read when indexed) with
@@ -434,11 +435,10 @@ def train_and_embed(system: str, train_feats, train_speakers: list, eval_feats: 
     if system == "mfcc_stats_lda":
         vectors = {name: np.stack([utterance_stats(f) for f in feats])
                    for name, feats in sets.items()}
-        pca = None
     elif system == "gmm_ubm":
-        vectors, pca = _supervectors(sets, o, log)
+        vectors, _ = _supervectors(sets, o, log)
     else:
-        vectors, pca = _ivectors(sets, o, log), None
+        vectors = _ivectors(sets, o, log)
     if o.backend == "plda":
         return {name: v.astype(np.float32) for name, v in vectors.items()}
     project = fit_projection(vectors[None], train_speakers, o.lda_dim, o.seed)

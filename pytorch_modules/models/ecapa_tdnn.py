@@ -44,7 +44,7 @@ SpeechBrain and WeSpeaker apply to their fbank).
 import torch
 from torch import nn
 
-from pytorch_modules.models.rescnn import INPUT_NORMS
+from pytorch_modules.models.embedding_network import INPUT_NORMS, EmbeddingNetwork
 
 
 class ConvReluBn(nn.Module):
@@ -123,7 +123,7 @@ class AttentiveStatsPooling(nn.Module):
         return torch.cat([mean, torch.sqrt(var.clamp(min=1e-10))], dim=1)
 
 
-class ECAPATDNN(nn.Module):
+class ECAPATDNN(EmbeddingNetwork):
     """Maps (batch, bins, frames) features to (batch, embedding_dim) speaker embeddings.
 
     The constructor's keyword arguments are the config's `model:` keys; the defaults are the
@@ -158,10 +158,7 @@ class ECAPATDNN(nn.Module):
         problem = self.options_problem({"channels": channels, "scale": scale})
         if problem:
             raise ValueError(problem.replace("model.", "ECAPATDNN "))
-        if input_norm not in INPUT_NORMS:
-            raise ValueError(f"unknown input_norm '{input_norm}' "
-                             f"(choose one of {', '.join(INPUT_NORMS)})")
-        self.input_norm, self.input_bins = input_norm, input_bins
+        self.input_options(input_bins, input_norm)
         self.summed_inputs = summed_inputs
         self.front = ConvReluBn(input_bins, channels, kernel=5)
         self.blocks = nn.ModuleList(SERes2Block(channels, scale, d, se_channels)
@@ -170,22 +167,11 @@ class ECAPATDNN(nn.Module):
                                  nn.ReLU(inplace=True))
         self.pooling = AttentiveStatsPooling(mfa_channels, attention_channels)
         self.pooling_bn = nn.BatchNorm1d(2 * mfa_channels)
-        self.fc = nn.Linear(2 * mfa_channels, embedding_dim)
-        self.embedding_bn = (nn.BatchNorm1d(embedding_dim, affine=False) if embedding_bn
-                             else nn.Identity())
-        self.embedding_dim = embedding_dim
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.embedding_bn(self.fc_output(feats))
+        self.embedding_layer(2 * mfa_channels, embedding_dim, embedding_bn)
 
     def fc_output(self, feats: torch.Tensor) -> torch.Tensor:
         """The embedding before the embedding BatchNorm (the same as forward without one)."""
-        if feats.shape[1] != self.input_bins:
-            raise ValueError(f"this model was built for {self.input_bins}-bin features, got "
-                             f"{feats.shape[1]} bins")
-        if self.input_norm == "utterance_mean":
-            feats = feats - feats.mean(dim=2, keepdim=True)
-        x = self.front(feats)
+        x = self.front(self.normalised_input(feats))
         outputs = []
         for block in self.blocks:
             out = block(x)

@@ -8,10 +8,10 @@ one-channel images:
 
 Conv2..Conv4 are the paper's 5x5 stride-2 "link" convolutions that change the width; Conv1 is
 one too (ours: the paper gives no kernel or stride for Conv1), so that every stage halves both
-axes.  A residual block is two 3x3 stride-1 convolutions with an identity shortcut.  BatchNorm + ReLU follow every convolution
-(in a block the second ReLU comes after the addition, as in ResNet).  With widths 64-128-256-512
-and a 1024-d embedding this gives 27.5 M parameters and 33.8 GFLOPs per 3-s crop; the widths
-are not given in the paper, so they are a config value.
+axes.  A residual block is two 3x3 stride-1 convolutions with an identity shortcut.  BatchNorm +
+ReLU follow every convolution (in a block the second ReLU comes after the addition, as in ResNet).
+With widths 64-128-256-512 and a 1024-d embedding this gives 27.5 M parameters and 33.8 GFLOPs per
+3-s crop; the widths are not given in the paper, so they are a config value.
 
 Input normalisation (`model.input_norm`, ours: the paper does not say): utterance_mean
 subtracts each bin's mean over the input's frames (the whole utterance at test time, the crop
@@ -38,11 +38,13 @@ AM/DAM-Softmax then stalls at chance.  Normalising each embedding dimension over
 removes that common component.  It has no parameters (no affine), only running statistics,
 and at test time it centres and scales each dimension with them, so the recipe's cosine score
 is the cosine of the normalised FC output, not of the FC output itself.  Embedding extraction
-can take either (`--layer bn`, the default, or `--layer fc`); README, "Which vector is scored",
-gives the measurement behind the default.
+can take either (`--layer bn`, the default, or `--layer fc`); docs/results_so762.md, "Which
+vector is scored", gives the measurement behind the default.
 """
 import torch
 from torch import nn
+
+from pytorch_modules.models.embedding_network import INPUT_NORMS, EmbeddingNetwork
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Sequential:
@@ -72,7 +74,6 @@ class ResidualBlock(nn.Module):
 
 
 POOLINGS = ("avg", "stats")
-INPUT_NORMS = ("utterance_mean", "none")
 
 
 def downsampled(size: int, stages: int) -> int:
@@ -82,7 +83,7 @@ def downsampled(size: int, stages: int) -> int:
     return size
 
 
-class ResCNN(nn.Module):
+class ResCNN(EmbeddingNetwork):
     """Maps (batch, freq, frames) features to (batch, embedding_dim) speaker embeddings.
 
     The constructor's keyword arguments are the config's `model:` keys (config.py reads their
@@ -115,10 +116,7 @@ class ResCNN(nn.Module):
             raise ValueError(problem.replace("model.", "ResCNN "))
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling '{pooling}' (choose one of {', '.join(POOLINGS)})")
-        if input_norm not in INPUT_NORMS:
-            raise ValueError(f"unknown input_norm '{input_norm}' "
-                             f"(choose one of {', '.join(INPUT_NORMS)})")
-        self.input_norm = input_norm
+        self.input_options(input_bins, input_norm)
         stages = []
         in_ch = 1
         for width, num_blocks in zip(widths, blocks):
@@ -126,22 +124,14 @@ class ResCNN(nn.Module):
             stages.extend(ResidualBlock(width) for _ in range(num_blocks))
             in_ch = width
         self.trunk = nn.Sequential(*stages)
-        self.pooling, self.input_bins = pooling, input_bins
+        self.pooling = pooling
         pooled = in_ch if pooling == "avg" else 2 * in_ch * downsampled(input_bins, len(widths))
-        self.fc = nn.Linear(pooled, embedding_dim)
-        self.embedding_bn = nn.BatchNorm1d(embedding_dim, affine=False) if embedding_bn else nn.Identity()
-        self.embedding_dim = embedding_dim
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.embedding_bn(self.fc_output(feats))
+        self.embedding_layer(pooled, embedding_dim, embedding_bn)
 
     def fc_output(self, feats: torch.Tensor) -> torch.Tensor:
         """The embedding before the embedding BatchNorm (the same as forward without one)."""
-        if self.pooling == "stats" and feats.shape[1] != self.input_bins:
-            raise ValueError(f"this model was built for {self.input_bins}-bin features, got "
-                             f"{feats.shape[1]} bins")
-        if self.input_norm == "utterance_mean":
-            feats = feats - feats.mean(dim=2, keepdim=True)
+        # average pooling takes features of any height
+        feats = self.normalised_input(feats, check_bins=self.pooling == "stats")
         x = self.trunk(feats.unsqueeze(1))
         # Over time (and frequency, for avg): any utterance length maps to one vector.
         if self.pooling == "avg":

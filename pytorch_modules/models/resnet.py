@@ -37,7 +37,7 @@ input_norm (as the ResCNN): utterance_mean subtracts each bin's mean over the in
 import torch
 from torch import nn
 
-from pytorch_modules.models.rescnn import INPUT_NORMS
+from pytorch_modules.models.embedding_network import INPUT_NORMS, EmbeddingNetwork
 
 
 class BasicBlock(nn.Module):
@@ -77,7 +77,7 @@ def statistics_pooling(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, std], dim=1)
 
 
-class ResNet34(nn.Module):
+class ResNet34(EmbeddingNetwork):
     """Maps (batch, bins, frames) features to (batch, embedding_dim) speaker embeddings.
 
     The constructor's keyword arguments are the config's `model:` keys; the defaults are the
@@ -94,12 +94,9 @@ class ResNet34(nn.Module):
                  embedding_dim: int = 256, embedding_bn: bool = False, input_bins: int = 80,
                  input_norm: str = "utterance_mean"):
         super().__init__()
-        if input_norm not in INPUT_NORMS:
-            raise ValueError(f"unknown input_norm '{input_norm}' "
-                             f"(choose one of {', '.join(INPUT_NORMS)})")
         if not blocks or any(b < 1 for b in blocks):
             raise ValueError(f"ResNet34 blocks must be one count >= 1 per stage, got {blocks}")
-        self.input_norm, self.input_bins = input_norm, input_bins
+        self.input_options(input_bins, input_norm)
         layers: list[nn.Module] = [nn.Conv2d(1, width, 3, padding=1, bias=False),
                                    nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         in_ch = width
@@ -110,20 +107,9 @@ class ResNet34(nn.Module):
                 in_ch = out_ch
         self.trunk = nn.Sequential(*layers)
         pooled = 2 * in_ch * halved(input_bins, len(blocks) - 1)
-        self.fc = nn.Linear(pooled, embedding_dim)
-        self.embedding_bn = (nn.BatchNorm1d(embedding_dim, affine=False) if embedding_bn
-                             else nn.Identity())
-        self.embedding_dim = embedding_dim
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.embedding_bn(self.fc_output(feats))
+        self.embedding_layer(pooled, embedding_dim, embedding_bn)
 
     def fc_output(self, feats: torch.Tensor) -> torch.Tensor:
         """The embedding before the embedding BatchNorm (the same as forward without one)."""
-        if feats.shape[1] != self.input_bins:
-            raise ValueError(f"this model was built for {self.input_bins}-bin features, got "
-                             f"{feats.shape[1]} bins")
-        if self.input_norm == "utterance_mean":
-            feats = feats - feats.mean(dim=2, keepdim=True)
-        x = self.trunk(feats.unsqueeze(1))            # (batch, C, F', T')
+        x = self.trunk(self.normalised_input(feats).unsqueeze(1))            # (batch, C, F', T')
         return self.fc(statistics_pooling(x.flatten(1, 2)))

@@ -17,8 +17,8 @@ import os
 import numpy as np
 import torch
 
-from pytorch_modules.fileio.atomic import written_whole
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio.atomic import written_whole
 
 NUM_BINS = 100
 HEADER = "# epoch\tbin_lo\tbin_hi\tcount"
@@ -90,12 +90,14 @@ def read_histograms(path):
                 continue
             fields = line.split()
             try:
-                epoch, lo, hi, count = int(fields[0]), float(fields[1]), float(fields[2]), int(fields[3])
+                epoch, lo, hi, count = (int(fields[0]), float(fields[1]), float(fields[2]),
+                                        int(fields[3]))
                 if len(fields) != 4 or count < 0 or hi <= lo:
                     raise ValueError
             except (ValueError, IndexError):
                 raise RecipeError(f"{path}:{line_no}: expected 'EPOCH BIN_LO BIN_HI COUNT' with "
-                                  f"BIN_LO < BIN_HI and a count >= 0, got {line.rstrip()!r}") from None
+                                  f"BIN_LO < BIN_HI and a count >= 0, got "
+                                  f"{line.rstrip()!r}") from None
             rows.setdefault(epoch, []).append((lo, hi, count, line_no))
     if not rows:
         raise RecipeError(f"{path} holds no histogram lines.")

@@ -12,10 +12,10 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pytorch_modules.fileio.atomic import written_whole
-from pytorch_modules.reports.cos_histogram import read_histograms
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio.atomic import written_whole
 from pytorch_modules.heads import angular_margin_logit, dynamic_margin
+from pytorch_modules.reports.cos_histogram import read_histograms
 from pytorch_modules.scoring.metrics import compute_eer, compute_min_dcf, detection_error_tradeoff
 
 # NIST's DET axes: error rates on the normal-deviate (probit) scale, ticks in percent.

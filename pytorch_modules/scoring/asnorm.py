@@ -17,8 +17,8 @@ off every embedding (cohort, enrollment and test alike) before length-normalisat
 """
 import numpy as np
 
-from pytorch_modules.fileio.embedding_io import iter_embeddings, length_normalise
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio.embedding_io import iter_embeddings, length_normalise
 from pytorch_modules.fileio.kaldi_data import read_spk2utt_rows
 from pytorch_modules.scoring.cosine import row_cosines, trial_rows
 

@@ -60,6 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio import sidecar
 from pytorch_modules.fileio.kaldi_data import read_scp_lines
 
 CALIBRATION_SUFFIX = ".calibration"
@@ -251,8 +252,11 @@ class Cohort:
 
     def load(self):
         """(mean or None, length-normalised float64 cohort, effective top_n)."""
-        from pytorch_modules.fileio.embedding_io import (embedding_mean, length_normalise,
-                                                         load_embeddings)
+        from pytorch_modules.fileio.embedding_io import (
+            embedding_mean,
+            length_normalise,
+            load_embeddings,
+        )
         from pytorch_modules.scoring.asnorm import effective_top_n
         for path in filter(None, (self.cohort_scp, self.mean_scp)):
             if not Path(path).is_file():
@@ -403,36 +407,25 @@ def calibration_path(model_path) -> Path:
 
 def write(path, cal: Calibration) -> None:
     """The calibration file (module doc), by rename."""
-    from pytorch_modules.fileio.atomic import write_lines
-    lines = ["# score calibration (pytorch_modules/scoring/calibration.py): llr = offset + "
-             "scale * score + the sum of weight_<m> * <m> over the measures",
-             f"offset {cal.offset!r}", f"scale {cal.scale!r}",
-             f"measures {','.join(cal.measures) or 'none'}"]
-    lines += [f"weight_{name} {w!r}" for name, w in zip(cal.measures, cal.weights)]
-    lines += [f"prior {cal.prior!r}", f"backend {cal.backend}"]
+    entries = {"offset": repr(cal.offset), "scale": repr(cal.scale),
+               "measures": ",".join(cal.measures) or "none"}
+    entries.update((f"weight_{name}", repr(w)) for name, w in zip(cal.measures, cal.weights))
+    entries.update(prior=repr(cal.prior), backend=cal.backend)
     if cal.cohort is not None:
         if cal.cohort.mean_scp:
-            lines.append(f"mean_scp {cal.cohort.mean_scp}")
-        lines += [f"cohort_scp {cal.cohort.cohort_scp}", f"top_n {cal.cohort.top_n}"]
+            entries["mean_scp"] = cal.cohort.mean_scp
+        entries.update(cohort_scp=cal.cohort.cohort_scp, top_n=cal.cohort.top_n)
     if "duration" in cal.groups:
-        lines.append("durations log of the feature frames (utt2num_frames)")
-    lines += [f"{key} {value}" for key, value in cal.info.items()]
-    write_lines(path, lines)
+        entries["durations"] = "log of the feature frames (utt2num_frames)"
+    entries.update(cal.info)
+    sidecar.write(path, "score calibration (pytorch_modules/scoring/calibration.py): llr = "
+                  "offset + scale * score + the sum of weight_<m> * <m> over the measures",
+                  entries)
 
 
 def read(path) -> Calibration:
     """A calibration file, checked."""
-    entries = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if line.startswith("#") or not line.strip():
-                continue
-            key, _, value = line.strip().partition(" ")
-            if not value.strip():
-                raise RecipeError(f"{path}:{line_no}: expected 'KEY VALUE', got "
-                                  f"{line.rstrip()!r}; write it again with "
-                                  f"pytorch_modules.bin.calibrate_scores.")
-            entries[key] = value.strip()
+    entries = sidecar.read(path, "write it again with pytorch_modules.bin.calibrate_scores.")
 
     def number(key, kind=float):
         try:

@@ -12,11 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from pytorch_modules.scoring import bootstrap
 from pytorch_modules.errors import RecipeError
 from pytorch_modules.fileio.kaldi_data import read_scp_lines, read_trials
-from pytorch_modules.scoring.metrics import (LlrTrials, compute_eer, compute_eer_kaldi,
-                                             compute_min_dcf, detection_error_tradeoff)
+from pytorch_modules.scoring import bootstrap
+from pytorch_modules.scoring.metrics import (
+    LlrTrials,
+    compute_eer,
+    compute_eer_kaldi,
+    compute_min_dcf,
+    detection_error_tradeoff,
+)
 
 # Trials scored per vectorised step: two gathered (chunk, dim) blocks of 4 MiB each for 1024-d
 # float32 embeddings stay in cache (much larger blocks go through memory; bench/README.md).
@@ -40,7 +45,8 @@ def read_scores(path, enroll, test):
             if line_no > len(enroll):
                 raise RecipeError(f"{path} has more lines than the trials ({len(enroll)}); "
                                   f"score these trials again.")
-            if len(fields) != 3 or (fields[0], fields[1]) != (enroll[line_no - 1], test[line_no - 1]):
+            if (len(fields) != 3
+                    or (fields[0], fields[1]) != (enroll[line_no - 1], test[line_no - 1])):
                 raise RecipeError(
                     f"{path}:{line_no}: expected the score of trial {line_no} "
                     f"'{enroll[line_no - 1]} {test[line_no - 1]}', got {line.rstrip()!r}; "
@@ -130,10 +136,11 @@ def row_norms(emb, id_to_row, used_rows):
 
 def pair_scores(unit, enroll_rows, test_rows):
     """Row-wise dot products unit[enroll_rows[i]] . unit[test_rows[i]] as float64, in trial
-    order (cosines when the rows of unit have unit length).  Trials are visited sorted by enrollment row, so an enrollment vector comes from
-    memory once and from cache for its other trials (same-speaker test vectors, stored next to
-    it, often too); each step gathers SCORE_CHUNK trials into two reused cache-sized buffers.
-    Up to SCORE_THREADS threads each take a contiguous part of the sorted trials."""
+    order (cosines when the rows of unit have unit length).  Trials are visited sorted by enrollment
+    row, so an enrollment vector comes from memory once and from cache for its other trials
+    (same-speaker test vectors, stored next to it, often too); each step gathers SCORE_CHUNK trials
+    into two reused cache-sized buffers.  Up to SCORE_THREADS threads each take a contiguous part of
+    the sorted trials."""
     order = np.argsort(enroll_rows, kind="stable")
     enroll_sorted, test_sorted = enroll_rows[order], test_rows[order]
     sorted_scores = np.empty(len(order), dtype=np.float64)

@@ -44,7 +44,6 @@ them), as NIST and BOSARIS define them:
 Each takes trial weights (the speaker bootstrap's) like the DET sweep.
 """
 import math
-
 from typing import NamedTuple
 
 import numpy as np

@@ -219,7 +219,7 @@ class Plda:
         return given - without
 
 
-# ---- the whole back-end -----------------------------------------------------------------------------
+# ---- the whole back-end -------------------------------------------------------------------------
 
 @dataclass
 class PldaBackend:
@@ -240,9 +240,9 @@ class PldaBackend:
         if options.lda_dim > 0:
             dim = min(options.lda_dim, num_speakers - 1, x.shape[1])
             if dim < options.lda_dim and log:
-                log(f"LDA to {dim} dimensions, not {options.lda_dim}: "
-                    f"{'the embeddings have' if dim == x.shape[1] else 'the training speakers span'}"
-                    f" only {dim}")
+                cause = ("the embeddings have" if dim == x.shape[1]
+                         else "the training speakers span")
+                log(f"LDA to {dim} dimensions, not {options.lda_dim}: {cause} only {dim}")
             lda = lda_transform(x, labels, dim)
         backend = cls(mean, lda, None, options)
         backend.plda = Plda.fit(backend.project(x), labels, options.em_iters)

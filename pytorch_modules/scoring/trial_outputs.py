@@ -24,6 +24,20 @@ def add_arguments(parser, utt2spk_help) -> None:
                         help=f"seed of the bootstrap draws (default {bootstrap.DEFAULT_SEED})")
 
 
+def add_embedding_arguments(parser) -> None:
+    """The embeddings the trials are scored from (bin/score.py, bin/score_plda.py), and the
+    utt2spk option worded for them."""
+    add_arguments(parser, "speaker of every trial id, for the speaker-level bootstrap (default: "
+                  "the utt2spk beside --trials when there is one and no --enroll-spk2utt; else "
+                  "the enrollment models are resampled)")
+    parser.add_argument("--enroll-scp", required=True, help="embeddings of the enrollment ids")
+    parser.add_argument("--test-scp", required=True,
+                        help="embeddings of the test ids (may be the same scp)")
+    parser.add_argument("--enroll-spk2utt", help="enroll a model as the mean of its utterances' "
+                        "embeddings (spk2utt: model utt ...); trials then name models as "
+                        "enroll ids")
+
+
 def check_arguments(parser, args) -> None:
     if args.bootstrap_replicates < 0 or args.bootstrap_replicates == 1:
         parser.error("--bootstrap-replicates takes 0 (no intervals) or at least 2")

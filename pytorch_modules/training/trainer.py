@@ -1,8 +1,9 @@
 """The training loop: SGD over random crops, a per-step learning-rate rule, checkpoints.
 
-Resuming is exact: the data order and crops are functions of (seed, epoch, step) (data/training_set.py), and
-a checkpoint holds the model, the head, the optimizer, the position and the RNG states, so a run
-continued from a checkpoint computes the same updates as one that never stopped.
+Resuming is exact: the data order and crops are functions of (seed, epoch, step)
+(data/training_set.py), and a checkpoint holds the model, the head, the optimizer, the position and
+the RNG states, so a run continued from a checkpoint computes the same updates as one that never
+stopped.
 
 The same loop runs as one process or as several under torchrun (distributed.py): each process
 takes its share of every global batch, DDP averages the gradients, rank 0 alone writes the log,
@@ -19,14 +20,14 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from pytorch_modules.fileio import checkpoint_file
-from pytorch_modules.training import checkpoints, distributed, initial_model
-from pytorch_modules.reports.cos_histogram import CosThetaHistogram, write_epoch
 from pytorch_modules.config import Config, config_from_dict, load_yaml, margin_warmup_unused
 from pytorch_modules.data.training_set import TrainingSet, epoch_batches, epoch_loader
 from pytorch_modules.errors import RecipeError
+from pytorch_modules.fileio import checkpoint_file
 from pytorch_modules.heads import HeadOutput, build_head, scheduled_margin_types
 from pytorch_modules.models import build_model
+from pytorch_modules.reports.cos_histogram import CosThetaHistogram, write_epoch
+from pytorch_modules.training import checkpoints, distributed, initial_model
 from pytorch_modules.training.averaging import WeightAverage
 
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests/cluster/stop_slurm.sh and stop_sge.sh: stop_daemon <name> <pid-file> ends
 # the process of a pid file (never a process found by name): SIGTERM, then SIGKILL after 10 s.
 
