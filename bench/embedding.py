@@ -81,8 +81,9 @@ def report(name, config_path, feats, bucket_size, repeats):
     embed(model, feats[0][:400])  # warm-up: oneDNN kernel choices
     single_s, _ = common.best_of(lambda: one_at_a_time(model, feats), repeats)
     batched_s, _ = common.best_of(lambda: bucketed(model, feats, bucket_size), repeats)
-    print(f"-- {name} ({config_path}: widths {config.model.widths}), {len(feats)} utterances, "
-          f"{audio / 60:.1f} min of audio, {torch.get_num_threads()} thread(s):")
+    print(f"-- {name} ({config_path}: widths {config.model.options['widths']}), "
+          f"{len(feats)} utterances, {audio / 60:.1f} min of audio, "
+          f"{torch.get_num_threads()} thread(s):")
     common.figure("one at a time: real-time factor", single_s / audio, "",
                   f"({audio / single_s:,.0f}x real time, "
                   f"{single_s / audio * 10:.2f} s per 10-s utterance)")
