@@ -227,8 +227,13 @@ if [ "$lm" = true ]; then
 fi
 # The whole config is checked now, not when training starts: a bad value stops here.
 values=$(python -m pytorch_modules.bin.config_value "${overrides[@]}" "$config" loss.type \
-  data.features data.spectrogram_config) || exit 1
-{ read -r loss; read -r train_features; read -r feat_config; } <<< "$values"
+  data.features data.spectrogram_config training.init_model) || exit 1
+mapfile -t value_lines <<< "$values"   # the last, an empty init_model, may be no line at all
+loss=${value_lines[0]} train_features=${value_lines[1]} feat_config=${value_lines[2]}
+init_from=${value_lines[3]:-}
+# A model to start from must be there before the stages before training do their work.
+[ -z "$init_from" ] || [ -f "$init_from" ] || [ -f "$exp_dir/final.pt" ] ||
+  die "training.init_model $init_from does not exist (from --init-model, --set or $config); give the final.pt or a checkpoint of a trained model"
 # One run at a time writes the data dirs (stages 1-2) and the exp dir (3-6): each stage locks
 # what it writes once its inputs are there, and a second run started beside this one stops,
 # naming this one (utils/lock.sh; a lock is taken once and held to the end of the run).

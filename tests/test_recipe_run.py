@@ -400,6 +400,11 @@ def test_a_bad_config_value_stops_run_sh_before_any_stage(tmp_path):
      "options) first"),
     (["--set", "optim.lrr=0.1"], "config_value: conf/demo_dam.yaml with --set optim.lrr=0.1: "
                                  "optim: unknown key 'lrr' (known keys: "),
+    # fine-tuning from a model that is not there stops before stage 0, not at stage 3
+    (["--init-model", "exp/nowhere/final.pt"], "training.init_model exp/nowhere/final.pt does "
+     "not exist (from --init-model, --set or conf/demo_dam.yaml); give the final.pt or a "
+     "checkpoint of a trained model"),
+    (["--overlay", "conf/overlays/nowhere.yaml"], "no overlay file conf/overlays/nowhere.yaml"),
 ])
 def test_a_stage_out_of_range_or_without_its_inputs_is_a_sentence(tmp_path, args, message):
     for name in LINKED:

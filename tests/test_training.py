@@ -406,6 +406,31 @@ def test_a_frozen_network_keeps_its_weights_and_statistics_while_the_head_learns
         min(after_one["optimizer"]["state"]) >= network_params
 
 
+@pytest.mark.slow
+def test_fine_tuning_resumes_mid_epoch_bit_identical_to_an_uninterrupted_run(
+        tiny_data, trained, tmp_path):
+    """A run from training.init_model, the network frozen for its first epoch, killed in that
+    epoch: the rerun continues from its own checkpoint (not from the model again) and ends
+    where the uninterrupted run ends, through the thaw at the epoch boundary."""
+    config = tiny_config(optim={"epochs": 2, "freeze_backbone_epochs": 1},
+                         loss={"margin": 0.5},
+                         training={"seed": 5, "device": "cpu", "init_model": str(trained),
+                                   "checkpoint_every_steps": 1, "keep_checkpoints": 20,
+                                   "log_every_steps": 100})
+    whole = run_to_the_end(config, tiny_data, tmp_path / "whole")
+    resumed_dir = tmp_path / "resumed/checkpoints"
+    resumed_dir.mkdir(parents=True)
+    for name in ("epoch_001_step_000001.pt", "epoch_001_step_000002.pt"):
+        shutil.copy(tmp_path / "whole/checkpoints" / name, resumed_dir / name)
+    messages = []
+    trainer = Trainer(config, tiny_data, str(tmp_path / "resumed"), log=messages.append)
+    trainer.resume()
+    assert not any("initialised from" in m for m in messages)
+    assert (trainer.position.epoch, trainer.position.step) == (1, 2)
+    trainer.train()
+    assert_states_identical(whole, trainer.state())
+
+
 def test_freezing_needs_a_model_to_start_from():
     with pytest.raises(ConfigError, match="optim.freeze_backbone_epochs keeps the network of "
                                           "training.init_model fixed, but training.init_model "
