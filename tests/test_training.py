@@ -232,18 +232,24 @@ def test_resuming_mid_epoch_ends_bit_identical_to_an_uninterrupted_run(tiny_data
     whole = run_to_the_end(config, tiny_data, tmp_path / "whole")
     names = [p.name for p in checkpoints.list_checkpoints(tmp_path / "whole/checkpoints")]
     assert "epoch_001_step_000002.pt" in names and "epoch_002.pt" in names
-    # What an interrupted run leaves: the checkpoints up to step 2 of epoch 1.
+    trainer, messages = resume_after_step_2_of_epoch_1(config, tiny_data, tmp_path)
+    assert any("resuming from" in m and "epoch_001_step_000002.pt" in m for m in messages)
+    trainer.train()
+    assert_states_identical(whole, trainer.state())
+
+
+def resume_after_step_2_of_epoch_1(config, data, tmp_path):
+    """A trainer in tmp_path/resumed holding what an interrupted run of tmp_path/whole leaves,
+    the checkpoints up to step 2 of epoch 1, resumed from them; and its log messages."""
     resumed_dir = tmp_path / "resumed/checkpoints"
     resumed_dir.mkdir(parents=True)
     for name in ("epoch_001_step_000001.pt", "epoch_001_step_000002.pt"):
         shutil.copy(tmp_path / "whole/checkpoints" / name, resumed_dir / name)
     messages = []
-    trainer = Trainer(config, tiny_data, str(tmp_path / "resumed"), log=messages.append)
+    trainer = Trainer(config, data, str(tmp_path / "resumed"), log=messages.append)
     trainer.resume()
     assert (trainer.position.epoch, trainer.position.step) == (1, 2)
-    assert any("resuming from" in m and "epoch_001_step_000002.pt" in m for m in messages)
-    trainer.train()
-    assert_states_identical(whole, trainer.state())
+    return trainer, messages
 
 
 # -- checkpoint averaging (optim.average_last) ----------------------------------------------
@@ -418,15 +424,8 @@ def test_fine_tuning_resumes_mid_epoch_bit_identical_to_an_uninterrupted_run(
                                    "checkpoint_every_steps": 1, "keep_checkpoints": 20,
                                    "log_every_steps": 100})
     whole = run_to_the_end(config, tiny_data, tmp_path / "whole")
-    resumed_dir = tmp_path / "resumed/checkpoints"
-    resumed_dir.mkdir(parents=True)
-    for name in ("epoch_001_step_000001.pt", "epoch_001_step_000002.pt"):
-        shutil.copy(tmp_path / "whole/checkpoints" / name, resumed_dir / name)
-    messages = []
-    trainer = Trainer(config, tiny_data, str(tmp_path / "resumed"), log=messages.append)
-    trainer.resume()
+    trainer, messages = resume_after_step_2_of_epoch_1(config, tiny_data, tmp_path)
     assert not any("initialised from" in m for m in messages)
-    assert (trainer.position.epoch, trainer.position.step) == (1, 2)
     trainer.train()
     assert_states_identical(whole, trainer.state())
 
