@@ -248,18 +248,23 @@ def run(cwd, *args):
                           env={**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"})
 
 
+def score_plda(cwd, trials, out, *options, train_utt2spk="data/train/utt2spk"):
+    """bin/score_plda on the corpus's train and eval embeddings (the eval scp on both sides),
+    writing out.scores and out.results."""
+    return run(cwd, sys.executable, "-m", "pytorch_modules.bin.score_plda", "--trials", trials,
+               "--train-scp", "exp/embeddings_train/xvector.scp",
+               "--train-utt2spk", train_utt2spk,
+               "--enroll-scp", "exp/embeddings_eval/xvector.scp",
+               "--test-scp", "exp/embeddings_eval/xvector.scp", "--scores-out", f"{out}.scores",
+               "--results-out", f"{out}.results", *options)
+
+
 def read_score_lines(path):
     return [(a, b, float(s)) for a, b, s in (line.split() for line in open(path))]
 
 
 def test_the_entry_point_writes_the_backends_llrs_and_the_results_of_score(tmp_path, corpus):
-    proc = run(tmp_path, sys.executable, "-m", "pytorch_modules.bin.score_plda",
-               "--trials", "data/trials_o/trials",
-               "--train-scp", "exp/embeddings_train/xvector.scp",
-               "--train-utt2spk", "data/train/utt2spk",
-               "--enroll-scp", "exp/embeddings_eval/xvector.scp",
-               "--test-scp", "exp/embeddings_eval/xvector.scp", "--scores-out", "out/o.scores",
-               "--results-out", "out/o.results", "--bootstrap-replicates", "50")
+    proc = score_plda(tmp_path, "data/trials_o/trials", "out/o", "--bootstrap-replicates", "50")
     assert proc.returncode == 0, proc.stderr
     backend = plda.PldaBackend.fit(corpus["train"], corpus["labels"])
     lines = read_score_lines(tmp_path / "out/o.scores")
@@ -297,13 +302,9 @@ def test_models_are_the_mean_of_their_utterances_scored_with_their_count(tmp_pat
     write_lines(tmp_path / "data/sitw/trials",
                 [f"{m} {t} {'target' if models[m][0][:3] == t[:3] else 'nontarget'}"
                  for m, t in trials])
-    proc = run(tmp_path, sys.executable, "-m", "pytorch_modules.bin.score_plda",
-               "--trials", "data/sitw/trials", "--train-scp", "exp/embeddings_train/xvector.scp",
-               "--train-utt2spk", "data/train/utt2spk", "--enroll-spk2utt", "data/enroll/spk2utt",
-               "--enroll-scp", "exp/embeddings_eval/xvector.scp",
-               "--test-scp", "exp/embeddings_eval/xvector.scp", "--scores-out", "out/s.scores",
-               "--results-out", "out/s.results", "--bootstrap-replicates", "20",
-               "--lda-dim", "10", "--em-iters", "5")
+    proc = score_plda(tmp_path, "data/sitw/trials", "out/s", "--enroll-spk2utt",
+                      "data/enroll/spk2utt", "--bootstrap-replicates", "20", "--lda-dim", "10",
+                      "--em-iters", "5")
     assert proc.returncode == 0, proc.stderr
     backend = plda.PldaBackend.fit(corpus["train"], corpus["labels"],
                                    plda.PldaOptions(lda_dim=10, em_iters=5))
@@ -345,13 +346,8 @@ def test_score_plda_sh_names_the_set_and_passes_its_options(tmp_path, corpus):
 
 def test_training_utterances_without_a_speaker_are_refused(tmp_path, corpus):
     write_lines(tmp_path / "data/other/utt2spk", ["x-1 x", "x-2 x"])
-    proc = run(tmp_path, sys.executable, "-m", "pytorch_modules.bin.score_plda",
-               "--trials", "data/trials_o/trials",
-               "--train-scp", "exp/embeddings_train/xvector.scp",
-               "--train-utt2spk", "data/other/utt2spk",
-               "--enroll-scp", "exp/embeddings_eval/xvector.scp",
-               "--test-scp", "exp/embeddings_eval/xvector.scp", "--scores-out", "o.scores",
-               "--results-out", "o.results")
+    proc = score_plda(tmp_path, "data/trials_o/trials", "o",
+                      train_utt2spk="data/other/utt2spk")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "480 utterance(s) of exp/embeddings_train/xvector.scp have no speaker in " \
            "data/other/utt2spk" in proc.stderr
