@@ -106,10 +106,20 @@ def test_the_augmented_paper_config_is_the_paper_config_with_shards_and_augmenta
 
 @pytest.mark.parametrize("a, b", [("resnet34_aam.yaml", "resnet34_dam.yaml"),
                                   ("resnet34_aam.yaml", "resnet34_dam_aam.yaml"),
-                                  ("ecapa_tdnn_aam.yaml", "ecapa_tdnn_dam.yaml")])
+                                  ("ecapa_tdnn_aam.yaml", "ecapa_tdnn_dam.yaml"),
+                                  ("resnet34_small_dam.yaml", "resnet34_small_dam_aam.yaml")])
 def test_each_networks_configs_differ_only_in_the_loss(a, b):
     assert without(load(a), "loss") == without(load(b), "loss")
     assert load(a)["loss"]["type"] != load(b)["loss"]["type"]
+
+
+def test_the_small_dam_aam_config_is_the_measured_grid_system():
+    # docs/networks_and_margins.md measured it as resnet34_small_dam.yaml with
+    # --set loss.type=dam_aam_softmax (the head's defaults): the shipped file must be that run
+    grid = load_config(CONF / "resnet34_small_dam.yaml", ["loss.type=dam_aam_softmax"]).to_dict()
+    assert load("resnet34_small_dam_aam.yaml") == grid
+    assert grid["loss"] == {"type": "dam_aam_softmax", "margin": 0.2, "scale": 32.0,
+                            "lambda": 2.0, "margin_grad": True, "sub_centers": 1}
 
 
 def test_the_networks_aam_configs_differ_only_in_the_network_and_keep_wespeakers_schedule():
