@@ -18,6 +18,21 @@ def _path_sh_variables() -> dict:
 
 
 os.environ.update(_path_sh_variables())
+
+
+def _share_the_cores_between_workers():
+    """Under pytest-xdist (tests/run.sh) each worker, and every process it starts, gets its share
+    of the cores as OMP/MKL threads: torch's default of every core in each of N workers runs
+    N times more threads than cores, and trainings then run several times slower, not faster.
+    Set before any test module imports torch; a value the user exported is kept."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        share = str(max(1, len(os.sched_getaffinity(0)) // workers))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, share)
+
+
+_share_the_cores_between_workers()
 STATE_DIR = "/tmp/recipe-slurm"
 SKIP = os.environ.get("RECIPE_SKIP_SLURM") == "1"
 
@@ -39,6 +54,27 @@ def slurm_env():
     if "already running" not in result.stdout:
         subprocess.run(["bash", str(ROOT / "tests/cluster/stop_slurm.sh"), STATE_DIR],
                        capture_output=True, timeout=120)
+
+
+# pytest-xdist's --dist loadfile (tests/run.sh) sends each file's tests to one worker, so that
+# module-scoped fixtures (a whole ./run.sh) are made once; the files that share a test cluster's
+# state (/tmp/recipe-slurm, the Grid Engine daemons, the cluster's two CPUs) also go to one worker,
+# one after the other, as in a plain run.
+CLUSTER_FILES = {"test_cluster_slurm.py", "test_cluster_recipe.py", "test_cluster_sge.py"}
+
+
+@pytest.hookimpl(optionalhook=True)   # a hook of xdist: pytest -p no:xdist still loads this file
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None   # xdist's own scheduler for the mode the user asked for
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByFileClustersTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            file = super()._split_scope(nodeid)
+            return "cluster files" if Path(file).name in CLUSTER_FILES else file
+
+    return ByFileClustersTogether(config, log)
 
 
 # The tiers of pytest.ini, given by what a test uses: a fixture that starts a test cluster makes

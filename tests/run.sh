@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The test command: sets up .venv on first use, then runs the whole suite with pytest.
+# The test command: sets up .venv on first use, then runs the whole suite with pytest, its
+# test files spread over one pytest-xdist worker per core (tests/conftest.py keeps each file,
+# and the cluster files together, on one worker, and gives each worker its share of threads).
 #   tests/run.sh              everything (a whole tiny recipe run included)
 #   tests/run.sh -k losses    pytest options pass through
+#   tests/run.sh -n 0         in this one process, as plain pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 utils/setup_env.sh
 . ./path.sh
-exec python -m pytest -q "$@" tests
+exec python -m pytest -q -n "$(nproc)" --dist loadfile "$@" tests

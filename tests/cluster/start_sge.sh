@@ -122,9 +122,10 @@ configure() {  # each step only when missing, so a second run changes nothing
     quietly qconf -Ap "$state/pe"
   fi
   if ! qconf -sql 2>/dev/null | grep -qx "$queue"; then
-    # qconf -sq with no name prints the template queue.
+    # qconf -sq with no name prints the template queue; its slots are the machine's cores
+    # (nproc alone counts OMP_NUM_THREADS, which tests/run.sh's workers set).
     qconf -sq | sed -E "s/^qname .*/qname $queue/; s/^hostlist .*/hostlist $host/;
-      s/^pe_list .*/pe_list $pe/; s/^slots .*/slots $(nproc)/; s|^shell .*|shell /bin/bash|;
+      s/^pe_list .*/pe_list $pe/; s/^slots .*/slots $(env -u OMP_NUM_THREADS nproc)/; s|^shell .*|shell /bin/bash|;
       s/^load_thresholds .*/load_thresholds NONE/" > "$state/queue"
     quietly qconf -Aq "$state/queue"
   fi

@@ -54,7 +54,8 @@ write_munge_key() {
 
 write_slurm_conf() {
   local cpus mem_mb
-  cpus=$(nproc)
+  # The machine's cores: nproc alone counts OMP_NUM_THREADS, which tests/run.sh's workers set.
+  cpus=$(env -u OMP_NUM_THREADS nproc)
   # Slurm drains a node that has less memory than configured: leave the OS a tenth.
   mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
   mkdir -p "$state/ctld" "$state/spool" "$state/log"
