@@ -56,20 +56,26 @@ install_packages() {
     && command -v qsub >/dev/null && [ -f "$sge_root/$cell/common/bootstrap" ] && return 0
   [ "$(id -u)" -eq 0 ] || die "Grid Engine is not installed, and installing it needs root."
   echo "$0: installing gridengine-master, gridengine-exec, gridengine-client (once)"
+  # One package install at a time: tests/run.sh runs test files in parallel, and the ffmpeg
+  # fixture (tests/test_prepare_voxceleb2.py) may be installing at the same moment.  This shell
+  # holds the lock on fd 9; apt-get runs without it, so that no daemon a package starts keeps it.
+  exec 9>/tmp/recipe-tests-apt.lock
+  flock 9
   local package
   for package in gridengine-common gridengine-client gridengine-master gridengine-exec; do
     printf '%s\n' "$package shared/gridengineconfig boolean true" \
       "$package shared/gridenginecell string $cell" \
       "$package shared/gridenginemaster string $host"
-  done | debconf-set-selections
-  apt-get update -q >/dev/null
+  done | debconf-set-selections 9>&-
+  apt-get update -q >/dev/null 9>&-
   # The postinst scripts try to start the daemons through invoke-rc.d; where that is refused
   # (policy-rc.d in containers) they go on, and we start them below.
   if ! apt-get install -y -q gridengine-master gridengine-exec gridengine-client \
-      >"$state/apt.log" 2>&1; then
+      >"$state/apt.log" 2>&1 9>&-; then
     tail -n 20 "$state/apt.log" >&2
     die "apt-get install of Grid Engine failed (log: $state/apt.log)."
   fi
+  exec 9>&-   # released; the daemons started below must not hold it
   [ -f "$sge_root/$cell/common/bootstrap" ] \
     || die "the packages did not create the cell $sge_root/$cell (debconf answers not taken?)."
 }

@@ -36,11 +36,17 @@ install_packages() {
   [ "$(id -u)" -eq 0 ] \
     || die "slurm-wlm and munge are not installed, and installing them needs root."
   echo "$0: installing slurm-wlm and munge (once)"
-  apt-get update -q >/dev/null
-  if ! apt-get install -y -q --no-install-recommends slurm-wlm munge >"$state/apt.log" 2>&1; then
+  # One package install at a time: tests/run.sh runs test files in parallel, and the ffmpeg
+  # fixture (tests/test_prepare_voxceleb2.py) may be installing at the same moment.  This shell
+  # holds the lock on fd 9; apt-get runs without it, so that no daemon a package starts keeps it.
+  exec 9>/tmp/recipe-tests-apt.lock
+  flock 9
+  apt-get update -q >/dev/null 9>&-
+  if ! apt-get install -y -q --no-install-recommends slurm-wlm munge >"$state/apt.log" 2>&1 9>&-; then
     tail -n 20 "$state/apt.log" >&2
     die "apt-get install slurm-wlm munge failed (log: $state/apt.log)."
   fi
+  exec 9>&-   # released; the daemons started below must not hold it
 }
 
 write_munge_key() {
