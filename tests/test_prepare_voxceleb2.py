@@ -46,8 +46,8 @@ def ffmpeg():
     """These tests prove the m4a path end to end, so a missing ffmpeg is installed with the
     recipe's own script, and a failed install fails them: they must never be skipped silently."""
     if shutil.which("ffmpeg") is None:
-        # One package install at a time among the parallel test files (as tests/cluster/ does).
-        proc = subprocess.run(["flock", "/tmp/recipe-tests-apt.lock", "bash", INSTALL_FFMPEG],
+        # One package install at a time among the parallel test files: tests/cluster/packages.sh
+        proc = subprocess.run(["flock", "-o", "/tmp/recipe-tests-apt.lock", "bash", INSTALL_FFMPEG],
                               capture_output=True, text=True)
         if proc.returncode != 0 or shutil.which("ffmpeg") is None:
             pytest.fail("ffmpeg is missing and local/install_ffmpeg.sh could not install it:\n"

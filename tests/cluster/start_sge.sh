@@ -25,6 +25,8 @@ export DEBIAN_FRONTEND=noninteractive
 host=$(hostname)
 
 die() { echo "$0: $*" >&2; exit 1; }
+# shellcheck source=tests/cluster/packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/packages.sh"
 
 quietly() {  # quietly <command...>: qconf reports every change; show its words only on failure
   local out
@@ -56,26 +58,20 @@ install_packages() {
     && command -v qsub >/dev/null && [ -f "$sge_root/$cell/common/bootstrap" ] && return 0
   [ "$(id -u)" -eq 0 ] || die "Grid Engine is not installed, and installing it needs root."
   echo "$0: installing gridengine-master, gridengine-exec, gridengine-client (once)"
-  # One package install at a time: tests/run.sh runs test files in parallel, and the ffmpeg
-  # fixture (tests/test_prepare_voxceleb2.py) may be installing at the same moment.  This shell
-  # holds the lock on fd 9; apt-get runs without it, so that no daemon a package starts keeps it.
-  exec 9>/tmp/recipe-tests-apt.lock
-  flock 9
   local package
   for package in gridengine-common gridengine-client gridengine-master gridengine-exec; do
     printf '%s\n' "$package shared/gridengineconfig boolean true" \
       "$package shared/gridenginecell string $cell" \
       "$package shared/gridenginemaster string $host"
-  done | debconf-set-selections 9>&-
-  apt-get update -q >/dev/null 9>&-
+  done | apt_locked debconf-set-selections
+  apt_locked apt-get update -q >/dev/null
   # The postinst scripts try to start the daemons through invoke-rc.d; where that is refused
   # (policy-rc.d in containers) they go on, and we start them below.
-  if ! apt-get install -y -q gridengine-master gridengine-exec gridengine-client \
-      >"$state/apt.log" 2>&1 9>&-; then
+  if ! apt_locked apt-get install -y -q gridengine-master gridengine-exec gridengine-client \
+      >"$state/apt.log" 2>&1; then
     tail -n 20 "$state/apt.log" >&2
     die "apt-get install of Grid Engine failed (log: $state/apt.log)."
   fi
-  exec 9>&-   # released; the daemons started below must not hold it
   [ -f "$sge_root/$cell/common/bootstrap" ] \
     || die "the packages did not create the cell $sge_root/$cell (debconf answers not taken?)."
 }
@@ -128,10 +124,9 @@ configure() {  # each step only when missing, so a second run changes nothing
     quietly qconf -Ap "$state/pe"
   fi
   if ! qconf -sql 2>/dev/null | grep -qx "$queue"; then
-    # qconf -sq with no name prints the template queue; its slots are the machine's cores
-    # (nproc alone counts OMP_NUM_THREADS, which tests/run.sh's workers set).
+    # qconf -sq with no name prints the template queue; its slots are the machine's cores.
     qconf -sq | sed -E "s/^qname .*/qname $queue/; s/^hostlist .*/hostlist $host/;
-      s/^pe_list .*/pe_list $pe/; s/^slots .*/slots $(env -u OMP_NUM_THREADS nproc)/; s|^shell .*|shell /bin/bash|;
+      s/^pe_list .*/pe_list $pe/; s/^slots .*/slots $(machine_cores)/; s|^shell .*|shell /bin/bash|;
       s/^load_thresholds .*/load_thresholds NONE/" > "$state/queue"
     quietly qconf -Aq "$state/queue"
   fi

@@ -18,6 +18,8 @@ export SLURM_CONF=$state/slurm.conf
 export DEBIAN_FRONTEND=noninteractive
 
 die() { echo "$0: $*" >&2; exit 1; }
+# shellcheck source=tests/cluster/packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/packages.sh"
 
 node_state() { sinfo -h -n "$node" -o %t 2>/dev/null || true; }
 
@@ -36,17 +38,12 @@ install_packages() {
   [ "$(id -u)" -eq 0 ] \
     || die "slurm-wlm and munge are not installed, and installing them needs root."
   echo "$0: installing slurm-wlm and munge (once)"
-  # One package install at a time: tests/run.sh runs test files in parallel, and the ffmpeg
-  # fixture (tests/test_prepare_voxceleb2.py) may be installing at the same moment.  This shell
-  # holds the lock on fd 9; apt-get runs without it, so that no daemon a package starts keeps it.
-  exec 9>/tmp/recipe-tests-apt.lock
-  flock 9
-  apt-get update -q >/dev/null 9>&-
-  if ! apt-get install -y -q --no-install-recommends slurm-wlm munge >"$state/apt.log" 2>&1 9>&-; then
+  apt_locked apt-get update -q >/dev/null
+  if ! apt_locked apt-get install -y -q --no-install-recommends slurm-wlm munge \
+      >"$state/apt.log" 2>&1; then
     tail -n 20 "$state/apt.log" >&2
     die "apt-get install slurm-wlm munge failed (log: $state/apt.log)."
   fi
-  exec 9>&-   # released; the daemons started below must not hold it
 }
 
 write_munge_key() {
@@ -60,8 +57,7 @@ write_munge_key() {
 
 write_slurm_conf() {
   local cpus mem_mb
-  # The machine's cores: nproc alone counts OMP_NUM_THREADS, which tests/run.sh's workers set.
-  cpus=$(env -u OMP_NUM_THREADS nproc)
+  cpus=$(machine_cores)
   # Slurm drains a node that has less memory than configured: leave the OS a tenth.
   mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
   mkdir -p "$state/ctld" "$state/spool" "$state/log"
